@@ -1,0 +1,79 @@
+"""Every error a client can get: stable codes, close codes, one root exception.
+
+The exception tree::
+
+    ParleyError                  root; carries a stable ``code`` and a human message
+    ├── ProtocolError            the frame itself is wrong (decode, envelope, types)
+    └── (all others by code)     raised by the domain, the store or the hub
+
+A ``ParleyError`` becomes the ``error`` member of a reply. Codes never change
+meaning once published; ``protocol/README.md`` documents each one.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Machine codes sent in ``{"error": {"code": ...}}``."""
+
+    # The frame or the request is malformed.
+    bad_frame = "bad_frame"  # not decodable JSON/MessagePack, or not an object
+    bad_encoding = "bad_encoding"  # text frame on msgpack, binary on json, invalid UTF-8
+    bad_request = "bad_request"  # missing/extra field, wrong type, bad value
+    unknown_op = "unknown_op"
+    missing_id = "missing_id"
+    too_large = "too_large"  # a text over the configured limit
+    # Session.
+    not_connected = "not_connected"  # an op before connect
+    already_connected = "already_connected"
+    # Authorization and existence.
+    forbidden = "forbidden"
+    not_found = "not_found"
+    order_required = "order_required"  # R2: no private conversation before an order
+    not_subscribed = "not_subscribed"
+    # Conflicts.
+    conflict = "conflict"  # e.g. a client_msg_id reused for a different text
+    # Load and availability.
+    rate_limited = "rate_limited"
+    unavailable = "unavailable"  # the store cannot take the write now; retry
+    internal = "internal"  # a bug; details are in the hub's log, never on the wire
+    # Internal API only.
+    unauthorized = "unauthorized"
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the hub uses (4000-4999 are Parley's own)."""
+
+    normal = 1000
+    going_away = 1001
+    protocol_error = 1002
+    unsupported_data = 1003
+    invalid_payload = 1007  # invalid UTF-8 in a text frame
+    policy_violation = 1008
+    message_too_big = 1009  # a frame over max_frame_bytes
+    internal_error = 1011
+    service_restart = 1012  # the hub is shutting down: reconnect elsewhere
+    auth_failed = 4001  # token missing, expired, forged, wrong algorithm
+    auth_timeout = 4002  # no connect frame within the deadline
+    too_many_errors = 4003  # a client that keeps sending bad frames
+    slow_consumer = 4008  # send buffer over its limit: reconnect and resume with since
+
+
+class ParleyError(Exception):
+    """Root of every error Parley reports to a client or the backend."""
+
+    code: ErrorCode = ErrorCode.internal
+
+    def __init__(self, code: ErrorCode | str, message: str) -> None:
+        super().__init__(message)
+        self.code = ErrorCode(code)
+        self.message = message
+
+    def to_wire(self) -> dict[str, str]:
+        return {"code": str(self.code), "message": self.message}
+
+
+class ProtocolError(ParleyError):
+    """The frame or the request envelope is malformed."""

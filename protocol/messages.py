@@ -1,0 +1,215 @@
+"""Requests of protocol v1: one frozen dataclass per op, validated in one pass.
+
+``parse_request(obj, limits)`` takes a decoded frame and returns a request or
+raises a ``ProtocolError`` with a stable code. Validation is strict: unknown
+fields are refused (a typo must not silently do something else), integers are
+never booleans, texts are bounded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from protocol.errors import ErrorCode, ProtocolError
+
+MAX_REQUEST_ID: Final = 2**53 - 1  # the largest integer every JSON peer reads exactly
+MAX_CLIENT_MSG_ID: Final = 64
+MAX_TOKEN: Final = 8192
+HISTORY_MAX_LIMIT: Final = 100
+
+ID_PATTERN: Final = r"[A-Za-z0-9_.\-]{1,64}"
+_ROOM = re.compile(rf"(listing|order):({ID_PATTERN})")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds applied while validating; the hub builds one from config."""
+
+    max_text_chars: int = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    id: int
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    id: int
+    room: str
+    since: int | None = None
+    epoch: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    id: int
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    id: int
+    room: str
+    before: int | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    id: int
+    room: str
+    text: str
+    client_msg_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    id: int
+    room: str
+    seq: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    id: int
+    room: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    id: int
+
+
+Request = Connect | Subscribe | Unsubscribe | History | Post | Edit | Delete | Ping
+
+
+def _bad(message: str) -> ProtocolError:
+    return ProtocolError(ErrorCode.bad_request, message)
+
+
+def _int(obj: dict[str, Any], name: str, *, low: int = 0, high: int = 2**63 - 1) -> int:
+    value = obj[name]
+    if type(value) is not int:
+        raise _bad(f"{name} must be an integer")
+    if not low <= value <= high:
+        raise _bad(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _opt_int(obj: dict[str, Any], name: str, *, low: int = 0, high: int = 2**63 - 1) -> int | None:
+    if obj.get(name) is None:
+        return None
+    return _int(obj, name, low=low, high=high)
+
+
+def _str(obj: dict[str, Any], name: str, *, max_len: int) -> str:
+    value = obj[name]
+    if type(value) is not str:
+        raise _bad(f"{name} must be a string")
+    if not value:
+        raise _bad(f"{name} must not be empty")
+    if len(value) > max_len:
+        raise _bad(f"{name} is longer than {max_len} characters")
+    return value
+
+
+def _text(obj: dict[str, Any], limits: Limits) -> str:
+    value = obj["text"]
+    if type(value) is not str:
+        raise _bad("text must be a string")
+    if not value.strip():
+        raise _bad("text must not be blank")
+    if len(value) > limits.max_text_chars:
+        raise ProtocolError(
+            ErrorCode.too_large, f"text is longer than {limits.max_text_chars} characters"
+        )
+    return value
+
+
+def parse_room(value: object) -> str:
+    """A room a client may name: ``listing:<id>`` or ``order:<id>``."""
+    if type(value) is not str:
+        raise _bad("room must be a string")
+    if _ROOM.fullmatch(value) is None:
+        raise _bad("room must be 'listing:<id>' or 'order:<id>' with id of [A-Za-z0-9_.-]{1,64}")
+    return value
+
+
+# op -> (required fields, optional fields)
+_FIELDS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
+    "connect": (frozenset({"token"}), frozenset()),
+    "subscribe": (frozenset({"room"}), frozenset({"since", "epoch"})),
+    "unsubscribe": (frozenset({"room"}), frozenset()),
+    "history": (frozenset({"room"}), frozenset({"before", "limit"})),
+    "post": (frozenset({"room", "text", "client_msg_id"}), frozenset()),
+    "edit": (frozenset({"room", "seq", "text"}), frozenset()),
+    "delete": (frozenset({"room", "seq"}), frozenset()),
+    "ping": (frozenset(), frozenset()),
+}
+OPS: Final = frozenset(_FIELDS)
+
+
+def request_id(obj: object) -> int | None:
+    """The request id if the frame has a usable one, for echoing in an error."""
+    if isinstance(obj, dict):
+        value = obj.get("id")
+        if type(value) is int and 0 <= value <= MAX_REQUEST_ID:
+            return value
+    return None
+
+
+def parse_request(obj: object, limits: Limits) -> Request:
+    if not isinstance(obj, dict):
+        raise ProtocolError(ErrorCode.bad_frame, "a request must be an object")
+    if "id" not in obj:
+        raise ProtocolError(ErrorCode.missing_id, "a request must have an integer id")
+    rid = obj["id"]
+    if type(rid) is not int or not 0 <= rid <= MAX_REQUEST_ID:
+        raise ProtocolError(ErrorCode.missing_id, f"id must be an integer in 0..{MAX_REQUEST_ID}")
+    op = obj.get("op")
+    if type(op) is not str:
+        raise _bad("op must be a string")
+    fields = _FIELDS.get(op)
+    if fields is None:
+        raise ProtocolError(ErrorCode.unknown_op, f"unknown op {op[:32]!r}")
+    required, optional = fields
+    present = obj.keys() - {"id", "op"}
+    missing = required - present
+    if missing:
+        raise _bad(f"{op} needs {', '.join(sorted(missing))}")
+    unknown = present - required - optional
+    if unknown:
+        raise _bad(f"{op} does not take {', '.join(sorted(str(k)[:32] for k in unknown))}")
+
+    if op == "post":
+        return Post(
+            rid,
+            parse_room(obj["room"]),
+            _text(obj, limits),
+            _str(obj, "client_msg_id", max_len=MAX_CLIENT_MSG_ID),
+        )
+    if op == "subscribe":
+        epoch = obj.get("epoch")
+        if epoch is not None and type(epoch) is not str:
+            raise _bad("epoch must be a string")
+        return Subscribe(rid, parse_room(obj["room"]), _opt_int(obj, "since"), epoch)
+    if op == "history":
+        limit = _opt_int(obj, "limit", low=1, high=HISTORY_MAX_LIMIT)
+        return History(
+            rid, parse_room(obj["room"]), _opt_int(obj, "before", low=1), limit or 50
+        )
+    if op == "edit":
+        return Edit(rid, parse_room(obj["room"]), _int(obj, "seq", low=1), _text(obj, limits))
+    if op == "delete":
+        return Delete(rid, parse_room(obj["room"]), _int(obj, "seq", low=1))
+    if op == "unsubscribe":
+        return Unsubscribe(rid, parse_room(obj["room"]))
+    if op == "connect":
+        return Connect(rid, _str(obj, "token", max_len=MAX_TOKEN))
+    return Ping(rid)

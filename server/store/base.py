@@ -1,0 +1,162 @@
+"""The store: what the hub keeps, behind one small async interface.
+
+Two implementations pass the same contract suite (``tests/store/``):
+``embedded`` (one SQLite file, in-process fan-out; the default) and ``redis``
+(shared by many hub processes, pub/sub fan-out). ``open_store(url)`` picks one
+by URL scheme, importing it lazily.
+
+A store also owns the fan-out of the entries it appends, because only the
+store can make "stored" and "announced" one step: the embedded store announces
+in commit order on the event loop, the Redis store publishes inside the same
+script that appends. Hubs ``follow`` the rooms their members watch and get each
+entry through the listener; a lost announcement is never a lost entry, since
+``RoomFeed`` notices the gap and the hub fills it from ``entries_after``.
+
+Errors: every method raises ``StoreUnavailable`` (code ``unavailable``) when
+the store cannot answer now, translated once at the store's edge. Nothing else
+leaks from the engine underneath.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+
+from protocol.errors import ErrorCode, ParleyError
+from server.core.model import (
+    AppendResult,
+    Draft,
+    Entry,
+    Listing,
+    ListingId,
+    Order,
+    OrderId,
+    RoomHead,
+    User,
+    UserId,
+)
+
+EntryListener = Callable[[Entry, str], None]
+"""Called on the event loop with each announced entry and its room's epoch."""
+
+ResyncListener = Callable[[], None]
+"""Called when announcements may have been lost (a reconnect): re-check rooms."""
+
+
+class StoreUnavailable(ParleyError):
+    def __init__(self, message: str = "the store is unavailable; retry later") -> None:
+        super().__init__(ErrorCode.unavailable, message)
+
+
+class Fanout(abc.ABC):
+    """Announcements of appended entries, for the rooms a hub follows."""
+
+    def __init__(self) -> None:
+        self.listener: EntryListener | None = None
+        self.on_resync: ResyncListener | None = None
+
+    @abc.abstractmethod
+    async def follow(self, room: str) -> None:
+        """Start receiving ``room``'s entries (the hub's first watcher joined)."""
+
+    @abc.abstractmethod
+    async def unfollow(self, room: str) -> None:
+        """Stop receiving ``room``'s entries (its last watcher left)."""
+
+
+class Store(abc.ABC):
+    fanout: Fanout
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish pending writes, then release the engine."""
+
+    @abc.abstractmethod
+    async def check(self) -> None:
+        """Raise ``StoreUnavailable`` unless the store answers now (``/readyz``)."""
+
+    # Members, listings and orders, as the marketplace backend reports them.
+
+    @abc.abstractmethod
+    async def put_user(self, user: User) -> None:
+        """Create or replace a member (the backend is the source of e-mail)."""
+
+    @abc.abstractmethod
+    async def touch_user(self, user_id: UserId, name: str, locale: str) -> None:
+        """Record a member's token claims; keep an e-mail the backend gave."""
+
+    @abc.abstractmethod
+    async def get_user(self, user_id: UserId) -> User | None: ...
+
+    @abc.abstractmethod
+    async def put_listing(self, listing: Listing) -> None: ...
+
+    @abc.abstractmethod
+    async def get_listing(self, listing_id: ListingId) -> Listing | None: ...
+
+    @abc.abstractmethod
+    async def put_order(self, order: Order) -> tuple[Order, bool]:
+        """Store an order once; return the stored order and whether it is new.
+
+        Idempotent: the same order again returns ``(stored, False)``. An order
+        id reported again with another listing, buyer or seller raises
+        ``ParleyError(conflict)``; the status is updated with ``set_order_status``.
+        """
+
+    @abc.abstractmethod
+    async def set_order_status(self, order_id: OrderId, status: str) -> Order | None:
+        """Update the status; ``None`` when there is no such order."""
+
+    @abc.abstractmethod
+    async def get_order(self, order_id: OrderId) -> Order | None: ...
+
+    # Room logs.
+
+    @abc.abstractmethod
+    async def append(self, room: str, draft: Draft) -> AppendResult:
+        """Append durably, give the next ``seq``, announce it; then return.
+
+        With ``draft.client_msg_id`` set, a second append with the same
+        ``(room, author id, client_msg_id)`` stores nothing and returns the
+        first entry with ``duplicate=True``. An ``edit`` entry replaces its
+        target's text and sets ``edited_ts``; a ``delete`` entry blanks its
+        target's text and sets ``deleted``. The caller has checked the target.
+        """
+
+    @abc.abstractmethod
+    async def get_entry(self, room: str, seq: int) -> Entry | None:
+        """The entry as it is now (a message shows its latest text)."""
+
+    @abc.abstractmethod
+    async def history(self, room: str, before: int | None, limit: int) -> list[Entry]:
+        """Messages (comment and system entries) with ``seq < before``, newest first."""
+
+    @abc.abstractmethod
+    async def entries_after(self, room: str, after: int, limit: int) -> list[Entry]:
+        """Every entry (all kinds) with ``seq > after``, oldest first, at most ``limit``."""
+
+    @abc.abstractmethod
+    async def head(self, room: str) -> RoomHead:
+        """The room's last ``seq`` (0 when empty) and its log's ``epoch``.
+
+        The epoch is an opaque id of the room's log, the same for the log's
+        whole life; it changes when the log is reset or lost, so that clients
+        holding old sequence numbers are told to reload rather than mislead.
+        """
+
+
+def open_store(url: str, **options: object) -> Store:
+    """Pick a store by URL: ``sqlite:///path/to/file`` or ``redis://host:port/db``."""
+    scheme = url.partition("://")[0]
+    if scheme == "sqlite":
+        from server.store.sqlite import SqliteStore
+
+        return SqliteStore(url.removeprefix("sqlite://"), **options)  # type: ignore[arg-type]
+    if scheme in ("redis", "rediss", "unix"):
+        from server.store.redis import RedisStore
+
+        return RedisStore(url, **options)  # type: ignore[arg-type]
+    raise ValueError(f"store: unsupported URL scheme {scheme!r} (use sqlite:// or redis://)")

@@ -1,0 +1,28 @@
+"""The store contract suite runs once per backend: add a backend to BACKENDS."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from server.store.base import Store, open_store
+
+BACKENDS = ["sqlite", "redis"]
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite://{tmp_path / 'parley.sqlite3'}"
+    else:
+        redis_server = request.getfixturevalue("redis_server")
+        url = redis_server.url
+        await redis_server.flushall()
+    s = open_store(url)
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
