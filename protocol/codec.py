@@ -56,7 +56,8 @@ class Codec:
     def encode(self, obj: Any) -> bytes:
         if self.text_frames:
             return orjson.dumps(obj)
-        return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+        packed: bytes = msgpack.packb(obj, use_bin_type=True)
+        return packed
 
     def frame(self, obj: Any) -> bytes:
         """A complete server-to-client WebSocket frame carrying ``obj``."""

@@ -201,9 +201,7 @@ def parse_request(obj: object, limits: Limits) -> Request:
         return Subscribe(rid, parse_room(obj["room"]), _opt_int(obj, "since"), epoch)
     if op == "history":
         limit = _opt_int(obj, "limit", low=1, high=HISTORY_MAX_LIMIT)
-        return History(
-            rid, parse_room(obj["room"]), _opt_int(obj, "before", low=1), limit or 50
-        )
+        return History(rid, parse_room(obj["room"]), _opt_int(obj, "before", low=1), limit or 50)
     if op == "edit":
         return Edit(rid, parse_room(obj["room"]), _int(obj, "seq", low=1), _text(obj, limits))
     if op == "delete":

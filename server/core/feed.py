@@ -25,7 +25,7 @@ class FeedStep:
 
 
 class RoomFeed:
-    __slots__ = ("epoch", "last_seq", "_held")
+    __slots__ = ("_held", "epoch", "last_seq")
 
     def __init__(self, epoch: str, last_seq: int) -> None:
         self.epoch = epoch

@@ -17,6 +17,7 @@ comment in the listing's room. System messages are nobody's to change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,6 +35,9 @@ class RoomRef:
     @property
     def name(self) -> str:
         return f"{self.kind}:{self.id}"
+
+
+RoomCheck = Callable[[str, RoomRef, Listing | None, Order | None], None]
 
 
 def room_ref(room: str) -> RoomRef:

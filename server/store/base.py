@@ -149,14 +149,15 @@ class Store(abc.ABC):
 
 
 def open_store(url: str, **options: object) -> Store:
-    """Pick a store by URL: ``sqlite:///path/to/file`` or ``redis://host:port/db``."""
+    """Pick a store by URL: ``sqlite:///relative/path``, ``sqlite:////absolute/path``
+    (SQLAlchemy's convention) or ``redis://host:port/db``."""
     scheme = url.partition("://")[0]
     if scheme == "sqlite":
         from server.store.sqlite import SqliteStore
 
-        return SqliteStore(url.removeprefix("sqlite://"), **options)  # type: ignore[arg-type]
+        return SqliteStore(url.removeprefix("sqlite:///"), **options)  # type: ignore[arg-type,no-any-return,unused-ignore]
     if scheme in ("redis", "rediss", "unix"):
         from server.store.redis import RedisStore
 
-        return RedisStore(url, **options)  # type: ignore[arg-type]
+        return RedisStore(url, **options)  # type: ignore[arg-type,no-any-return,unused-ignore]
     raise ValueError(f"store: unsupported URL scheme {scheme!r} (use sqlite:// or redis://)")

@@ -15,7 +15,7 @@ BACKENDS = ["sqlite", "redis"]
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param == "sqlite":
-        url = f"sqlite://{tmp_path / 'parley.sqlite3'}"
+        url = f"sqlite:///{tmp_path / 'parley.sqlite3'}"
     else:
         redis_server = request.getfixturevalue("redis_server")
         url = redis_server.url

@@ -1,0 +1,265 @@
+"""An asyncio client for Parley's WebSocket protocol v1 (on ``websockets``).
+
+    async with await ParleyClient.connect("ws://127.0.0.1:8700/", token) as client:
+        await client.subscribe("listing:42")
+        await client.post("listing:42", "Is it still available?")
+        async for event in client.events():
+            ...
+
+Replies are matched to requests by id; events arrive through ``events()`` or
+``next_event()``. With ``reconnect=True`` (the default) a dropped connection is
+re-established with backoff and every room is re-subscribed with ``since`` =
+the last ``seq`` seen, so what was missed arrives as ordinary events; if the
+hub answers ``reload`` the client yields a ``{"event": "reload"}`` event and
+the application should re-read history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import uuid
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from protocol.codec import CODECS, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, Codec
+from protocol.errors import ParleyError
+
+__all__ = ["ConnectionLost", "ParleyClient", "ParleyError"]
+
+
+class ConnectionLost(Exception):
+    """The connection closed and the client does not (or could not) reconnect."""
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        super().__init__(f"connection closed ({code}): {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class ParleyClient:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        encoding: str = "json",
+        reconnect: bool = True,
+        max_backoff: float = 5.0,
+        request_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.token = token
+        subprotocol = {"json": JSON_SUBPROTOCOL, "msgpack": MSGPACK_SUBPROTOCOL}[encoding]
+        self.codec: Codec = CODECS[subprotocol]
+        self.reconnect = reconnect
+        self.max_backoff = max_backoff
+        self.request_timeout = request_timeout
+        self.user: dict[str, Any] = {}
+        # room -> (epoch, last seq seen); what a reconnect resumes from.
+        self.positions: dict[str, tuple[str, int]] = {}
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._subscribes: set[int] = set()  # request ids of subscribes awaiting replies
+        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._closed = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    @classmethod
+    async def connect(cls, url: str, token: str, **options: Any) -> ParleyClient:
+        client = cls(url, token, **options)
+        await client._open()
+        return client
+
+    async def __aenter__(self) -> ParleyClient:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    # Requests.
+
+    async def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        """Send one request and return its ``result``; raise ``ParleyError`` on ``error``."""
+        if self._ws is None:
+            raise ConnectionLost(self.close_code, "not connected")
+        rid = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        if op == "subscribe":
+            self._subscribes.add(rid)
+        try:
+            await self._ws.send(
+                self.codec.encode({"id": rid, "op": op, **fields}), text=self.codec.text_frames
+            )
+            reply = await asyncio.wait_for(future, self.request_timeout)
+        except ConnectionClosed as exc:
+            raise ConnectionLost(exc.code, exc.reason) from None
+        finally:
+            self._pending.pop(rid, None)
+        if "error" in reply:
+            raise ParleyError(reply["error"]["code"], reply["error"]["message"])
+        result: dict[str, Any] = reply["result"]
+        return result
+
+    async def subscribe(self, room: str, since: int | None = None) -> dict[str, Any]:
+        """Watch ``room``; with ``since``, what was missed after it arrives as events."""
+        fields: dict[str, Any] = {"room": room}
+        known = self.positions.get(room)
+        if since is not None:
+            fields["since"] = since
+            if known is not None:
+                fields["epoch"] = known[0]
+        return await self.request("subscribe", **fields)
+
+    async def unsubscribe(self, room: str) -> dict[str, Any]:
+        self.positions.pop(room, None)
+        return await self.request("unsubscribe", room=room)
+
+    async def post(self, room: str, text: str, client_msg_id: str | None = None) -> dict[str, Any]:
+        """Post; retrying with the same ``client_msg_id`` never stores it twice."""
+        cmid = client_msg_id or uuid.uuid4().hex
+        return await self.request("post", room=room, text=text, client_msg_id=cmid)
+
+    async def history(
+        self, room: str, before: int | None = None, limit: int = 50
+    ) -> dict[str, Any]:
+        fields: dict[str, Any] = {"room": room, "limit": limit}
+        if before is not None:
+            fields["before"] = before
+        return await self.request("history", **fields)
+
+    async def edit(self, room: str, seq: int, text: str) -> dict[str, Any]:
+        return await self.request("edit", room=room, seq=seq, text=text)
+
+    async def delete(self, room: str, seq: int) -> dict[str, Any]:
+        return await self.request("delete", room=room, seq=seq)
+
+    # Events.
+
+    async def next_event(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The next event; ``TimeoutError`` if none comes in ``timeout`` seconds."""
+        return await asyncio.wait_for(self._events.get(), timeout)
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            yield await self._events.get()
+
+    def pending_events(self) -> list[dict[str, Any]]:
+        """Events received and not yet taken, without waiting."""
+        out = []
+        while not self._events.empty():
+            out.append(self._events.get_nowait())
+        return out
+
+    # Connection.
+
+    async def _open(self) -> None:
+        ws = await ws_connect(
+            self.url,
+            subprotocols=[self.codec.subprotocol],  # type: ignore[list-item]
+            compression=None,
+            max_size=None,
+            open_timeout=10,
+        )
+        rid = next(self._ids)
+        connect = {"id": rid, "op": "connect", "token": self.token}
+        await ws.send(self.codec.encode(connect), text=self.codec.text_frames)
+        try:
+            reply = self.codec.decode(await asyncio.wait_for(ws.recv(), self.request_timeout))
+        except ConnectionClosed as exc:
+            raise ConnectionLost(exc.code, exc.reason) from None
+        if "error" in reply:
+            await ws.close()
+            raise ParleyError(reply["error"]["code"], reply["error"]["message"])
+        self.user = reply["result"]["user"]
+        self._ws = ws
+        self._reader = asyncio.create_task(self._read(ws))
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for frame in ws:
+                message = self.codec.decode(frame)
+                if "event" not in message:
+                    self._on_reply(message)
+                    continue
+                self._track(message)
+                self._events.put_nowait(message)
+        except ConnectionClosed:
+            pass
+        self.close_code = ws.close_code
+        self.close_reason = ws.close_reason or ""
+        self._ws = None
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionLost(self.close_code, self.close_reason))
+        if self.reconnect and not self._closed:
+            asyncio.get_running_loop().create_task(self._resume())
+        else:
+            self._events.put_nowait(
+                {"event": "closed", "code": self.close_code, "reason": self.close_reason}
+            )
+
+    def _on_reply(self, reply: dict[str, Any]) -> None:
+        rid = reply.get("id")
+        if not isinstance(rid, int):
+            return
+        result = reply.get("result")
+        if rid in self._subscribes and isinstance(result, dict):
+            # Queue what was missed before any later live event, and resume
+            # from here next time.
+            room = result["room"]
+            for event in result.get("missed", ()):
+                self._events.put_nowait(event)
+            self.positions[room] = (result["epoch"], result["seq"])
+            if result.get("reload"):
+                reload = {"event": "reload", "room": room, "epoch": result["epoch"]}
+                self._events.put_nowait(reload)
+        self._subscribes.discard(rid)
+        future = self._pending.get(rid)
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+    def _track(self, event: dict[str, Any]) -> None:
+        room, seq = event.get("room"), event.get("seq")
+        if isinstance(room, str) and isinstance(seq, int) and room in self.positions:
+            epoch, last = self.positions[room]
+            self.positions[room] = (epoch, max(last, seq))
+
+    async def _resume(self) -> None:
+        delay = 0.05
+        for _ in range(1000):  # bounded; about an hour at the maximum backoff
+            if self._closed:
+                return
+            try:
+                await self._open()
+            except (OSError, InvalidHandshake, InvalidStatus, ConnectionLost, TimeoutError):
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self.max_backoff)
+                continue
+            for room, (_epoch, last) in list(self.positions.items()):
+                with contextlib.suppress(ParleyError, ConnectionLost):
+                    await self.subscribe(room, since=last)
+            self._events.put_nowait({"event": "resumed"})
+            return

@@ -1,0 +1,304 @@
+"""The internal HTTP API the marketplace backend calls (aiohttp).
+
+Bound to loopback by default and guarded by ``Authorization: Bearer <api_key>``.
+JSON in and out; errors are ``{"error": {"code", "message"}}`` with the same
+stable codes as the WebSocket protocol. The backend reports members, listings,
+listing changes (R3) and orders (R9); an order opens its private room at once.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import orjson
+from aiohttp import web
+
+from protocol.errors import ErrorCode, ParleyError
+from server.config import Config
+from server.core.clock import Clock, to_ms
+from server.core.model import (
+    ID_RE,
+    LISTING_STATUSES,
+    ORDER_STATUSES,
+    Draft,
+    Listing,
+    ListingId,
+    Money,
+    Order,
+    OrderId,
+    User,
+    UserId,
+)
+from server.core.roomevents import listing_change, order_opened, order_status_changed
+from server.core.rooms import listing_room, order_room
+from server.store.base import Store
+
+log = logging.getLogger("parley.api")
+
+STATUS_OF: Final[dict[ErrorCode, int]] = {
+    ErrorCode.bad_request: 400,
+    ErrorCode.bad_frame: 400,
+    ErrorCode.too_large: 413,
+    ErrorCode.unauthorized: 401,
+    ErrorCode.forbidden: 403,
+    ErrorCode.not_found: 404,
+    ErrorCode.conflict: 409,
+    ErrorCode.unavailable: 503,
+}
+MAX_BODY: Final = 64 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _error(exc: ParleyError) -> web.Response:
+    return _json({"error": exc.to_wire()}, STATUS_OF.get(exc.code, 500))
+
+
+def _bad(message: str) -> ParleyError:
+    return ParleyError(ErrorCode.bad_request, message)
+
+
+class Body:
+    """Typed access to a JSON object body; each mistake names the field."""
+
+    def __init__(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise _bad("the body must be a JSON object")
+        self.data: dict[str, Any] = data
+
+    def text(self, name: str, *, max_len: int = 256, optional: bool = False) -> str | None:
+        value = self.data.get(name)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not value or len(value) > max_len:
+            raise _bad(f"{name} must be a string of 1..{max_len} characters")
+        return value
+
+    def id(self, name: str) -> str:
+        value = self.data.get(name)
+        if not isinstance(value, str) or ID_RE.fullmatch(value) is None:
+            raise _bad(f"{name} must be an id of [A-Za-z0-9_.-]{{1,64}}")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.data.get(name, default)
+        if not isinstance(value, bool):
+            raise _bad(f"{name} must be true or false")
+        return value
+
+    def money(self, name: str) -> Money:
+        value = self.data.get(name)
+        if not isinstance(value, dict) or set(value) != {"amount", "currency"}:
+            raise _bad(f"{name} must be {{amount, currency}} in integer minor units")
+        amount, currency = value["amount"], value["currency"]
+        if type(amount) is not int or amount < 0:
+            raise _bad(f"{name}.amount must be a non-negative integer of minor units")
+        if not isinstance(currency, str) or len(currency) != 3 or not currency.isupper():
+            raise _bad(f"{name}.currency must be an ISO 4217 code such as CAD")
+        return Money(amount, currency)
+
+    def choice(self, name: str, choices: frozenset[str], default: str | None = None) -> str:
+        value = self.data.get(name, default)
+        if value not in choices:
+            raise _bad(f"{name} must be one of {', '.join(sorted(choices))}")
+        return str(value)
+
+
+def _path_id(request: web.Request, key: str = "id") -> str:
+    value = request.match_info[key]
+    if ID_RE.fullmatch(value) is None:
+        raise _bad("the id in the path must be of [A-Za-z0-9_.-]{1,64}")
+    return value
+
+
+async def _body(request: web.Request) -> Body:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ParleyError(ErrorCode.too_large, f"the body is over {MAX_BODY} bytes")
+    raw = await request.read()
+    try:
+        return Body(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        raise _bad("the body is not valid JSON") from None
+
+
+def _order_wire(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "listing_id": order.listing_id,
+        "buyer_id": order.buyer_id,
+        "seller_id": order.seller_id,
+        "status": order.status,
+        "room": order_room(order.id),
+    }
+
+
+class InternalApi:
+    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self._key = f"Bearer {config.api_key}".encode()
+        self.runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        app.router.add_put("/v1/users/{id}", self.put_user)
+        app.router.add_put("/v1/listings/{id}", self.put_listing)
+        app.router.add_post("/v1/listings/{id}/events", self.listing_event)
+        app.router.add_put("/v1/orders/{id}", self.put_order)
+        app.router.add_post("/v1/orders/{id}/status", self.order_status)
+        return app
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        self.runner = web.AppRunner(self.app(), access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port, reuse_port=reuse_port or None)
+        await site.start()
+        server = site._server  # aiohttp keeps the asyncio server here
+        bound: int = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("internal API listening on %s:%d", host, bound)
+        return bound
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in ("/healthz", "/readyz"):
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, self._key):
+                return _error(ParleyError(ErrorCode.unauthorized, "a valid API key is required"))
+        try:
+            return await handler(request)
+        except ParleyError as exc:
+            return _error(exc)
+        except web.HTTPException as exc:
+            if exc.status == 413:
+                return _error(
+                    ParleyError(ErrorCode.too_large, f"the body is over {MAX_BODY} bytes")
+                )
+            code = ErrorCode.not_found if exc.status in (404, 405) else ErrorCode.bad_request
+            return _json({"error": {"code": code, "message": exc.reason}}, exc.status)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return _json({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        try:
+            await self.store.check()
+        except ParleyError as exc:
+            return _error(exc)
+        return _json({"status": "ready"})
+
+    async def put_user(self, request: web.Request) -> web.Response:
+        user_id = _path_id(request)
+        body = await _body(request)
+        email = body.text("email", max_len=254, optional=True)
+        if email is not None and "@" not in email:
+            raise _bad("email must be an e-mail address")
+        user = User(
+            UserId(user_id),
+            body.text("name", max_len=64) or "",
+            body.text("locale", max_len=16, optional=True) or "en",
+            email,
+        )
+        await self.store.put_user(user)
+        return _json({"user": {"id": user.id, "name": user.name, "locale": user.locale}})
+
+    async def put_listing(self, request: web.Request) -> web.Response:
+        listing_id = _path_id(request)
+        body = await _body(request)
+        listing = Listing(
+            ListingId(listing_id),
+            UserId(body.id("seller_id")),
+            body.text("title", max_len=200) or "",
+            body.money("price"),
+            body.text("photo_url", max_len=2048, optional=True),
+            body.flag("offers_enabled", False),
+            body.choice("status", LISTING_STATUSES, "active"),
+        )
+        await self.store.put_listing(listing)
+        return _json({"listing": {"id": listing.id, "room": listing_room(listing.id)}})
+
+    async def listing_event(self, request: web.Request) -> web.Response:
+        """R3: the seller edited the listing or added photos; the room sees it."""
+        listing_id = _path_id(request)
+        body = await _body(request)
+        if await self.store.get_listing(ListingId(listing_id)) is None:
+            raise ParleyError(ErrorCode.not_found, f"no listing {listing_id}")
+        change = listing_change(body.data)
+        draft = Draft(
+            kind="system",
+            text=change.text,
+            ts=to_ms(self.clock.now()),
+            client_msg_id=body.text("event_id", max_len=64, optional=True),
+            data=change.data,
+        )
+        appended = await self.store.append(listing_room(listing_id), draft)
+        return _json({"room": appended.entry.room, "seq": appended.entry.seq}, 201)
+
+    async def put_order(self, request: web.Request) -> web.Response:
+        """R9: an order opens its private room at once, with a system message first."""
+        order_id = _path_id(request)
+        body = await _body(request)
+        order = Order(
+            OrderId(order_id),
+            ListingId(body.id("listing_id")),
+            UserId(body.id("buyer_id")),
+            UserId(body.id("seller_id")),
+            created_ts=to_ms(self.clock.now()),
+        )
+        if order.buyer_id == order.seller_id:
+            raise _bad("buyer_id and seller_id must differ")
+        listing = await self.store.get_listing(order.listing_id)
+        if listing is not None and listing.seller_id != order.seller_id:
+            raise ParleyError(ErrorCode.conflict, "seller_id is not the listing's seller")
+        stored, created = await self.store.put_order(order)
+        # Idempotent by its client_msg_id: a retry after a crash between the two
+        # writes still opens the room, and never twice.
+        opened = order_opened(stored)
+        await self.store.append(
+            order_room(stored.id),
+            Draft(
+                kind="system",
+                text=opened.text,
+                ts=stored.created_ts,
+                client_msg_id="order-opened",
+                data=opened.data,
+            ),
+        )
+        if created:
+            log.info("order opened order=%s listing=%s", stored.id, stored.listing_id)
+        return _json({"order": _order_wire(stored), "created": created}, 201 if created else 200)
+
+    async def order_status(self, request: web.Request) -> web.Response:
+        """R9: shipped (with tracking), delivered, return requested... shown in the room."""
+        order_id = OrderId(_path_id(request))
+        body = await _body(request)
+        status = body.choice("status", ORDER_STATUSES)
+        tracking = body.text("tracking_number", max_len=64, optional=True)
+        order = await self.store.set_order_status(order_id, status)
+        if order is None:
+            raise ParleyError(ErrorCode.not_found, f"no order {order_id}")
+        change = order_status_changed(status, tracking)
+        appended = await self.store.append(
+            order_room(order_id),
+            Draft(
+                kind="system",
+                text=change.text,
+                ts=to_ms(self.clock.now()),
+                client_msg_id=body.text("event_id", max_len=64, optional=True),
+                data=change.data,
+            ),
+        )
+        return _json({"order": _order_wire(order), "seq": appended.entry.seq})

@@ -1,0 +1,66 @@
+"""One hub process: the store, the WebSocket hub and the internal API, wired.
+
+``App`` is what ``parley serve`` runs and what the tests start in-process on
+port 0. ``run`` adds the signals: SIGTERM stops accepting, closes clients with
+1012 so they reconnect elsewhere, finishes pending writes and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+from server.api import InternalApi
+from server.config import Config
+from server.core.clock import Clock
+from server.hub import Hub
+from server.store.base import Store, open_store
+
+log = logging.getLogger("parley.app")
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+
+class App:
+    def __init__(self, config: Config, *, clock: Clock | None = None, reuse_port: bool = False):
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.store: Store = open_store(config.store)
+        self.hub = Hub(config, self.store, self.clock)
+        self.api = InternalApi(config, self.store, self.clock)
+        self.reuse_port = reuse_port
+        self.ws_port = 0
+        self.api_port = 0
+
+    async def start(self) -> None:
+        await self.store.open()
+        self.ws_port = await self.hub.start(
+            self.config.ws_host, self.config.ws_port, reuse_port=self.reuse_port
+        )
+        self.api_port = await self.api.start(
+            self.config.api_host, self.config.api_port, reuse_port=self.reuse_port
+        )
+
+    async def stop(self) -> None:
+        await self.hub.shutdown()
+        await self.api.stop()
+        await self.store.close()
+        log.info("stopped")
+
+
+async def run(config: Config, *, reuse_port: bool = False) -> None:
+    app = App(config, reuse_port=reuse_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    print(f"parley ready ws_port={app.ws_port} api_port={app.api_port}", flush=True)
+    await stop.wait()
+    log.info("shutting down")
+    await app.stop()

@@ -1,0 +1,74 @@
+"""Member authentication: JWTs minted by the marketplace backend (PyJWT).
+
+The algorithm is pinned by config; a token signed otherwise, or with
+``alg: none``, is refused. Claims: ``sub`` (user id), ``name`` (username),
+``locale`` (optional, default ``en``), ``exp`` (required).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from server.config import Config
+from server.core.model import ID_RE, UserId
+
+MAX_NAME = 64
+MAX_LOCALE = 16
+
+
+class AuthError(Exception):
+    """The token is missing, malformed, expired, forged or of another algorithm."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: UserId
+    name: str
+    locale: str
+
+
+class TokenVerifier:
+    __slots__ = ("_algorithm", "_key", "_leeway")
+
+    def __init__(self, config: Config) -> None:
+        self._algorithm = config.jwt_algorithm
+        self._key: Any = (
+            config.jwt_secret if config.jwt_algorithm == "HS256" else config.public_key_pem()
+        )
+        self._leeway = config.jwt_leeway
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[self._algorithm],
+                options={"require": ["sub", "exp", "name"]},
+                leeway=self._leeway,
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("token expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise AuthError(f"invalid token: {exc}") from None
+        sub, name, locale = claims["sub"], claims["name"], claims.get("locale", "en")
+        if not isinstance(sub, str) or ID_RE.fullmatch(sub) is None:
+            raise AuthError("invalid token: sub must be an id of [A-Za-z0-9_.-]{1,64}")
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
+            raise AuthError(f"invalid token: name must be a string of 1..{MAX_NAME} characters")
+        if not isinstance(locale, str) or not 0 < len(locale) <= MAX_LOCALE:
+            raise AuthError("invalid token: locale must be a short string such as fr-CA")
+        return Principal(UserId(sub), name, locale)
+
+
+def mint_token(
+    config: Config, user_id: str, name: str, *, locale: str = "en", ttl: float = 3600.0
+) -> str:
+    """A token for development and tests (HS256 with the configured secret only)."""
+    if config.jwt_algorithm != "HS256":
+        raise AuthError("minting needs jwt_algorithm HS256; the backend mints RS256/EdDSA tokens")
+    claims = {"sub": user_id, "name": name, "locale": locale, "exp": int(time.time() + ttl)}
+    return jwt.encode(claims, config.jwt_secret, algorithm="HS256")

@@ -1,0 +1,97 @@
+"""``parley``: serve the hub, or mint a development token."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from server.auth import mint_token
+from server.config import Config, ConfigError, load_config
+
+
+def _config(path: str | None, **overrides: object) -> Config:
+    if path is None and Path("config.yaml").exists():
+        path = "config.yaml"
+    return load_config(path, None, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = _config(args.config, workers=args.workers)
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    if config.workers > 1 and not args.worker:
+        return _supervise(args, config)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        pass
+    from server.app import run
+
+    asyncio.run(run(config, reuse_port=config.workers > 1))
+    return 0
+
+
+def _supervise(args: argparse.Namespace, config: Config) -> int:
+    """Run ``workers`` hub processes on the same ports (SO_REUSEPORT); stop them together."""
+    if config.ws_port == 0 or config.api_port == 0:
+        print("parley: workers > 1 needs fixed ws_port and api_port", file=sys.stderr)
+        return 2
+    argv = [sys.executable, "-m", "server.cli", "serve", "--worker"]
+    if args.config:
+        argv += ["--config", args.config]
+    children = [subprocess.Popen(argv) for _ in range(config.workers)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, default=0)
+
+
+def _token(args: argparse.Namespace) -> int:
+    config = _config(args.config)
+    print(mint_token(config, args.user, args.name, locale=args.locale, ttl=args.ttl))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="parley", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the hub")
+    serve.add_argument("--config", help="path to config.yaml (default: ./config.yaml)")
+    serve.add_argument("--workers", type=int, help="hub processes (Redis store only)")
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    serve.set_defaults(func=_serve)
+    token = sub.add_parser("token", help="mint a development token (HS256)")
+    token.add_argument("--config", help="path to config.yaml (default: ./config.yaml)")
+    token.add_argument("--user", required=True, help="user id (the token's sub)")
+    token.add_argument("--name", required=True, help="username")
+    token.add_argument("--locale", default="en", help="locale, e.g. fr-CA")
+    token.add_argument("--ttl", type=float, default=86400.0, help="seconds until it expires")
+    token.set_defaults(func=_token)
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"parley: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Settings: ``config.yaml``, overridden by ``PARLEY_<SETTING>`` environment variables.
+
+A bad setting fails at start with a message naming it; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+JWT_ALGORITHMS = ("HS256", "RS256", "EdDSA")
+
+
+class ConfigError(ValueError):
+    """A setting is missing, of the wrong type or out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    ws_host: str = "0.0.0.0"
+    ws_port: int = 8700
+    auth_timeout: float = 5.0
+    max_frame_bytes: int = 65536
+    max_text_chars: int = 4000
+    send_buffer_bytes: int = 1 << 20
+    resume_max_missed: int = 500
+    max_bad_frames: int = 10
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    jwt_algorithm: str = "HS256"
+    jwt_secret: str = ""
+    jwt_public_key: str = ""
+    jwt_leeway: int = 30
+    api_host: str = "127.0.0.1"
+    api_port: int = 8701
+    api_key: str = ""
+    store: str = "sqlite:///data/parley.sqlite3"
+    workers: int = 1
+    log_level: str = "INFO"
+    shutdown_grace: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("ws_port", "api_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ConfigError(f"{name}: must be a port number (0 picks a free one)")
+        for name in (
+            "max_frame_bytes",
+            "max_text_chars",
+            "send_buffer_bytes",
+            "resume_max_missed",
+            "max_bad_frames",
+            "workers",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1")
+        for name in ("auth_timeout", "ping_interval", "ping_timeout", "shutdown_grace"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: must be a positive number of seconds")
+        if self.jwt_algorithm not in JWT_ALGORITHMS:
+            raise ConfigError(f"jwt_algorithm: must be one of {', '.join(JWT_ALGORITHMS)}")
+        if self.jwt_algorithm == "HS256" and len(self.jwt_secret.encode()) < 32:
+            raise ConfigError("jwt_secret: HS256 needs a secret of at least 32 bytes")
+        if self.jwt_algorithm != "HS256" and not self.jwt_public_key:
+            raise ConfigError(f"jwt_public_key: {self.jwt_algorithm} needs a public key")
+        if not self.api_key:
+            raise ConfigError("api_key: must be set")
+        if self.store.partition("://")[0] not in ("sqlite", "redis", "rediss", "unix"):
+            raise ConfigError("store: must be sqlite:///path or redis://host:port/db")
+        if self.workers > 1 and self.store.startswith("sqlite"):
+            raise ConfigError(
+                "workers: several hub processes need the Redis store; "
+                "the embedded SQLite store serves one process"
+            )
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("log_level: must be DEBUG, INFO, WARNING or ERROR")
+
+    def public_key_pem(self) -> str:
+        key = self.jwt_public_key
+        if key.lstrip().startswith("-----BEGIN"):
+            return key
+        try:
+            return Path(key).read_text()
+        except OSError as exc:
+            raise ConfigError(f"jwt_public_key: cannot read {key}: {exc.strerror}") from None
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, kind: type, value: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no"):
+            return value.lower() in ("1", "true", "yes")
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif kind is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}")
+
+
+def load_config(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
+) -> Config:
+    """Read ``path`` (if given), then ``PARLEY_*`` from ``env``, then ``overrides``."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must be a mapping of settings")
+        raw.update(loaded or {})
+    env = os.environ if env is None else env
+    hints = get_type_hints(Config)
+    for name in hints:
+        value = env.get(f"PARLEY_{name.upper()}")
+        if value is not None:
+            raw[name] = value
+    raw.update(overrides)
+    unknown = set(raw) - set(hints)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    values = {name: _coerce(name, hints[name], value) for name, value in raw.items()}
+    return Config(**values)

@@ -1,0 +1,553 @@
+"""The WebSocket hub: connections, rooms and fan-out.
+
+Each connection negotiates an encoding (``parley.v1.json`` or
+``parley.v1.msgpack``), authenticates with a ``connect`` frame, joins its own
+``user:<id>`` channel, then sends requests. Requests run concurrently (replies
+carry the request's ``id``), at most ``MAX_IN_FLIGHT`` per connection: past
+that the hub stops reading, and TCP pushes back on the client.
+
+The hot path is ``_deliver``: an entry announced by the store is encoded once
+per encoding into a complete WebSocket frame, and the same bytes are written to
+every watcher's transport. No task, future or await per recipient. A watcher
+whose send buffer is over ``send_buffer_bytes`` is closed with 4008 instead of
+slowing the others; it reconnects and resumes with ``since``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+from protocol.codec import CODECS, SUBPROTOCOLS, Codec
+from protocol.errors import CloseCode, ErrorCode, ParleyError, ProtocolError
+from protocol.messages import (
+    Connect,
+    Delete,
+    Edit,
+    History,
+    Limits,
+    Ping,
+    Post,
+    Request,
+    Subscribe,
+    Unsubscribe,
+    parse_request,
+    request_id,
+)
+from server.auth import AuthError, Principal, TokenVerifier
+from server.config import Config
+from server.core.clock import Clock, to_ms
+from server.core.feed import RoomFeed
+from server.core.model import Author, Draft, Entry, Listing, Order
+from server.core.rooms import (
+    RoomCheck,
+    RoomRef,
+    check_may_delete,
+    check_may_edit,
+    check_may_post,
+    check_may_read,
+    room_ref,
+    user_room,
+)
+from server.store.base import Store
+
+log = logging.getLogger("parley.hub")
+
+MAX_IN_FLIGHT: Final = 32  # concurrent requests per connection before reading pauses
+SUBSCRIBE_CATCHUP_ROUNDS: Final = 4  # re-reads of the log while a room moves under a subscribe
+FILL_BATCH: Final = 500  # entries read per gap fill
+
+
+class Conn:
+    """One member's connection; kept small, there may be a hundred thousand."""
+
+    __slots__ = ("bad_frames", "closing", "codec", "principal", "rooms", "transport", "ws")
+
+    def __init__(self, ws: ServerConnection, codec: Codec, principal: Principal) -> None:
+        self.ws = ws
+        self.transport: asyncio.WriteTransport = ws.transport
+        self.codec = codec
+        self.principal = principal
+        self.rooms: set[str] = set()
+        self.bad_frames = 0
+        self.closing = False
+
+
+class Room:
+    """The watchers of one room on this hub and the feed that orders its entries."""
+
+    __slots__ = ("feed", "filling", "watchers")
+
+    def __init__(self, feed: RoomFeed) -> None:
+        self.feed = feed
+        self.watchers: set[Conn] = set()
+        self.filling = False
+
+
+class Hub:
+    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.verifier = TokenVerifier(config)
+        self.limits = Limits(max_text_chars=config.max_text_chars)
+        self.rooms: dict[str, Room] = {}
+        self._opening: dict[str, asyncio.Future[Room]] = {}
+        self.conns: set[Conn] = set()
+        self.server: Server | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        store.fanout.listener = self._on_entry
+        store.fanout.on_resync = self._on_resync
+
+    # Life cycle.
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        self.server = await serve(
+            self._handle,
+            host,
+            port,
+            subprotocols=[*SUBPROTOCOLS],  # type: ignore[list-item]
+            compression=None,  # prebuilt broadcast frames need frames without extensions
+            max_size=self.config.max_frame_bytes,
+            ping_interval=self.config.ping_interval,
+            ping_timeout=self.config.ping_timeout,
+            close_timeout=5,
+            reuse_port=reuse_port,
+        )
+        sock = next(iter(self.server.sockets))
+        bound: int = sock.getsockname()[1]
+        log.info("hub listening on %s:%d", host, bound)
+        return bound
+
+    async def shutdown(self) -> None:
+        """Stop accepting, tell clients to reconnect elsewhere (1012), finish requests."""
+        if self.server is None:
+            return
+        self.server.close(close_connections=True, code=CloseCode.service_restart)
+        await self.server.wait_closed()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self.config.shutdown_grace)
+
+    # One connection.
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        codec = CODECS[ws.subprotocol or ""]
+        conn = await self._authenticate(ws, codec)
+        if conn is None:
+            return
+        self.conns.add(conn)
+        in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        try:
+            await self._watch(conn, user_room(conn.principal.user_id))
+            async for frame in ws:
+                await in_flight.acquire()
+                task = asyncio.create_task(self._serve_frame(conn, frame))
+                task.add_done_callback(lambda _t: in_flight.release())
+                self._track(task)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.conns.discard(conn)
+            for room in list(conn.rooms):
+                self._unwatch(conn, room)
+
+    async def _authenticate(self, ws: ServerConnection, codec: Codec) -> Conn | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.auth_timeout
+        bad = 0
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    frame = await ws.recv()
+            except TimeoutError:
+                await ws.close(CloseCode.auth_timeout, "no connect frame in time")
+                return None
+            except ConnectionClosed:
+                return None
+            rid: int | None = None
+            try:
+                obj = codec.decode(frame)
+                rid = request_id(obj)
+                request = parse_request(obj, self.limits)
+                if not isinstance(request, Connect):
+                    raise ParleyError(ErrorCode.not_connected, "send connect with a token first")
+            except ParleyError as exc:
+                await self._send_reply(ws, codec, rid, error=exc)
+                bad += 1
+                if bad >= self.config.max_bad_frames:
+                    await ws.close(CloseCode.too_many_errors, "too many bad frames")
+                    return None
+                continue
+            try:
+                principal = self.verifier.verify(request.token)
+            except AuthError as exc:
+                err = ParleyError(ErrorCode.unauthorized, str(exc))
+                await self._send_reply(ws, codec, request.id, error=err)
+                await ws.close(CloseCode.auth_failed, str(exc)[:100])
+                return None
+            try:
+                await self._remember(principal)
+            except ParleyError as exc:
+                await self._send_reply(ws, codec, request.id, error=exc)
+                await ws.close(CloseCode.internal_error, exc.message[:100])
+                return None
+            conn = Conn(ws, codec, principal)
+            result = {
+                "user": {
+                    "id": principal.user_id,
+                    "name": principal.name,
+                    "locale": principal.locale,
+                },
+                "limits": {
+                    "max_frame_bytes": self.config.max_frame_bytes,
+                    "max_text_chars": self.config.max_text_chars,
+                },
+            }
+            await self._send_reply(ws, codec, request.id, result=result)
+            log.info("connected user=%s", principal.user_id)
+            return conn
+
+    async def _remember(self, principal: Principal) -> None:
+        """Keep the member's record in step with the token (only when it changed)."""
+        user = await self.store.get_user(principal.user_id)
+        if user is None or (user.name, user.locale) != (principal.name, principal.locale):
+            await self.store.touch_user(principal.user_id, principal.name, principal.locale)
+
+    async def _send_reply(
+        self,
+        ws: ServerConnection,
+        codec: Codec,
+        rid: int | None,
+        *,
+        result: dict[str, Any] | None = None,
+        error: ParleyError | None = None,
+    ) -> None:
+        reply: dict[str, Any] = {"id": rid}
+        if error is not None:
+            reply["error"] = error.to_wire()
+        else:
+            reply["result"] = result if result is not None else {}
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(codec.encode(reply), text=codec.text_frames)
+
+    async def _serve_frame(self, conn: Conn, frame: str | bytes) -> None:
+        rid: int | None = None
+        try:
+            obj = conn.codec.decode(frame)
+            rid = request_id(obj)
+            request = parse_request(obj, self.limits)
+            result = await self._dispatch(conn, request)
+        except ProtocolError as exc:
+            conn.bad_frames += 1
+            self._reply(conn, rid, error=exc)
+            if conn.bad_frames >= self.config.max_bad_frames:
+                self._close(conn, CloseCode.too_many_errors, "too many bad frames")
+            return
+        except ParleyError as exc:
+            self._reply(conn, rid, error=exc)
+            return
+        except Exception:
+            # The one place a bug is caught: the client gets a code, the log the trace.
+            log.exception("internal error serving user=%s", conn.principal.user_id)
+            self._reply(conn, rid, error=ParleyError(ErrorCode.internal, "internal error"))
+            return
+        conn.bad_frames = 0
+        self._reply(conn, rid, result=result)
+
+    def _reply(
+        self,
+        conn: Conn,
+        rid: int | None,
+        *,
+        result: dict[str, Any] | None = None,
+        error: ParleyError | None = None,
+    ) -> None:
+        reply: dict[str, Any] = {"id": rid}
+        if error is not None:
+            reply["error"] = error.to_wire()
+        else:
+            reply["result"] = result if result is not None else {}
+        self._write(conn, conn.codec.frame(reply))
+
+    def _dispatch(self, conn: Conn, request: Request) -> Awaitable[dict[str, Any]]:
+        handler = self._handlers.get(type(request))
+        if handler is None:  # only Connect: it is valid once, at the start
+            raise ParleyError(ErrorCode.already_connected, "this connection is authenticated")
+        return handler(self, conn, request)
+
+    # Ops.
+
+    async def _op_ping(self, conn: Conn, request: Ping) -> dict[str, Any]:
+        return {"ts": to_ms(self.clock.now())}
+
+    async def _room_access(
+        self, user_id: str, room: str, check: RoomCheck = check_may_read
+    ) -> tuple[RoomRef, Listing | None]:
+        """Check that ``user_id`` may use ``room``; return the listing if it is one's."""
+        ref = room_ref(room)
+        listing: Listing | None = None
+        order: Order | None = None
+        if ref.kind == "listing":
+            listing = await self.store.get_listing(ref.id)  # type: ignore[arg-type]
+        elif ref.kind == "order":
+            order = await self.store.get_order(ref.id)  # type: ignore[arg-type]
+        check(user_id, ref, listing, order)
+        return ref, listing
+
+    async def _op_subscribe(self, conn: Conn, request: Subscribe) -> dict[str, Any]:
+        await self._room_access(conn.principal.user_id, request.room)
+        room = await self._open_room(request.room)
+        feed = room.feed
+        result: dict[str, Any] = {"room": request.room, "epoch": feed.epoch}
+        since = request.since
+        if since is None:
+            self._join(conn, request.room, room)
+            result["seq"] = feed.last_seq
+            return result
+        epoch = feed.epoch
+        missed: list[Entry] = []
+        for _ in range(SUBSCRIBE_CATCHUP_ROUNDS):
+            if request.epoch not in (None, epoch) or feed.epoch != epoch:
+                break  # another log than the one the client knows
+            if since > feed.last_seq or feed.last_seq - since > self.config.resume_max_missed:
+                break  # restored from an older copy, or too much to replay
+            have = since + len(missed)
+            if have < feed.last_seq:
+                missed += await self.store.entries_after(request.room, have, feed.last_seq - have)
+            # Keep only what the feed has delivered: the rest comes live.
+            while missed and missed[-1].seq > feed.last_seq:
+                missed.pop()
+            # No await between this check and the join: every entry after
+            # feed.last_seq reaches the connection live, and none twice.
+            if feed.epoch == epoch and since + len(missed) == feed.last_seq:
+                self._join(conn, request.room, room)
+                result["seq"] = feed.last_seq
+                result["missed"] = [e.to_event() for e in missed]
+                return result
+        self._join(conn, request.room, room)
+        result["epoch"] = feed.epoch
+        result["seq"] = feed.last_seq
+        result["reload"] = True
+        return result
+
+    async def _op_unsubscribe(self, conn: Conn, request: Unsubscribe) -> dict[str, Any]:
+        if request.room not in conn.rooms:
+            raise ParleyError(ErrorCode.not_subscribed, f"not subscribed to {request.room}")
+        self._unwatch(conn, request.room)
+        return {"room": request.room}
+
+    async def _op_history(self, conn: Conn, request: History) -> dict[str, Any]:
+        await self._room_access(conn.principal.user_id, request.room)
+        entries = await self.store.history(request.room, request.before, request.limit)
+        head = await self.store.head(request.room)
+        return {
+            "room": request.room,
+            "epoch": head.epoch,
+            "messages": [e.to_wire() for e in entries],
+            "more": len(entries) == request.limit and entries[-1].seq > 1,
+        }
+
+    async def _op_post(self, conn: Conn, request: Post) -> dict[str, Any]:
+        me = conn.principal
+        if request.room not in conn.rooms:
+            # A subscriber was checked on subscribe, and who may post where
+            # never narrows while a room lives: skip the lookups on the hot path.
+            await self._room_access(me.user_id, request.room, check_may_post)
+        draft = Draft(
+            kind="comment",
+            text=request.text,
+            ts=to_ms(self.clock.now()),
+            author=Author(me.user_id, me.name),
+            client_msg_id=request.client_msg_id,
+        )
+        appended = await self.store.append(request.room, draft)
+        entry = appended.entry
+        return {
+            "room": request.room,
+            "seq": entry.seq,
+            "ts": entry.ts,
+            "duplicate": appended.duplicate,
+        }
+
+    async def _op_edit(self, conn: Conn, request: Edit) -> dict[str, Any]:
+        me = conn.principal
+        await self._room_access(me.user_id, request.room)
+        check_may_edit(me.user_id, await self.store.get_entry(request.room, request.seq))
+        draft = Draft(
+            kind="edit",
+            text=request.text,
+            ts=to_ms(self.clock.now()),
+            author=Author(me.user_id, me.name),
+            target=request.seq,
+        )
+        entry = (await self.store.append(request.room, draft)).entry
+        return {"room": request.room, "seq": entry.seq, "target": request.seq}
+
+    async def _op_delete(self, conn: Conn, request: Delete) -> dict[str, Any]:
+        me = conn.principal
+        _, listing = await self._room_access(me.user_id, request.room)
+        target = await self.store.get_entry(request.room, request.seq)
+        check_may_delete(me.user_id, target, listing)
+        draft = Draft(
+            kind="delete",
+            text="",
+            ts=to_ms(self.clock.now()),
+            author=Author(me.user_id, me.name),
+            target=request.seq,
+        )
+        entry = (await self.store.append(request.room, draft)).entry
+        return {"room": request.room, "seq": entry.seq, "target": request.seq}
+
+    _handlers: Final[dict[type, Callable[..., Awaitable[dict[str, Any]]]]] = {
+        Ping: _op_ping,
+        Subscribe: _op_subscribe,
+        Unsubscribe: _op_unsubscribe,
+        History: _op_history,
+        Post: _op_post,
+        Edit: _op_edit,
+        Delete: _op_delete,
+    }
+
+    # Rooms on this hub.
+
+    async def _open_room(self, name: str) -> Room:
+        """The hub's Room for ``name``, following it in the fan-out on first use."""
+        room = self.rooms.get(name)
+        if room is not None:
+            return room
+        pending = self._opening.get(name)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
+        self._opening[name] = future
+        try:
+            await self.store.fanout.follow(name)
+            # Announcements that arrive before the head is read are covered by it.
+            head = await self.store.head(name)
+            room = Room(RoomFeed(head.epoch, head.seq))
+            self.rooms[name] = room
+            future.set_result(room)
+            return room
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: concurrent openers re-raise it themselves
+            raise
+        finally:
+            del self._opening[name]
+
+    def _join(self, conn: Conn, name: str, room: Room) -> None:
+        room.watchers.add(conn)
+        conn.rooms.add(name)
+
+    async def _watch(self, conn: Conn, name: str) -> None:
+        self._join(conn, name, await self._open_room(name))
+
+    def _unwatch(self, conn: Conn, name: str) -> None:
+        conn.rooms.discard(name)
+        room = self.rooms.get(name)
+        if room is None:
+            return
+        room.watchers.discard(conn)
+        if not room.watchers and not room.filling:
+            del self.rooms[name]
+            self._track(asyncio.ensure_future(self._unfollow(name)))
+
+    async def _unfollow(self, name: str) -> None:
+        if name in self.rooms or name in self._opening:
+            return  # somebody joined again meanwhile
+        with contextlib.suppress(ParleyError):
+            await self.store.fanout.unfollow(name)
+
+    # Fan-out: the hot path.
+
+    def _on_entry(self, entry: Entry, epoch: str) -> None:
+        room = self.rooms.get(entry.room)
+        if room is None:
+            return
+        step = room.feed.accept(entry, epoch)
+        if step.reset:
+            self._broadcast(room, {"event": "reload", "room": entry.room, "epoch": epoch})
+            return
+        for ready in step.ready:
+            self._broadcast(room, ready.to_event())
+        if step.fill_after is not None and not room.filling:
+            room.filling = True
+            self._track(asyncio.ensure_future(self._fill(entry.room, room)))
+
+    def _broadcast(self, room: Room, event: dict[str, Any]) -> None:
+        frames: dict[Codec, bytes] = {}
+        write = self._write
+        for conn in room.watchers:
+            frame = frames.get(conn.codec)
+            if frame is None:
+                frame = frames[conn.codec] = conn.codec.frame(event)
+            write(conn, frame)
+
+    def _write(self, conn: Conn, frame: bytes) -> None:
+        if conn.closing or conn.ws.protocol.state is not State.OPEN:
+            return
+        transport = conn.transport
+        if transport.get_write_buffer_size() > self.config.send_buffer_bytes:
+            log.warning("slow consumer closed user=%s", conn.principal.user_id)
+            self._close(conn, CloseCode.slow_consumer, "send buffer full; resume with since")
+            return
+        transport.write(frame)
+
+    def _close(self, conn: Conn, code: int, reason: str) -> None:
+        if conn.closing:
+            return
+        conn.closing = True
+        self._track(asyncio.ensure_future(conn.ws.close(code, reason)))
+
+    async def _fill(self, name: str, room: Room) -> None:
+        """Read what the fan-out missed from the log, in order, then deliver it."""
+        try:
+            while room.feed.holding or room.feed.last_seq < (await self.store.head(name)).seq:
+                entries = await self.store.entries_after(name, room.feed.last_seq, FILL_BATCH)
+                if not entries:
+                    break
+                head = await self.store.head(name)
+                for entry in entries:
+                    self._feed_one(room, name, entry, head.epoch)
+        except ParleyError as exc:
+            log.warning("gap fill failed room=%s: %s", name, exc.message)
+        finally:
+            room.filling = False
+            if not room.watchers and self.rooms.get(name) is room:
+                del self.rooms[name]
+                self._track(asyncio.ensure_future(self._unfollow(name)))
+
+    def _feed_one(self, room: Room, name: str, entry: Entry, epoch: str) -> None:
+        step = room.feed.accept(entry, epoch)
+        if step.reset:
+            self._broadcast(room, {"event": "reload", "room": name, "epoch": epoch})
+        for ready in step.ready:
+            self._broadcast(room, ready.to_event())
+
+    def _on_resync(self) -> None:
+        """The fan-out may have lost announcements: check every followed room."""
+        self._track(asyncio.ensure_future(self._resync()))
+
+    async def _resync(self) -> None:
+        for name, room in list(self.rooms.items()):
+            try:
+                head = await self.store.head(name)
+            except ParleyError:
+                return  # the fan-out calls again once the store is back
+            if head.epoch != room.feed.epoch or head.seq < room.feed.last_seq:
+                room.feed = RoomFeed(head.epoch, head.seq)
+                self._broadcast(room, {"event": "reload", "room": name, "epoch": head.epoch})
+            elif head.seq > room.feed.last_seq and not room.filling:
+                room.filling = True
+                self._track(asyncio.ensure_future(self._fill(name, room)))
+
+    def _track(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
