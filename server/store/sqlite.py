@@ -1,0 +1,568 @@
+"""The embedded store: one SQLite file, group-committed, with in-process fan-out.
+
+``SqliteStore`` owns the file's schema and its two connections. Every write goes
+to one writer thread, which runs whatever is queued (up to ``batch_max``
+requests) in a single transaction, commits and fsyncs once, then announces the
+new entries and answers the callers on the event loop, in commit order. Reads
+run on a reader thread beside it (WAL mode lets them). ``LocalFanout`` carries
+the announcements to the hub of this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import logging
+import queue
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar, cast
+
+import orjson
+
+from protocol.errors import ErrorCode, ParleyError
+from server.core.model import (
+    AppendResult,
+    Author,
+    Draft,
+    Entry,
+    EntryKind,
+    Listing,
+    ListingId,
+    Money,
+    Order,
+    OrderId,
+    RoomHead,
+    User,
+    UserId,
+)
+from server.store.base import Fanout, Store, StoreUnavailable
+
+T = TypeVar("T")
+
+log = logging.getLogger("parley.store.sqlite")
+
+SCHEMA_VERSION: Final = "1"
+# The rooms table is the truth; the writer's copy of it only saves one read per
+# append, so it is simply dropped when it grows past this many rooms.
+SEQ_CACHE_MAX: Final = 100_000
+BUSY_TIMEOUT_S: Final = 5.0
+
+_SCHEMA: Final = """
+BEGIN;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, locale TEXT NOT NULL, email TEXT);
+CREATE TABLE IF NOT EXISTS listings (
+    id TEXT PRIMARY KEY, seller_id TEXT NOT NULL, title TEXT NOT NULL,
+    amount INTEGER NOT NULL, currency TEXT NOT NULL, photo_url TEXT,
+    offers_enabled INTEGER NOT NULL, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    id TEXT PRIMARY KEY, listing_id TEXT NOT NULL, buyer_id TEXT NOT NULL,
+    seller_id TEXT NOT NULL, status TEXT NOT NULL, created_ts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rooms (
+    room TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, epoch TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    room TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL,
+    ts INTEGER NOT NULL, author_id TEXT, author_name TEXT, client_msg_id TEXT,
+    target INTEGER, data TEXT, edited_ts INTEGER, deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (room, seq)) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS entries_client_msg_id
+    ON entries (room, coalesce(author_id, ''), client_msg_id)
+    WHERE client_msg_id IS NOT NULL;
+COMMIT;
+"""
+
+_ENTRY_COLUMNS: Final = (
+    "room, seq, kind, text, ts, author_id, author_name, client_msg_id,"
+    " target, data, edited_ts, deleted"
+)
+
+
+class LocalFanout(Fanout):
+    """Announcements within this process: the store calls ``listener`` directly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rooms: set[str] = set()
+
+    async def follow(self, room: str) -> None:
+        self.rooms.add(room)
+
+    async def unfollow(self, room: str) -> None:
+        self.rooms.discard(room)
+
+
+@dataclass(slots=True)
+class _Write:
+    run: Callable[[sqlite3.Connection], object]  # runs in the writer, inside the batch
+    future: asyncio.Future[Any]
+
+
+# What the writer hands back to the loop per request: its future, result, error.
+_Outcome = tuple[asyncio.Future[Any], object, ParleyError | None]
+
+
+class SqliteStore(Store):
+    _loop: asyncio.AbstractEventLoop
+
+    def __init__(self, path: str, *, batch_max: int = 256) -> None:
+        if batch_max < 1:
+            raise ValueError("batch_max must be at least 1")
+        self.path = path
+        self.batch_max = batch_max
+        self.fanout: LocalFanout = LocalFanout()
+        self.commits = 0  # transactions committed by the writer (one per batch)
+        self._accepting = False
+        self._queue: queue.Queue[_Write | None] = queue.Queue()
+        self._stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._store_id = ""
+        self._reader = concurrent.futures.ThreadPoolExecutor(1, "parley-sqlite-reader")
+        self._reader_conn: sqlite3.Connection | None = None  # reader thread only
+        # Writer thread only: room -> (last_seq, epoch), and the batch's undo log.
+        self._seq_cache: dict[str, tuple[int, str]] = {}
+        self._undo: dict[str, tuple[int, str] | None] = {}
+        self._inflight: list[_Write] = []
+
+    # Life cycle.
+
+    async def open(self) -> None:
+        if self._accepting or self._stopped.done():
+            return
+        self._loop = asyncio.get_running_loop()
+        started: concurrent.futures.Future[str] = concurrent.futures.Future()
+        threading.Thread(
+            target=self._writer_main, args=(started,), name="parley-sqlite-writer", daemon=True
+        ).start()
+        try:
+            self._store_id = await asyncio.wrap_future(started)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        self._accepting = True
+        await self.check()
+
+    async def close(self) -> None:
+        if not self._accepting:
+            return
+        self._accepting = False
+        self._queue.put(None)  # after every write already queued
+        await asyncio.wrap_future(self._stopped)
+        try:
+            await self._loop.run_in_executor(self._reader, self._close_reader)
+        finally:
+            self._reader.shutdown(wait=False)
+
+    async def check(self) -> None:
+        if self._stopped.done():
+            raise StoreUnavailable()
+        await self._read(lambda conn: conn.execute("SELECT value FROM meta").fetchone())
+
+    # Members, listings, orders.
+
+    async def put_user(self, user: User) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO users (id, name, locale, email) VALUES (?, ?, ?, ?)",
+                (user.id, user.name, user.locale, user.email),
+            )
+
+        await self._write(run)
+
+    async def touch_user(self, user_id: UserId, name: str, locale: str) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO users (id, name, locale) VALUES (?, ?, ?) ON CONFLICT (id)"
+                " DO UPDATE SET name = excluded.name, locale = excluded.locale",
+                (user_id, name, locale),
+            )
+
+        await self._write(run)
+
+    async def get_user(self, user_id: UserId) -> User | None:
+        row = await self._read_one(
+            "SELECT id, name, locale, email FROM users WHERE id = ?", user_id
+        )
+        return None if row is None else User(UserId(row[0]), row[1], row[2], row[3])
+
+    async def put_listing(self, listing: Listing) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO listings (id, seller_id, title, amount, currency,"
+                " photo_url, offers_enabled, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    listing.id,
+                    listing.seller_id,
+                    listing.title,
+                    listing.price.amount,
+                    listing.price.currency,
+                    listing.photo_url,
+                    listing.offers_enabled,
+                    listing.status,
+                ),
+            )
+
+        await self._write(run)
+
+    async def get_listing(self, listing_id: ListingId) -> Listing | None:
+        row = await self._read_one(
+            "SELECT id, seller_id, title, amount, currency, photo_url, offers_enabled, status"
+            " FROM listings WHERE id = ?",
+            listing_id,
+        )
+        if row is None:
+            return None
+        money = Money(row[3], row[4])
+        return Listing(
+            ListingId(row[0]), UserId(row[1]), row[2], money, row[5], bool(row[6]), row[7]
+        )
+
+    async def put_order(self, order: Order) -> tuple[Order, bool]:
+        def run(conn: sqlite3.Connection) -> tuple[Order, bool]:
+            stored = _select_order(conn, order.id)
+            if stored is None:
+                conn.execute(
+                    "INSERT INTO orders (id, listing_id, buyer_id, seller_id, status, created_ts)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        order.id,
+                        order.listing_id,
+                        order.buyer_id,
+                        order.seller_id,
+                        order.status,
+                        order.created_ts,
+                    ),
+                )
+                return order, True
+            parties = (stored.listing_id, stored.buyer_id, stored.seller_id)
+            if parties != (order.listing_id, order.buyer_id, order.seller_id):
+                raise ParleyError(
+                    ErrorCode.conflict,
+                    f"order {order.id} was reported with another listing, buyer or seller",
+                )
+            return stored, False
+
+        return await self._write(run)
+
+    async def set_order_status(self, order_id: OrderId, status: str) -> Order | None:
+        def run(conn: sqlite3.Connection) -> Order | None:
+            conn.execute("UPDATE orders SET status = ? WHERE id = ?", (status, order_id))
+            return _select_order(conn, order_id)
+
+        return await self._write(run)
+
+    async def get_order(self, order_id: OrderId) -> Order | None:
+        return await self._read(lambda conn: _select_order(conn, order_id))
+
+    # Room logs.
+
+    async def append(self, room: str, draft: Draft) -> AppendResult:
+        # Encoded here so that a caller's unserializable data fails its own call only.
+        data = None if draft.data is None else orjson.dumps(draft.data).decode()
+        return await self._write(lambda conn: self._append_in_batch(conn, room, draft, data))
+
+    async def get_entry(self, room: str, seq: int) -> Entry | None:
+        row = await self._read_one(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE room = ? AND seq = ?", room, seq
+        )
+        return None if row is None else _entry_from_row(row)
+
+    async def history(self, room: str, before: int | None, limit: int) -> list[Entry]:
+        if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
+            return []
+        return await self._read_entries(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE room = ? AND seq < ?"
+            " AND kind IN ('comment', 'system') ORDER BY seq DESC LIMIT ?",
+            room,
+            (1 << 62) if before is None else before,
+            limit,
+        )
+
+    async def entries_after(self, room: str, after: int, limit: int) -> list[Entry]:
+        if limit <= 0:
+            return []
+        return await self._read_entries(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
+            room,
+            after,
+            limit,
+        )
+
+    async def head(self, room: str) -> RoomHead:
+        row = await self._read_one("SELECT last_seq, epoch FROM rooms WHERE room = ?", room)
+        return RoomHead(0, self._epoch_for(room)) if row is None else RoomHead(row[0], row[1])
+
+    def _epoch_for(self, room: str) -> str:
+        # A room that was never written has no row, yet its epoch must not change
+        # when its first entry lands; so it is derived from the file's own random
+        # id, and stored as is with the room's row. A fresh file gives new epochs.
+        key = self._store_id.encode()
+        return hashlib.blake2b(room.encode(), key=key, digest_size=8).hexdigest()
+
+    # The writer thread.
+
+    async def _write(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        if not self._accepting or self._stopped.done():
+            raise StoreUnavailable()
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._queue.put(_Write(run, future))
+        return await future
+
+    def _writer_main(self, started: concurrent.futures.Future[str]) -> None:
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = _connect(self.path)
+            store_id = _create_schema(conn)
+        except (sqlite3.Error, OSError) as exc:
+            started.set_exception(exc)
+            self._stopped.set_result(None)
+            return
+        started.set_result(store_id)
+        try:
+            stop = False
+            while not stop:
+                batch = [self._queue.get()]
+                while len(batch) < self.batch_max:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                # close() queues None last, so nothing follows it.
+                stop = batch[-1] is None
+                writes = [w for w in batch if w is not None]
+                if writes:
+                    self._commit_batch(conn, writes)
+        finally:
+            conn.close()
+            # Normally a no-op; after a bug killed this thread, nobody waits forever.
+            leftover = self._inflight + [w for w in _drain(self._queue) if w is not None]
+            self._loop.call_soon_threadsafe(_fail_unanswered, leftover)
+            self._stopped.set_result(None)
+
+    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Write]) -> None:
+        self._inflight = batch
+        self._undo = {}
+        outcomes: list[_Outcome] = []
+        announced: list[tuple[Entry, str]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for write in batch:
+                try:
+                    outcomes.append((write.future, write.run(conn), None))
+                except ParleyError as exc:
+                    # A request refused before it wrote (an order conflict) fails
+                    # alone; the rest of the batch still commits.
+                    outcomes.append((write.future, None, exc))
+            for room in self._undo:
+                conn.execute(
+                    "UPDATE rooms SET last_seq = ? WHERE room = ?", (self._seq_cache[room][0], room)
+                )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("write batch of %d requests rolled back: %s", len(batch), exc)
+            _rollback(conn)
+            for room, before in self._undo.items():
+                if before is None:
+                    self._seq_cache.pop(room, None)
+                else:
+                    self._seq_cache[room] = before
+            outcomes = [(w.future, None, StoreUnavailable()) for w in batch]
+        else:
+            self.commits += 1
+            for _, result, _ in outcomes:
+                if isinstance(result, AppendResult) and not result.duplicate:
+                    entry = result.entry
+                    announced.append((entry, self._seq_cache[entry.room][1]))
+        if len(self._seq_cache) > SEQ_CACHE_MAX:
+            self._seq_cache.clear()
+        self._loop.call_soon_threadsafe(self._deliver, outcomes, announced)
+        self._inflight = []
+
+    def _append_in_batch(
+        self, conn: sqlite3.Connection, room: str, draft: Draft, data: str | None
+    ) -> AppendResult:
+        author_id = None if draft.author is None else draft.author.id
+        if draft.client_msg_id is not None:
+            # Also finds a first copy written earlier in this same batch.
+            row = conn.execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE room = ?"
+                " AND coalesce(author_id, '') = ? AND client_msg_id = ?",
+                (room, author_id or "", draft.client_msg_id),
+            ).fetchone()
+            if row is not None:
+                return AppendResult(_entry_from_row(row), duplicate=True)
+        seq = self._next_seq(conn, room)
+        conn.execute(
+            f"INSERT INTO entries ({_ENTRY_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0)",
+            (
+                room,
+                seq,
+                draft.kind,
+                draft.text,
+                draft.ts,
+                author_id,
+                None if draft.author is None else draft.author.name,
+                draft.client_msg_id,
+                draft.target,
+                data,
+            ),
+        )
+        if draft.kind == "edit":
+            conn.execute(
+                "UPDATE entries SET text = ?, edited_ts = ? WHERE room = ? AND seq = ?",
+                (draft.text, draft.ts, room, draft.target),
+            )
+        elif draft.kind == "delete":
+            conn.execute(
+                "UPDATE entries SET text = '', deleted = 1 WHERE room = ? AND seq = ?",
+                (room, draft.target),
+            )
+        return AppendResult(Entry.from_draft(room, seq, draft))
+
+    def _next_seq(self, conn: sqlite3.Connection, room: str) -> int:
+        cached = self._seq_cache.get(room)
+        if room not in self._undo:
+            self._undo[room] = cached  # restored if the batch rolls back
+        if cached is None:
+            row = conn.execute(
+                "SELECT last_seq, epoch FROM rooms WHERE room = ?", (room,)
+            ).fetchone()
+            if row is None:
+                cached = (0, self._epoch_for(room))
+                conn.execute(
+                    "INSERT INTO rooms (room, last_seq, epoch) VALUES (?, 0, ?)", (room, cached[1])
+                )
+            else:
+                cached = (row[0], row[1])
+        seq = cached[0] + 1
+        self._seq_cache[room] = (seq, cached[1])
+        return seq
+
+    def _deliver(self, outcomes: list[_Outcome], announced: list[tuple[Entry, str]]) -> None:
+        """On the loop: announce the batch's entries, then answer its callers."""
+        listener = self.fanout.listener
+        if listener is not None:
+            for entry, epoch in announced:
+                if entry.room in self.fanout.rooms:
+                    # Scheduled ahead of the callers' wake-ups, so watchers hear of
+                    # an entry no later than its poster; and a listener that raises
+                    # is reported by the loop without costing anyone an answer.
+                    self._loop.call_soon(listener, entry, epoch)
+        for future, result, error in outcomes:
+            if future.done():  # the caller was cancelled; its write stands
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+    # The reader thread.
+
+    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        if not self._accepting:
+            raise StoreUnavailable()
+        try:
+            return await self._loop.run_in_executor(self._reader, self._in_reader, query)
+        except sqlite3.Error as exc:
+            log.error("read failed: %s", exc)
+            raise StoreUnavailable() from exc
+
+    async def _read_one(self, sql: str, *args: object) -> Any:
+        return await self._read(lambda conn: conn.execute(sql, args).fetchone())
+
+    async def _read_entries(self, sql: str, *args: object) -> list[Entry]:
+        rows = await self._read(lambda conn: conn.execute(sql, args).fetchall())
+        return [_entry_from_row(row) for row in rows]
+
+    def _in_reader(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        if self._reader_conn is None:
+            self._reader_conn = _connect(self.path)
+            self._reader_conn.execute("PRAGMA query_only = ON")
+        return query(self._reader_conn)
+
+    def _close_reader(self) -> None:
+        if self._reader_conn is not None:
+            self._reader_conn.close()
+            self._reader_conn = None
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    # isolation_level=None: transactions are the writer's explicit BEGIN/COMMIT,
+    # and every read sees the latest commit.
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")  # fsync the WAL on every commit
+    return conn
+
+
+def _create_schema(conn: sqlite3.Connection) -> str:
+    """Create what is missing; return the file's random id."""
+    conn.executescript(_SCHEMA)
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+    )
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?)", (secrets.token_hex(8),)
+    )
+    conn.execute("COMMIT")
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    if meta["schema_version"] != SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(f"schema version {meta['schema_version']} is not supported")
+    return cast(str, meta["store_id"])
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:  # SQLite may already have rolled back on its own
+        log.warning("rollback failed: %s", exc)
+
+
+def _drain(q: queue.Queue[_Write | None]) -> list[_Write | None]:
+    items: list[_Write | None] = []
+    while True:
+        try:
+            items.append(q.get_nowait())
+        except queue.Empty:
+            return items
+
+
+def _fail_unanswered(writes: list[_Write]) -> None:
+    for write in writes:
+        if not write.future.done():
+            write.future.set_exception(StoreUnavailable())
+
+
+def _select_order(conn: sqlite3.Connection, order_id: str) -> Order | None:
+    row = conn.execute(
+        "SELECT id, listing_id, buyer_id, seller_id, status, created_ts FROM orders WHERE id = ?",
+        (order_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return Order(OrderId(row[0]), ListingId(row[1]), UserId(row[2]), UserId(row[3]), row[4], row[5])
+
+
+def _entry_from_row(row: tuple[Any, ...]) -> Entry:
+    room, seq, kind, text, ts, author_id, author_name, client_msg_id = row[:8]
+    target, data, edited_ts, deleted = row[8:]
+    return Entry(
+        room=room,
+        seq=seq,
+        kind=cast(EntryKind, kind),
+        text=text,
+        ts=ts,
+        author=None if author_id is None else Author(UserId(author_id), author_name),
+        client_msg_id=client_msg_id,
+        target=target,
+        data=None if data is None else orjson.loads(data),
+        edited_ts=edited_ts,
+        deleted=bool(deleted),
+    )

@@ -1,0 +1,351 @@
+"""The store contract: every backend in ``conftest.BACKENDS`` must pass all of it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from protocol.errors import ErrorCode, ParleyError
+from server.core.model import (
+    Author,
+    Draft,
+    Entry,
+    Listing,
+    ListingId,
+    Money,
+    Order,
+    OrderId,
+    User,
+    UserId,
+)
+from server.store.base import Store
+
+ROOM = "listing:l1"
+OTHER_ROOM = "listing:l2"
+ALICE = Author(UserId("alice"), "Alice")
+BOB = Author(UserId("bob"), "Bob")
+
+
+def comment(text: str, *, author: Author = ALICE, cmid: str | None = None, ts: int = 1) -> Draft:
+    return Draft("comment", text, ts, author, client_msg_id=cmid)
+
+
+def seqs(entries: list[Entry]) -> list[int]:
+    return [e.seq for e in entries]
+
+
+class Announcements:
+    """A fan-out listener that records what it hears."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[Entry, str]] = []
+
+    def __call__(self, entry: Entry, epoch: str) -> None:
+        self.heard.append((entry, epoch))
+
+
+# Members.
+
+
+async def test_put_user_then_get(store: Store) -> None:
+    user = User(UserId("u1"), "alice", "fr-CA", "alice@example.com")
+    await store.put_user(user)
+    assert await store.get_user(UserId("u1")) == user
+
+
+async def test_put_user_replaces(store: Store) -> None:
+    await store.put_user(User(UserId("u1"), "alice", "fr-CA", "alice@example.com"))
+    await store.put_user(User(UserId("u1"), "alice2", "en", None))
+    assert await store.get_user(UserId("u1")) == User(UserId("u1"), "alice2", "en", None)
+
+
+async def test_touch_user_keeps_email(store: Store) -> None:
+    await store.put_user(User(UserId("u1"), "alice", "fr-CA", "alice@example.com"))
+    await store.touch_user(UserId("u1"), "Alice B", "en")
+    assert await store.get_user(UserId("u1")) == User(
+        UserId("u1"), "Alice B", "en", "alice@example.com"
+    )
+
+
+async def test_touch_user_creates_a_missing_member(store: Store) -> None:
+    await store.touch_user(UserId("u2"), "bob", "fr-CA")
+    assert await store.get_user(UserId("u2")) == User(UserId("u2"), "bob", "fr-CA", None)
+
+
+async def test_unknown_user_is_none(store: Store) -> None:
+    assert await store.get_user(UserId("nobody")) is None
+
+
+# Listings.
+
+
+async def test_listing_round_trip_and_replace(store: Store) -> None:
+    listing = Listing(
+        ListingId("l1"),
+        UserId("seller"),
+        "Vélo de route",
+        Money(12_999, "CAD"),
+        photo_url="https://img.example/l1.jpg",
+        offers_enabled=True,
+        status="reserved",
+    )
+    await store.put_listing(listing)
+    assert await store.get_listing(ListingId("l1")) == listing
+
+    changed = replace(listing, price=Money(9_999, "CAD"), offers_enabled=False, photo_url=None)
+    await store.put_listing(changed)
+    assert await store.get_listing(ListingId("l1")) == changed
+
+
+async def test_unknown_listing_is_none(store: Store) -> None:
+    assert await store.get_listing(ListingId("nope")) is None
+
+
+# Orders.
+
+ORDER = Order(OrderId("o1"), ListingId("l1"), UserId("buyer"), UserId("seller"), "created", 1000)
+
+
+async def test_put_order_is_idempotent(store: Store) -> None:
+    assert await store.put_order(ORDER) == (ORDER, True)
+    assert await store.put_order(ORDER) == (ORDER, False)
+    assert await store.get_order(OrderId("o1")) == ORDER
+
+
+async def test_put_order_again_returns_the_stored_status(store: Store) -> None:
+    await store.put_order(ORDER)
+    await store.set_order_status(OrderId("o1"), "shipped")
+    stored, new = await store.put_order(ORDER)
+    assert (stored.status, new) == ("shipped", False)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"listing_id": ListingId("l2")},
+        {"buyer_id": UserId("someone")},
+        {"seller_id": UserId("someone")},
+    ],
+)
+async def test_put_order_with_other_parties_is_a_conflict(
+    store: Store, change: dict[str, str]
+) -> None:
+    await store.put_order(ORDER)
+    with pytest.raises(ParleyError) as raised:
+        await store.put_order(replace(ORDER, **change))  # type: ignore[arg-type]
+    assert raised.value.code is ErrorCode.conflict
+    assert await store.get_order(OrderId("o1")) == ORDER
+
+
+async def test_set_order_status(store: Store) -> None:
+    await store.put_order(ORDER)
+    assert await store.set_order_status(OrderId("o1"), "shipped") == replace(
+        ORDER, status="shipped"
+    )
+    assert await store.get_order(OrderId("o1")) == replace(ORDER, status="shipped")
+
+
+async def test_unknown_order(store: Store) -> None:
+    assert await store.get_order(OrderId("nope")) is None
+    assert await store.set_order_status(OrderId("nope"), "shipped") is None
+
+
+# Appending.
+
+
+async def test_append_numbers_from_one_in_each_room(store: Store) -> None:
+    first = [await store.append(ROOM, comment(f"m{i}")) for i in range(3)]
+    other = await store.append(OTHER_ROOM, comment("elsewhere"))
+    assert [r.entry.seq for r in first] == [1, 2, 3]
+    assert other.entry.seq == 1
+    assert not any(r.duplicate for r in [*first, other])
+    assert first[0].entry == Entry(ROOM, 1, "comment", "m0", 1, ALICE)
+
+
+async def test_concurrent_appends_are_gap_free(store: Store) -> None:
+    results = await asyncio.gather(*(store.append(ROOM, comment(f"m{i}")) for i in range(200)))
+    assert sorted(r.entry.seq for r in results) == list(range(1, 201))
+    stored = await store.entries_after(ROOM, 0, 1000)
+    assert seqs(stored) == list(range(1, 201))
+    # Each caller got the seq its own text was stored under.
+    by_seq = {e.seq: e.text for e in stored}
+    assert all(by_seq[r.entry.seq] == r.entry.text for r in results)
+    assert (await store.head(ROOM)).seq == 200
+
+
+async def test_retry_with_the_same_client_msg_id_stores_nothing(store: Store) -> None:
+    first = await store.append(ROOM, comment("hello", cmid="c1"))
+    retry = await store.append(ROOM, comment("hello", cmid="c1"))
+    assert retry.duplicate and not first.duplicate
+    assert retry.entry == first.entry
+    assert seqs(await store.entries_after(ROOM, 0, 10)) == [1]
+    assert (await store.append(ROOM, comment("next"))).entry.seq == 2
+
+
+async def test_concurrent_retries_store_once(store: Store) -> None:
+    results = await asyncio.gather(
+        *(store.append(ROOM, comment("hello", cmid="c1")) for _ in range(20))
+    )
+    assert [r.duplicate for r in results].count(False) == 1
+    assert {r.entry.seq for r in results} == {1}
+    assert seqs(await store.entries_after(ROOM, 0, 100)) == [1]
+
+
+async def test_same_client_msg_id_from_another_author_is_a_new_entry(store: Store) -> None:
+    mine = await store.append(ROOM, comment("hi", author=ALICE, cmid="c1"))
+    theirs = await store.append(ROOM, comment("hi", author=BOB, cmid="c1"))
+    elsewhere = await store.append(OTHER_ROOM, comment("hi", author=ALICE, cmid="c1"))
+    assert not (mine.duplicate or theirs.duplicate or elsewhere.duplicate)
+    assert (mine.entry.seq, theirs.entry.seq, elsewhere.entry.seq) == (1, 2, 1)
+
+
+async def test_entries_without_client_msg_id_are_never_duplicates(store: Store) -> None:
+    a = await store.append(ROOM, comment("same"))
+    b = await store.append(ROOM, comment("same"))
+    assert (a.entry.seq, b.entry.seq, b.duplicate) == (1, 2, False)
+
+
+async def test_data_and_author_round_trip(store: Store) -> None:
+    data = {"offer": {"id": "of1", "amount": 4500, "currency": "CAD"}, "tags": ["a", None, True]}
+    system = Draft("system", "Order created", 7, None, client_msg_id="sys-1", data=data)
+    appended = await store.append(ROOM, system)
+    by_alice = await store.append(ROOM, comment("Is it still available?", ts=8))
+    assert await store.get_entry(ROOM, 1) == appended.entry
+    assert appended.entry.data == data and appended.entry.author is None
+    stored = await store.get_entry(ROOM, 2)
+    assert stored == by_alice.entry
+    assert stored is not None and stored.author == ALICE
+
+
+async def test_unknown_entry_is_none(store: Store) -> None:
+    await store.append(ROOM, comment("one"))
+    assert await store.get_entry(ROOM, 2) is None
+    assert await store.get_entry(OTHER_ROOM, 1) is None
+
+
+# Edits and deletions.
+
+
+async def test_edit_replaces_the_text_and_takes_a_seq(store: Store) -> None:
+    await store.append(ROOM, comment("helo", ts=10))
+    edit = await store.append(ROOM, Draft("edit", "hello", 20, ALICE, target=1))
+    assert edit.entry.seq == 2 and edit.entry.kind == "edit" and edit.entry.target == 1
+    target = await store.get_entry(ROOM, 1)
+    assert target is not None
+    assert (target.text, target.edited_ts, target.deleted, target.ts) == ("hello", 20, False, 10)
+
+
+async def test_delete_blanks_the_text_and_takes_a_seq(store: Store) -> None:
+    await store.append(ROOM, comment("my phone is ...", ts=10))
+    delete = await store.append(ROOM, Draft("delete", "", 30, ALICE, target=1))
+    assert delete.entry.seq == 2 and delete.entry.kind == "delete"
+    target = await store.get_entry(ROOM, 1)
+    assert target is not None
+    assert (target.text, target.deleted) == ("", True)
+
+
+async def test_edits_and_deletes_are_in_the_log_but_not_in_history(store: Store) -> None:
+    await store.append(ROOM, comment("one"))
+    await store.append(ROOM, comment("two"))
+    await store.append(ROOM, Draft("edit", "ONE", 5, ALICE, target=1))
+    await store.append(ROOM, Draft("delete", "", 6, ALICE, target=2))
+    await store.append(ROOM, Draft("system", "Listing updated", 7))
+    log = await store.entries_after(ROOM, 0, 10)
+    assert [(e.seq, e.kind) for e in log] == [
+        (1, "comment"),
+        (2, "comment"),
+        (3, "edit"),
+        (4, "delete"),
+        (5, "system"),
+    ]
+    history = await store.history(ROOM, None, 10)
+    assert [(e.seq, e.text, e.deleted) for e in history] == [
+        (5, "Listing updated", False),
+        (2, "", True),
+        (1, "ONE", False),
+    ]
+
+
+# Reading back.
+
+
+async def test_r1_history_pages_newest_first(store: Store) -> None:
+    for i in range(1, 8):
+        await store.append(ROOM, comment(f"m{i}"))
+    await store.append(OTHER_ROOM, comment("not here"))
+    first = await store.history(ROOM, None, 3)
+    assert seqs(first) == [7, 6, 5]
+    second = await store.history(ROOM, first[-1].seq, 3)
+    assert seqs(second) == [4, 3, 2]
+    last = await store.history(ROOM, second[-1].seq, 3)
+    assert seqs(last) == [1]
+    assert await store.history(ROOM, 1, 3) == []
+    assert await store.history("listing:empty", None, 3) == []
+
+
+async def test_entries_after_is_ascending_and_limited(store: Store) -> None:
+    for i in range(1, 6):
+        await store.append(ROOM, comment(f"m{i}"))
+    assert seqs(await store.entries_after(ROOM, 0, 2)) == [1, 2]
+    assert seqs(await store.entries_after(ROOM, 2, 10)) == [3, 4, 5]
+    assert await store.entries_after(ROOM, 5, 10) == []
+    assert await store.entries_after("listing:empty", 0, 10) == []
+
+
+async def test_head_of_an_empty_room_has_a_stable_epoch(store: Store) -> None:
+    empty = await store.head(ROOM)
+    assert empty.seq == 0 and empty.epoch
+    assert await store.head(ROOM) == empty
+    await store.append(ROOM, comment("first"))
+    await store.append(ROOM, comment("second"))
+    assert await store.head(ROOM) == replace(empty, seq=2)
+
+
+async def test_check_passes_on_an_open_store(store: Store) -> None:
+    await store.check()
+
+
+# Fan-out.
+
+
+async def test_followed_room_hears_each_entry_before_append_returns(store: Store) -> None:
+    heard = Announcements()
+    store.fanout.listener = heard
+    await store.fanout.follow(ROOM)
+    epoch = (await store.head(ROOM)).epoch
+    for i in range(1, 4):
+        result = await store.append(ROOM, comment(f"m{i}"))
+        assert heard.heard[-1] == (result.entry, epoch)
+    edit = await store.append(ROOM, Draft("edit", "M1", 9, ALICE, target=1))
+    assert heard.heard[-1] == (edit.entry, epoch)
+    assert [e.seq for e, _ in heard.heard] == [1, 2, 3, 4]
+
+
+async def test_concurrent_appends_are_heard_in_seq_order(store: Store) -> None:
+    heard = Announcements()
+    store.fanout.listener = heard
+    await store.fanout.follow(ROOM)
+    await asyncio.gather(*(store.append(ROOM, comment(f"m{i}")) for i in range(50)))
+    assert [e.seq for e, _ in heard.heard] == list(range(1, 51))
+
+
+async def test_rooms_not_followed_are_not_heard(store: Store) -> None:
+    heard = Announcements()
+    store.fanout.listener = heard
+    await store.fanout.follow(ROOM)
+    await store.append(OTHER_ROOM, comment("elsewhere"))
+    await store.fanout.unfollow(ROOM)
+    await store.append(ROOM, comment("after unfollow"))
+    assert heard.heard == []
+
+
+async def test_duplicates_are_not_announced_again(store: Store) -> None:
+    heard = Announcements()
+    store.fanout.listener = heard
+    await store.fanout.follow(ROOM)
+    await store.append(ROOM, comment("hello", cmid="c1"))
+    await store.append(ROOM, comment("hello", cmid="c1"))
+    await asyncio.gather(*(store.append(ROOM, comment("hey", cmid="c2")) for _ in range(5)))
+    assert [(e.seq, e.client_msg_id) for e, _ in heard.heard] == [(1, "c1"), (2, "c2")]
