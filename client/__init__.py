@@ -44,6 +44,11 @@ class ConnectionLost(Exception):
         self.reason = reason
 
 
+def _close_of(exc: ConnectionClosed) -> tuple[int | None, str]:
+    frame = exc.rcvd or exc.sent
+    return (frame.code, frame.reason) if frame is not None else (None, "")
+
+
 class ParleyClient:
     def __init__(
         self,
@@ -115,7 +120,7 @@ class ParleyClient:
             )
             reply = await asyncio.wait_for(future, self.request_timeout)
         except ConnectionClosed as exc:
-            raise ConnectionLost(exc.code, exc.reason) from None
+            raise ConnectionLost(*_close_of(exc)) from None
         finally:
             self._pending.pop(rid, None)
         if "error" in reply:
@@ -189,7 +194,7 @@ class ParleyClient:
         try:
             reply = self.codec.decode(await asyncio.wait_for(ws.recv(), self.request_timeout))
         except ConnectionClosed as exc:
-            raise ConnectionLost(exc.code, exc.reason) from None
+            raise ConnectionLost(*_close_of(exc)) from None
         if "error" in reply:
             await ws.close()
             raise ParleyError(reply["error"]["code"], reply["error"]["message"])
@@ -214,6 +219,7 @@ class ParleyClient:
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(ConnectionLost(self.close_code, self.close_reason))
+                future.exception()  # the waiting request re-raises it; don't log it twice
         if self.reconnect and not self._closed:
             asyncio.get_running_loop().create_task(self._resume())
         else:

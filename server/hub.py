@@ -63,6 +63,7 @@ log = logging.getLogger("parley.hub")
 MAX_IN_FLIGHT: Final = 32  # concurrent requests per connection before reading pauses
 SUBSCRIBE_CATCHUP_ROUNDS: Final = 4  # re-reads of the log while a room moves under a subscribe
 FILL_BATCH: Final = 500  # entries read per gap fill
+CLOSE_TIMEOUT: Final = 5.0  # seconds a closed client has to read its backlog and answer
 
 
 class Conn:
@@ -118,7 +119,7 @@ class Hub:
             max_size=self.config.max_frame_bytes,
             ping_interval=self.config.ping_interval,
             ping_timeout=self.config.ping_timeout,
-            close_timeout=5,
+            close_timeout=CLOSE_TIMEOUT,
             reuse_port=reuse_port,
         )
         sock = next(iter(self.server.sockets))
@@ -501,10 +502,24 @@ class Hub:
         transport.write(frame)
 
     def _close(self, conn: Conn, code: int, reason: str) -> None:
+        """Queue a close frame behind what the client has yet to read; abort later.
+
+        ``ServerConnection.close`` would wait for the send buffer to drain, which
+        a client that stopped reading never lets happen.
+        """
         if conn.closing:
             return
         conn.closing = True
-        self._track(asyncio.ensure_future(conn.ws.close(code, reason)))
+        ws = conn.ws
+        if ws.protocol.state is State.OPEN:
+            ws.protocol.send_close(code, reason)
+            ws.send_data()
+        asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._abort, conn)
+
+    @staticmethod
+    def _abort(conn: Conn) -> None:
+        if conn.ws.protocol.state is not State.CLOSED:
+            conn.transport.abort()
 
     async def _fill(self, name: str, room: Room) -> None:
         """Read what the fan-out missed from the log, in order, then deliver it."""

@@ -1,0 +1,91 @@
+"""A real hub on real sockets (port 0), the internal API, clients and tokens."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from client import ParleyClient
+from server.app import App
+from server.auth import mint_token
+from server.config import Config, load_config
+from tests.support.hubproc import API_KEY, test_settings
+
+
+@dataclass
+class RunningHub:
+    app: App
+    config: Config
+    http: aiohttp.ClientSession
+    clients: list[ParleyClient] = field(default_factory=list)
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.app.ws_port}/"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.app.api_port}"
+
+    def token(self, user: str, name: str | None = None, **kw: Any) -> str:
+        return mint_token(self.config, user, name or user, **kw)
+
+    async def client(self, user: str, name: str | None = None, **options: Any) -> ParleyClient:
+        options.setdefault("reconnect", False)
+        client = await ParleyClient.connect(self.ws_url, self.token(user, name), **options)
+        self.clients.append(client)
+        return client
+
+    async def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        async with self.http.request(method, self.api_url + path, json=body) as response:
+            return response.status, await response.json()
+
+    async def listing(self, listing_id: str, seller: str = "seller", **fields: Any) -> None:
+        body = {
+            "seller_id": seller,
+            "title": "Wool coat",
+            "price": {"amount": 5000, "currency": "CAD"},
+            **fields,
+        }
+        status, reply = await self.api("PUT", f"/v1/listings/{listing_id}", body)
+        assert status == 200, reply
+
+    async def order(self, order_id: str, listing_id: str, buyer: str, seller: str) -> Any:
+        body = {"listing_id": listing_id, "buyer_id": buyer, "seller_id": seller}
+        status, reply = await self.api("PUT", f"/v1/orders/{order_id}", body)
+        assert status in (200, 201), reply
+        return reply
+
+
+async def start_hub(store: str, **overrides: Any) -> RunningHub:
+    config = load_config(None, {}, **test_settings(store, **overrides))
+    app = App(config)
+    await app.start()
+    http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"})
+    return RunningHub(app, config, http)
+
+
+async def stop_hub(hub: RunningHub) -> None:
+    for client in hub.clients:
+        await client.close()
+    await hub.http.close()
+    await hub.app.stop()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'parley.sqlite3'}"
+
+
+@pytest.fixture
+async def hub(sqlite_url: str) -> AsyncIterator[RunningHub]:
+    running = await start_hub(sqlite_url)
+    try:
+        yield running
+    finally:
+        await stop_hub(running)

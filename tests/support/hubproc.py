@@ -1,0 +1,94 @@
+"""Hub processes for tests: ``parley serve`` in a subprocess, on fixed free ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SECRET = "test-secret-that-is-at-least-32-bytes-long"
+API_KEY = "test-api-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_settings(store: str, **overrides: Any) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "ws_host": "127.0.0.1",
+        "ws_port": 0,
+        "api_host": "127.0.0.1",
+        "api_port": 0,
+        "api_key": API_KEY,
+        "jwt_secret": SECRET,
+        "store": store,
+        "log_level": "WARNING",
+    }
+    settings.update(overrides)
+    return settings
+
+
+class HubProcess:
+    """``parley serve`` as a real process, so tests can SIGTERM and SIGKILL it."""
+
+    def __init__(self, directory: Path, store: str, **overrides: Any) -> None:
+        self.settings = test_settings(store, ws_port=free_port(), api_port=free_port(), **overrides)
+        self.config_path = directory / f"hub-{self.settings['ws_port']}.yaml"
+        self.config_path.write_text(yaml.safe_dump(self.settings))
+        self.log_path = directory / f"hub-{self.settings['ws_port']}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.settings['ws_port']}/"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings['api_port']}"
+
+    def start(self, timeout: float = 15.0) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--config", str(self.config_path)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if line.startswith(b"parley ready"):
+                return
+            if not line and self.proc.poll() is not None:
+                break
+        raise RuntimeError(f"hub did not start; log:\n{self.log_path.read_text()}")
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
