@@ -1,0 +1,322 @@
+"""Requests of protocol v1: what ``parse_request`` accepts, and the code for what it refuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.messages import (
+    HISTORY_MAX_LIMIT,
+    MAX_CLIENT_MSG_ID,
+    MAX_REQUEST_ID,
+    MAX_TOKEN,
+    OPS,
+    Connect,
+    Delete,
+    Edit,
+    History,
+    Limits,
+    Ping,
+    Post,
+    Request,
+    Subscribe,
+    Unsubscribe,
+    parse_request,
+    parse_room,
+    request_id,
+)
+
+LIMITS = Limits(max_text_chars=20)
+ROOM = "listing:42"
+
+
+def refused(obj: object) -> ErrorCode:
+    with pytest.raises(ProtocolError) as info:
+        parse_request(obj, LIMITS)
+    return info.value.code
+
+
+# Every op, parsed.
+
+GOOD: list[tuple[dict[str, Any], Request]] = [
+    ({"id": 1, "op": "connect", "token": "t.o.k"}, Connect(1, "t.o.k")),
+    ({"id": 2, "op": "ping"}, Ping(2)),
+    ({"id": 3, "op": "subscribe", "room": ROOM}, Subscribe(3, ROOM)),
+    ({"id": 3, "op": "subscribe", "room": ROOM, "since": 0}, Subscribe(3, ROOM, 0)),
+    (
+        {"id": 3, "op": "subscribe", "room": "order:7", "since": 12, "epoch": "e1"},
+        Subscribe(3, "order:7", 12, "e1"),
+    ),
+    ({"id": 3, "op": "subscribe", "room": ROOM, "since": None, "epoch": None}, Subscribe(3, ROOM)),
+    ({"id": 4, "op": "unsubscribe", "room": ROOM}, Unsubscribe(4, ROOM)),
+    ({"id": 5, "op": "history", "room": ROOM}, History(5, ROOM, None, 50)),
+    ({"id": 5, "op": "history", "room": ROOM, "limit": None}, History(5, ROOM, None, 50)),
+    (
+        {"id": 5, "op": "history", "room": ROOM, "before": 1, "limit": HISTORY_MAX_LIMIT},
+        History(5, ROOM, 1, HISTORY_MAX_LIMIT),
+    ),
+    ({"id": 5, "op": "history", "room": ROOM, "limit": 1}, History(5, ROOM, None, 1)),
+    (
+        {"id": 6, "op": "post", "room": ROOM, "text": "Still available?", "client_msg_id": "c1"},
+        Post(6, ROOM, "Still available?", "c1"),
+    ),
+    (
+        {"id": 6, "op": "post", "room": ROOM, "text": "x" * 20, "client_msg_id": "c" * 64},
+        Post(6, ROOM, "x" * 20, "c" * 64),
+    ),
+    ({"id": 7, "op": "edit", "room": ROOM, "seq": 3, "text": "fixed"}, Edit(7, ROOM, 3, "fixed")),
+    ({"id": 8, "op": "delete", "room": ROOM, "seq": 1}, Delete(8, ROOM, 1)),
+    ({"id": 0, "op": "ping"}, Ping(0)),
+    ({"id": MAX_REQUEST_ID, "op": "ping"}, Ping(MAX_REQUEST_ID)),
+    ({"op": "ping", "id": 9}, Ping(9)),
+]
+
+
+@pytest.mark.parametrize(("obj", "expected"), GOOD)
+def test_good_request_is_parsed(obj: dict[str, Any], expected: Request) -> None:
+    assert parse_request(obj, LIMITS) == expected
+
+
+def test_every_op_has_a_good_example() -> None:
+    assert {str(obj["op"]) for obj, _ in GOOD} == OPS
+    every_op = {"connect", "ping", "subscribe", "unsubscribe", "history", "post", "edit", "delete"}
+    assert every_op == OPS
+
+
+# The envelope.
+
+
+@pytest.mark.parametrize("obj", [[], [1, 2], "ping", 7, None, True, 1.5])
+def test_a_request_that_is_not_an_object_is_bad_frame(obj: object) -> None:
+    assert refused(obj) is ErrorCode.bad_frame
+
+
+@pytest.mark.parametrize(
+    "rid",
+    ["1", 1.0, True, False, -1, MAX_REQUEST_ID + 1, 2**63, None, [1], {"n": 1}],
+    ids=repr,
+)
+def test_an_unusable_id_is_missing_id(rid: object) -> None:
+    assert refused({"id": rid, "op": "ping"}) is ErrorCode.missing_id
+    assert request_id({"id": rid, "op": "ping"}) is None
+
+
+def test_no_id_is_missing_id() -> None:
+    assert refused({"op": "ping"}) is ErrorCode.missing_id
+    assert request_id({"op": "ping"}) is None
+
+
+def test_a_usable_id_is_echoed_even_when_the_rest_is_bad() -> None:
+    obj = {"id": 41, "op": "nope"}
+    assert refused(obj) is ErrorCode.unknown_op
+    assert request_id(obj) == 41
+    assert request_id("not an object") is None
+
+
+@pytest.mark.parametrize("op", ["Ping", "PING", "send", "dm", "direct_message", "message", ""])
+def test_unknown_op(op: str) -> None:
+    assert refused({"id": 1, "op": op}) is ErrorCode.unknown_op
+
+
+@pytest.mark.parametrize("op", [None, 1, True, ["ping"], {"op": "ping"}], ids=repr)
+def test_op_not_a_string_is_bad_request(op: object) -> None:
+    assert refused({"id": 1, "op": op}) is ErrorCode.bad_request
+
+
+def test_no_op_is_bad_request() -> None:
+    assert refused({"id": 1}) is ErrorCode.bad_request
+
+
+def test_r2_no_op_reaches_a_member_directly() -> None:
+    # R2: the only ops are room ops and session ops; nothing names a member.
+    for op in ("dm", "direct", "private", "whisper", "send_to_user", "open_private_room"):
+        assert refused({"id": 1, "op": op, "to": "u2", "text": "hi"}) is ErrorCode.unknown_op
+    post = {"id": 1, "op": "post", "room": ROOM, "text": "hi", "client_msg_id": "c"}
+    assert refused({**post, "to": "u2"}) is ErrorCode.bad_request
+
+
+# Fields: unknown, missing, of the wrong type.
+
+BAD_REQUEST: list[dict[str, Any]] = [
+    # Unknown fields.
+    {"id": 1, "op": "ping", "room": ROOM},
+    {"id": 1, "op": "connect", "token": "t", "user": "u1"},
+    {"id": 1, "op": "subscribe", "room": ROOM, "from": 3},
+    {"id": 1, "op": "unsubscribe", "room": ROOM, "since": 1},
+    {"id": 1, "op": "history", "room": ROOM, "after": 3},
+    {"id": 1, "op": "post", "room": ROOM, "text": "hi", "client_msg_id": "c", "kind": "system"},
+    {"id": 1, "op": "edit", "room": ROOM, "seq": 1, "text": "hi", "author": "u2"},
+    {"id": 1, "op": "delete", "room": ROOM, "seq": 1, "reason": "spam"},
+    # Missing fields.
+    {"id": 1, "op": "connect"},
+    {"id": 1, "op": "subscribe"},
+    {"id": 1, "op": "unsubscribe"},
+    {"id": 1, "op": "history"},
+    {"id": 1, "op": "post", "room": ROOM, "text": "hi"},
+    {"id": 1, "op": "post", "room": ROOM, "client_msg_id": "c"},
+    {"id": 1, "op": "post", "text": "hi", "client_msg_id": "c"},
+    {"id": 1, "op": "edit", "room": ROOM, "text": "hi"},
+    {"id": 1, "op": "edit", "room": ROOM, "seq": 1},
+    {"id": 1, "op": "delete", "room": ROOM},
+    # Wrong types: a bool, a string or a float is never an integer.
+    {"id": 1, "op": "subscribe", "room": ROOM, "since": True},
+    {"id": 1, "op": "subscribe", "room": ROOM, "since": "5"},
+    {"id": 1, "op": "subscribe", "room": ROOM, "since": 5.0},
+    {"id": 1, "op": "subscribe", "room": ROOM, "since": -1},
+    {"id": 1, "op": "subscribe", "room": ROOM, "since": 2**63},
+    {"id": 1, "op": "subscribe", "room": ROOM, "since": 1, "epoch": 5},
+    {"id": 1, "op": "subscribe", "room": ROOM, "epoch": ["e1"]},
+    {"id": 1, "op": "history", "room": ROOM, "limit": "10"},
+    {"id": 1, "op": "history", "room": ROOM, "limit": True},
+    {"id": 1, "op": "history", "room": ROOM, "limit": 10.0},
+    {"id": 1, "op": "history", "room": ROOM, "before": "9"},
+    {"id": 1, "op": "edit", "room": ROOM, "seq": True, "text": "hi"},
+    {"id": 1, "op": "edit", "room": ROOM, "seq": "3", "text": "hi"},
+    {"id": 1, "op": "edit", "room": ROOM, "seq": 0, "text": "hi"},
+    {"id": 1, "op": "edit", "room": ROOM, "seq": 3, "text": 3},
+    {"id": 1, "op": "delete", "room": ROOM, "seq": 1.0},
+    {"id": 1, "op": "delete", "room": ROOM, "seq": None},
+    {"id": 1, "op": "delete", "room": ROOM, "seq": -4},
+    {"id": 1, "op": "post", "room": ROOM, "text": None, "client_msg_id": "c"},
+    {"id": 1, "op": "post", "room": ROOM, "text": ["hi"], "client_msg_id": "c"},
+    {"id": 1, "op": "post", "room": ROOM, "text": b"hi", "client_msg_id": "c"},
+    {"id": 1, "op": "post", "room": ROOM, "text": "hi", "client_msg_id": 7},
+    {"id": 1, "op": "post", "room": ROOM, "text": "hi", "client_msg_id": ""},
+    {"id": 1, "op": "post", "room": ROOM, "text": "hi", "client_msg_id": "c" * 65},
+    {"id": 1, "op": "post", "room": 42, "text": "hi", "client_msg_id": "c"},
+    {"id": 1, "op": "connect", "token": 12},
+    {"id": 1, "op": "connect", "token": ""},
+    {"id": 1, "op": "connect", "token": None},
+    {"id": 1, "op": "connect", "token": "t" * (MAX_TOKEN + 1)},
+    # Blank texts.
+    {"id": 1, "op": "post", "room": ROOM, "text": "", "client_msg_id": "c"},
+    {"id": 1, "op": "post", "room": ROOM, "text": " \n\t ", "client_msg_id": "c"},
+    {"id": 1, "op": "edit", "room": ROOM, "seq": 3, "text": "   "},
+    # History bounds.
+    {"id": 1, "op": "history", "room": ROOM, "limit": 0},
+    {"id": 1, "op": "history", "room": ROOM, "limit": HISTORY_MAX_LIMIT + 1},
+    {"id": 1, "op": "history", "room": ROOM, "limit": -1},
+    {"id": 1, "op": "history", "room": ROOM, "before": 0},
+]
+
+
+@pytest.mark.parametrize("obj", BAD_REQUEST, ids=repr)
+def test_bad_field_is_bad_request(obj: dict[str, Any]) -> None:
+    assert refused(obj) is ErrorCode.bad_request
+
+
+def test_limits_used_above_are_the_published_ones() -> None:
+    assert MAX_CLIENT_MSG_ID == 64
+    assert HISTORY_MAX_LIMIT == 100
+    assert Limits().max_text_chars == 4000
+
+
+def test_the_message_names_the_field() -> None:
+    with pytest.raises(ProtocolError, match="since"):
+        parse_request({"id": 1, "op": "subscribe", "room": ROOM, "since": "5"}, LIMITS)
+    with pytest.raises(ProtocolError, match="client_msg_id"):
+        parse_request({"id": 1, "op": "post", "room": ROOM, "text": "hi"}, LIMITS)
+    with pytest.raises(ProtocolError, match="nickname"):
+        parse_request({"id": 1, "op": "ping", "nickname": "x"}, LIMITS)
+
+
+# Texts over the limit.
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"id": 1, "op": "post", "room": ROOM, "text": "x" * 21, "client_msg_id": "c"},
+        {"id": 1, "op": "post", "room": ROOM, "text": "é" * 21, "client_msg_id": "c"},
+        {"id": 1, "op": "edit", "room": ROOM, "seq": 1, "text": "x" * 21},
+    ],
+    ids=["post", "post-non-ascii", "edit"],
+)
+def test_text_over_max_text_chars_is_too_large(obj: dict[str, Any]) -> None:
+    assert refused(obj) is ErrorCode.too_large
+
+
+def test_max_text_chars_counts_characters_not_bytes() -> None:
+    text = "é" * 20  # 40 bytes of UTF-8, 20 characters
+    request = parse_request(
+        {"id": 1, "op": "post", "room": ROOM, "text": text, "client_msg_id": "c"}, LIMITS
+    )
+    assert isinstance(request, Post)
+    assert request.text == text
+
+
+# Rooms.
+
+GOOD_ROOMS = [
+    "listing:x",
+    "order:x",
+    "listing:42",
+    "order:ord_2024-11.7",
+    "listing:" + "a" * 64,
+    "order:" + "Z" * 64,
+]
+BAD_ROOMS: list[object] = [
+    "user:x",
+    "dm:x",
+    "direct:u1:u2",
+    "private:x",
+    "listing:",
+    "order:",
+    "listing",
+    ":x",
+    "",
+    "LISTING:x",
+    "listing:a b",
+    "listing:a/b",
+    "listing:x:y",
+    "listing:é",
+    "listing:x\n",
+    " listing:x",
+    "listing:" + "a" * 65,
+    42,
+    None,
+    ["listing:x"],
+]
+
+
+@pytest.mark.parametrize("room", GOOD_ROOMS)
+def test_listing_and_order_rooms_are_accepted(room: str) -> None:
+    assert parse_room(room) == room
+    request = parse_request({"id": 1, "op": "subscribe", "room": room}, LIMITS)
+    assert request == Subscribe(1, room)
+
+
+ROOM_OP_FIELDS: dict[str, dict[str, Any]] = {
+    "subscribe": {},
+    "unsubscribe": {},
+    "history": {},
+    "post": {"text": "hi", "client_msg_id": "c"},
+    "edit": {"seq": 1, "text": "hi"},
+    "delete": {"seq": 1},
+}
+
+
+@pytest.mark.parametrize("room", BAD_ROOMS, ids=repr)
+@pytest.mark.parametrize("op", sorted(ROOM_OP_FIELDS))
+def test_any_other_room_is_bad_request(op: str, room: object) -> None:
+    assert refused({"id": 1, "op": op, "room": room, **ROOM_OP_FIELDS[op]}) is ErrorCode.bad_request
+
+
+@pytest.mark.parametrize("room", BAD_ROOMS, ids=repr)
+def test_parse_room_refuses(room: object) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_room(room)
+    assert info.value.code is ErrorCode.bad_request
+
+
+# Shape of the errors.
+
+
+def test_errors_are_protocol_errors_with_a_short_message() -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_request({"id": 1, "op": "x" * 10_000}, LIMITS)
+    assert info.value.code is ErrorCode.unknown_op
+    assert len(info.value.message) < 100
+    assert info.value.to_wire() == {"code": "unknown_op", "message": info.value.message}
