@@ -34,9 +34,9 @@ class ErrorCode(StrEnum):
     order_required = "order_required"  # R2: no private conversation before an order
     not_subscribed = "not_subscribed"
     # Conflicts.
-    conflict = "conflict"  # e.g. a client_msg_id reused for a different text
+    conflict = "conflict"  # internal API: an order reported again with other parties
     # Load and availability.
-    rate_limited = "rate_limited"
+    rate_limited = "rate_limited"  # writes over write_rate/write_burst; retry later
     unavailable = "unavailable"  # the store cannot take the write now; retry
     internal = "internal"  # a bug; details are in the hub's log, never on the wire
     # Internal API only.

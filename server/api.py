@@ -128,6 +128,16 @@ async def _body(request: web.Request) -> Body:
         raise _bad("the body is not valid JSON") from None
 
 
+def _event_key(body: Body) -> str | None:
+    """The backend's optional ``event_id`` makes a report idempotent.
+
+    Namespaced so that no event id can collide with Parley's own keys
+    (``order-opened``), whose entries share the room's author-less key space.
+    """
+    event_id = body.text("event_id", max_len=64, optional=True)
+    return None if event_id is None else f"event:{event_id}"
+
+
 def _order_wire(order: Order) -> dict[str, Any]:
     return {
         "id": order.id,
@@ -187,7 +197,7 @@ class InternalApi:
                 return _error(
                     ParleyError(ErrorCode.too_large, f"the body is over {MAX_BODY} bytes")
                 )
-            code = ErrorCode.not_found if exc.status in (404, 405) else ErrorCode.bad_request
+            code = ErrorCode.not_found if exc.status == 404 else ErrorCode.bad_request
             return _json({"error": {"code": code, "message": exc.reason}}, exc.status)
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -241,7 +251,7 @@ class InternalApi:
             kind="system",
             text=change.text,
             ts=to_ms(self.clock.now()),
-            client_msg_id=body.text("event_id", max_len=64, optional=True),
+            client_msg_id=_event_key(body),
             data=change.data,
         )
         appended = await self.store.append(listing_room(listing_id), draft)
@@ -297,7 +307,7 @@ class InternalApi:
                 kind="system",
                 text=change.text,
                 ts=to_ms(self.clock.now()),
-                client_msg_id=body.text("event_id", max_len=64, optional=True),
+                client_msg_id=_event_key(body),
                 data=change.data,
             ),
         )

@@ -32,7 +32,7 @@ class Principal:
 
 
 class TokenVerifier:
-    __slots__ = ("_algorithm", "_key", "_leeway")
+    __slots__ = ("_algorithm", "_audience", "_key", "_leeway")
 
     def __init__(self, config: Config) -> None:
         self._algorithm = config.jwt_algorithm
@@ -40,6 +40,7 @@ class TokenVerifier:
             config.jwt_secret if config.jwt_algorithm == "HS256" else config.public_key_pem()
         )
         self._leeway = config.jwt_leeway
+        self._audience = config.jwt_audience or None
 
     def verify(self, token: str) -> Principal:
         try:
@@ -48,6 +49,7 @@ class TokenVerifier:
                 self._key,
                 algorithms=[self._algorithm],
                 options={"require": ["sub", "exp", "name"]},
+                audience=self._audience,
                 leeway=self._leeway,
             )
         except jwt.ExpiredSignatureError:

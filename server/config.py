@@ -31,12 +31,15 @@ class Config:
     send_buffer_bytes: int = 1 << 20
     resume_max_missed: int = 500
     max_bad_frames: int = 10
+    write_rate: float = 20.0
+    write_burst: int = 100
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     jwt_algorithm: str = "HS256"
     jwt_secret: str = ""
     jwt_public_key: str = ""
     jwt_leeway: int = 30
+    jwt_audience: str = ""
     api_host: str = "127.0.0.1"
     api_port: int = 8701
     api_key: str = ""
@@ -55,11 +58,18 @@ class Config:
             "send_buffer_bytes",
             "resume_max_missed",
             "max_bad_frames",
+            "write_burst",
             "workers",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
-        for name in ("auth_timeout", "ping_interval", "ping_timeout", "shutdown_grace"):
+        for name in (
+            "auth_timeout",
+            "ping_interval",
+            "ping_timeout",
+            "shutdown_grace",
+            "write_rate",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be a positive number of seconds")
         if self.jwt_algorithm not in JWT_ALGORITHMS:

@@ -46,6 +46,7 @@ from server.config import Config
 from server.core.clock import Clock, to_ms
 from server.core.feed import RoomFeed
 from server.core.model import Author, Draft, Entry, Listing, Order
+from server.core.ratelimit import TokenBucket
 from server.core.rooms import (
     RoomCheck,
     RoomRef,
@@ -63,15 +64,27 @@ log = logging.getLogger("parley.hub")
 MAX_IN_FLIGHT: Final = 32  # concurrent requests per connection before reading pauses
 SUBSCRIBE_CATCHUP_ROUNDS: Final = 4  # re-reads of the log while a room moves under a subscribe
 FILL_BATCH: Final = 500  # entries read per gap fill
+WRITES: Final = (Post, Edit, Delete)  # the ops a connection's write rate limits
 CLOSE_TIMEOUT: Final = 5.0  # seconds a closed client has to read its backlog and answer
 
 
 class Conn:
     """One member's connection; kept small, there may be a hundred thousand."""
 
-    __slots__ = ("bad_frames", "closing", "codec", "principal", "rooms", "transport", "ws")
+    __slots__ = (
+        "bad_frames",
+        "closing",
+        "codec",
+        "principal",
+        "rooms",
+        "transport",
+        "writes",
+        "ws",
+    )
 
-    def __init__(self, ws: ServerConnection, codec: Codec, principal: Principal) -> None:
+    def __init__(
+        self, ws: ServerConnection, codec: Codec, principal: Principal, writes: TokenBucket
+    ) -> None:
         self.ws = ws
         self.transport: asyncio.WriteTransport = ws.transport
         self.codec = codec
@@ -79,6 +92,7 @@ class Conn:
         self.rooms: set[str] = set()
         self.bad_frames = 0
         self.closing = False
+        self.writes = writes
 
 
 class Room:
@@ -199,7 +213,8 @@ class Hub:
                 await self._send_reply(ws, codec, request.id, error=exc)
                 await ws.close(CloseCode.internal_error, exc.message[:100])
                 return None
-            conn = Conn(ws, codec, principal)
+            writes = TokenBucket(self.config.write_rate, self.config.write_burst, self.clock.now())
+            conn = Conn(ws, codec, principal, writes)
             result = {
                 "user": {
                     "id": principal.user_id,
@@ -281,6 +296,8 @@ class Hub:
         handler = self._handlers.get(type(request))
         if handler is None:  # only Connect: it is valid once, at the start
             raise ParleyError(ErrorCode.already_connected, "this connection is authenticated")
+        if isinstance(request, WRITES) and not conn.writes.take(self.clock.now()):
+            raise ParleyError(ErrorCode.rate_limited, "too many writes; slow down and retry")
         return handler(self, conn, request)
 
     # Ops.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from protocol.errors import CloseCode
+from protocol.errors import CloseCode, ParleyError
 from tests.server.conftest import RunningHub
 from tests.support.hubproc import SECRET
 
@@ -249,3 +250,26 @@ async def test_a_handshake_offering_no_parley_subprotocol_is_refused(
     with pytest.raises(InvalidStatus) as err:
         await connect(hub.ws_url, subprotocols=offered or None)  # type: ignore[arg-type]
     assert err.value.response.status_code == 400
+
+
+async def test_a_flooding_client_gets_rate_limited_and_loses_nothing(sqlite_url: str) -> None:
+    from tests.server.conftest import start_hub, stop_hub
+
+    hub = await start_hub(sqlite_url, write_burst=5, write_rate=0.001)
+    try:
+        await hub.listing("L1")
+        flooder = await hub.client("u1")
+        results = await asyncio.gather(
+            *(flooder.post("listing:L1", f"spam {i}") for i in range(8)), return_exceptions=True
+        )
+        accepted = [r for r in results if isinstance(r, dict)]
+        refused = [r for r in results if isinstance(r, ParleyError)]
+        assert len(accepted) == 5
+        assert {e.code for e in refused} == {"rate_limited"}
+        # Reads are not limited, and every accepted post is stored.
+        history = (await flooder.history("listing:L1"))["messages"]
+        assert sorted(m["seq"] for m in history) == sorted(r["seq"] for r in accepted)
+        other = await hub.client("u2")
+        assert (await other.post("listing:L1", "a member's own budget"))["seq"] == 6
+    finally:
+        await stop_hub(hub)
