@@ -1,0 +1,152 @@
+"""The Parley target: a hub started from a generated config, on the embedded or the Redis store.
+
+The hub runs as ``parley serve --config <file>`` pinned to the server core;
+with the Redis store, its own ``redis-server`` (on a free port, never 6379) is
+pinned to the same core and counted as part of the server. Rooms are created
+the way a marketplace would: listings and orders through the internal HTTP API.
+
+Naming shared with bench/loadgen.js: W1's room is ``listing:bw1``; in rooms of
+two (W2, W4, W5) order ``bo<j>`` of listing ``bl<j>`` joins buyer ``b<j>`` and
+seller ``s<j>``; W3 subscribes to ``listing:bw3-<i % rooms>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from bench import procs
+from bench.targets import REPO, Target
+
+API_KEY = "bench-key"
+PARLEY = REPO / ".venv" / "bin" / "parley"
+
+
+def available() -> str | None:
+    """None when the hub can be started, else why not."""
+    if not PARLEY.exists():
+        return f"{PARLEY.relative_to(REPO)} not installed"
+    return None
+
+
+class ParleyTarget(Target):
+    protocol = "parley"
+
+    def __init__(self, log_dir: Path, store: str, extra_config: dict[str, Any]) -> None:
+        super().__init__(log_dir)
+        self.store = store
+        self.name = "parley" if store == "sqlite" else "parley-redis"
+        self.extra_config = extra_config
+        self.jwt_secret = secrets.token_hex(32)
+        self.tmp: Path | None = None
+        self.api = ""
+
+    async def start(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+        ws_port, api_port = procs.free_port(), procs.free_port()
+        if self.store == "redis":
+            redis_port = procs.free_port()
+            await self._serve(
+                [
+                    "redis-server",
+                    "--port",
+                    str(redis_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "everysec",
+                    "--dir",
+                    str(self.tmp),
+                ],
+                redis_port,
+                "redis.log",
+            )
+            store = f"redis://127.0.0.1:{redis_port}/0"
+        else:
+            store = f"sqlite:///{self.tmp}/parley.sqlite3"
+        config = {
+            "ws_host": "127.0.0.1",
+            "ws_port": ws_port,
+            "api_host": "127.0.0.1",
+            "api_port": api_port,
+            "api_key": API_KEY,
+            "store": store,
+            "jwt_secret": self.jwt_secret,
+            "jwt_algorithm": "HS256",
+            **self.extra_config,
+        }
+        path = self.tmp / "config.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        argv = [str(PARLEY), "serve", "--config", str(path)]
+        log = self.log_dir / f"{self.name}.log"
+        proc = await procs.spawn(procs.pinned(procs.SERVER_CORE, argv), log)
+        self.procs.append(proc)
+        await procs.wait_for_port(ws_port, proc, 30)
+        await procs.wait_for_port(api_port, proc, 30)
+        self.url = f"ws://127.0.0.1:{ws_port}"
+        self.api = f"http://127.0.0.1:{api_port}"
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
+    async def prepare(self, workload: str, params: dict[str, Any]) -> None:
+        calls: list[tuple[str, dict[str, Any]]] = []
+
+        def listing(lid: str, seller: str) -> None:
+            calls.append(
+                (
+                    f"/v1/listings/{lid}",
+                    {
+                        "seller_id": seller,
+                        "title": f"Bench item {lid}",
+                        "price": {"amount": 1000, "currency": "CAD"},
+                        "offers_enabled": False,
+                        "status": "active",
+                    },
+                )
+            )
+
+        if workload == "W1":
+            listing("bw1", "sw1")
+        elif workload == "W3":
+            for r in range(params["rooms"]):
+                listing(f"bw3-{r}", "sw3")
+        else:
+            for j in range(params["connections"] // 2):
+                listing(f"bl{j}", f"s{j}")
+        # Orders after their listings.
+        orders = []
+        if workload not in ("W1", "W3"):
+            for j in range(params["connections"] // 2):
+                body = {"listing_id": f"bl{j}", "buyer_id": f"b{j}", "seller_id": f"s{j}"}
+                orders.append((f"/v1/orders/bo{j}", body))
+        await self._put_all(calls)
+        await self._put_all(orders)
+
+    async def _put_all(self, calls: list[tuple[str, dict[str, Any]]]) -> None:
+        sem = asyncio.Semaphore(16)
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(self.api, headers=headers, timeout=timeout) as http:
+
+            async def put(path: str, body: dict[str, Any]) -> None:
+                async with sem, http.put(path, json=body) as resp:
+                    if resp.status >= 300:
+                        text = (await resp.text())[:300]
+                        raise RuntimeError(f"PUT {path} -> HTTP {resp.status}: {text}")
+
+            await asyncio.gather(*(put(p, b) for p, b in calls))

@@ -1,0 +1,286 @@
+"""Machine facts and the Markdown table of a run.
+
+``python -m bench.report bench/results/<stamp>`` prints the table again from
+that folder's ``summary.jsonl`` and ``machine.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench.targets import BENCH
+
+
+def _cmd(argv: list[str]) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def _npm_version(*paths: str) -> str:
+    """Version of the first of these node_modules paths that is installed."""
+    for name in paths:
+        try:
+            return str(
+                json.loads((BENCH / "node_modules" / name / "package.json").read_text())["version"]
+            )
+        except (OSError, ValueError, KeyError):
+            continue
+    return "?"
+
+
+def _py_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def _redis_version() -> str:
+    out = _cmd(["redis-server", "--version"])  # "Redis server v=7.0.15 sha=..."
+    return out.split(" v=")[1].split()[0] if " v=" in out else "?"
+
+
+def machine_info() -> dict[str, Any]:
+    model = "?"
+    for line in _cmd(["lscpu"]).splitlines():
+        if line.startswith("Model name:"):
+            model = line.split(":", 1)[1].strip()
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "node": _cmd(["node", "--version"]),
+        "redis": _redis_version(),
+        "websockets": _py_version("websockets"),
+        "uvloop": _py_version("uvloop"),
+        "orjson": _py_version("orjson"),
+        "socket.io": _npm_version("socket.io"),
+        "engine.io": _npm_version("engine.io"),
+        "ws (in engine.io)": _npm_version("engine.io/node_modules/ws", "ws"),
+    }
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (int, float)):
+        if abs(value) >= 10000:
+            return f"{value:,.0f}"
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def progress_line(row: dict[str, Any]) -> str:
+    head = f"  {row['workload']} {row['server']:<12} #{row['repeat']} {row['status']:<11}"
+    if row["status"] in ("unavailable", "error"):
+        return f"{head} {row.get('error', '')}"
+    if row["workload"] == "W3":
+        return (
+            f"{head} {row['connections']} conns in {row['connect_s']:.2f}s, "
+            f"{row['rss_per_conn_kb']:.1f} KB/conn, rss {row['server_rss_mb']:.0f} MB"
+        )
+    lat = row.get("latency_ms") or {}
+    text = (
+        f"{head} {row['deliveries_per_s']:,.0f} deliv/s, server {row['server_cpu_s_per_1M']:.2f} "
+        f"cpu-s/1M ({row['server_cpu_util']:.0%} busy), loadgen {row['loadgen_cpu_s_per_1M']:.2f} "
+        f"cpu-s/1M ({row['loadgen_cpu_util']:.0%}), p50/p99/p999 {lat.get('p50', 0):.2f}/"
+        f"{lat.get('p99', 0):.2f}/{lat.get('p999', 0):.2f} ms"
+    )
+    if "acked_posts_per_s" in row:
+        text += f", {row['acked_posts_per_s']:,.0f} acked posts/s"
+    if row.get("first_error"):
+        text += f" [{row['errors']} errors, first: {row['first_error']}]"
+    return text
+
+
+def _spread(s: dict[str, Any], metric: str, digits: int = 1) -> str:
+    median: Any = s
+    for part in metric.split("."):
+        median = median.get(part) if isinstance(median, dict) else None
+    lo_hi = s.get("spread", {}).get(metric)
+    if median is None:
+        return "-"
+    if not lo_hi or s.get("ok_runs", 0) < 2:
+        return _f(median, digits)
+    return f"{_f(median, digits)} [{_f(lo_hi[0], digits)}, {_f(lo_hi[1], digits)}]"
+
+
+def _status(s: dict[str, Any]) -> str | None:
+    if s.get("status") == "ok":
+        return None
+    if s.get("status") == "unavailable":
+        return "pending (hub not running yet)"
+    return f"{s.get('status', 'not run')}: {s.get('error') or ''}".strip()
+
+
+def markdown(summaries: list[dict[str, Any]], machine: dict[str, Any]) -> str:
+    by_w: dict[str, list[dict[str, Any]]] = {}
+    for s in summaries:
+        by_w.setdefault(s["workload"], []).append(s)
+    m = machine
+    out = [
+        f"Machine: {m.get('cpu')}, {m.get('cores')} cores, Linux {m.get('kernel')}; "
+        f"Python {machine.get('python')}, websockets {machine.get('websockets')}, uvloop "
+        f"{machine.get('uvloop')}, orjson {machine.get('orjson')}; Node {machine.get('node')}, "
+        f"socket.io {machine.get('socket.io')} (engine.io {machine.get('engine.io')}, ws "
+        f"{machine.get('ws (in engine.io)')}); redis-server {machine.get('redis')}.",
+        "",
+        f"Command: `{machine.get('command', 'python -m bench.run')}`. Medians over the repeats, "
+        "[min, max] in brackets.",
+        "",
+    ]
+    traffic_cols = (
+        "deliveries/s",
+        "server CPU s / 1M deliveries",
+        "server busy",
+        "loadgen CPU s / 1M",
+        "p50 ms",
+        "p99 ms",
+        "p999 ms",
+        "server RSS MB",
+    )
+
+    def traffic_table(rows: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> None:
+        out.append("| server | " + " | ".join(traffic_cols + extra) + " |")
+        out.append("|---" * (1 + len(traffic_cols) + len(extra)) + "|")
+        for s in rows:
+            status = _status(s)
+            if status:
+                out.append(
+                    f"| {s['server']} | {status} |" + " |" * (len(traffic_cols) + len(extra) - 1)
+                )
+                continue
+            cells = [
+                _spread(s, "deliveries_per_s", 0),
+                _spread(s, "server_cpu_s_per_1M", 2),
+                _f((s.get("server_cpu_util") or 0) * 100, 0) + " %",
+                _spread(s, "loadgen_cpu_s_per_1M", 2),
+                _spread(s, "latency_ms.p50", 2),
+                _spread(s, "latency_ms.p99", 2),
+                _spread(s, "latency_ms.p999", 2),
+                _f(s.get("server_rss_mb"), 0),
+            ]
+            if "achieved send posts/s" in extra:
+                cells.append(_spread(s, "achieved_send_rate", 0))
+            out.append(f"| {s['server']} | " + " | ".join(cells) + " |")
+        out.append("")
+
+    titles = {
+        "W1": "W1 fan-out: 1 room, {watchers} watchers, {messages} posts, window {window}",
+        "W2": "W2 many small rooms: {connections} connections in rooms of two, "
+        "{posts_per_conn} posts each, {rate} posts/s",
+        "W3": "W3 idle: {connections} authenticated, subscribed, idle connections",
+        "W4": "W4 durable posts: {connections} connections in rooms of two, window {window}, "
+        "{posts_per_conn} posts each",
+        "W5": "W5 latency under load: W2's shape at {rate} posts/s",
+    }
+    for w in ("W1", "W2", "W3", "W4", "W5"):
+        rows = by_w.get(w)
+        if not rows:
+            continue
+        params = next((s.get("params") for s in rows if s.get("params")), None) or {}
+        try:
+            title = titles[w].format(**params)
+        except (KeyError, ValueError):
+            title = titles[w].split(":")[0]
+        out.append(f"### {title}")
+        out.append("")
+        if w in ("W1", "W2"):
+            traffic_table(rows)
+        elif w == "W5":
+            source = next((s.get("rate_source") for s in rows if s.get("rate_source")), "")
+            if source:
+                out.append(f"Rate: {source}.")
+                out.append("")
+            traffic_table(rows, ("achieved send posts/s",))
+        elif w == "W3":
+            cols = (
+                "RSS per connection KB",
+                "connect time s",
+                "connects/s",
+                "server CPU ms / connect",
+                "idle server busy",
+                "server RSS MB",
+            )
+            out.append("| server | " + " | ".join(cols) + " |")
+            out.append("|---" * (1 + len(cols)) + "|")
+            for s in rows:
+                status = _status(s)
+                if status:
+                    out.append(f"| {s['server']} | {status} |" + " |" * (len(cols) - 1))
+                    continue
+                out.append(
+                    f"| {s['server']} | "
+                    + " | ".join(
+                        [
+                            _spread(s, "rss_per_conn_kb", 1),
+                            _spread(s, "connect_s", 2),
+                            _spread(s, "connects_per_s", 0),
+                            _spread(s, "server_cpu_ms_per_connect", 3),
+                            _f((s.get("idle_server_cpu_util") or 0) * 100, 1) + " %",
+                            _f(s.get("server_rss_mb"), 0),
+                        ]
+                    )
+                    + " |"
+                )
+            out.append("")
+        elif w == "W4":
+            cols = (
+                "acked posts/s",
+                "server CPU s / 1M posts",
+                "server busy",
+                "ack p50 ms",
+                "ack p99 ms",
+                "ack p999 ms",
+            )
+            out.append("| server | " + " | ".join(cols) + " |")
+            out.append("|---" * (1 + len(cols)) + "|")
+            for s in rows:
+                status = _status(s)
+                if status:
+                    out.append(f"| {s['server']} | {status} |" + " |" * (len(cols) - 1))
+                    continue
+                out.append(
+                    f"| {s['server']} | "
+                    + " | ".join(
+                        [
+                            _spread(s, "acked_posts_per_s", 0),
+                            _spread(s, "server_cpu_s_per_1M_posts", 1),
+                            _f((s.get("server_cpu_util") or 0) * 100, 0) + " %",
+                            _spread(s, "ack_latency_ms.p50", 2),
+                            _spread(s, "ack_latency_ms.p99", 2),
+                            _spread(s, "ack_latency_ms.p999", 2),
+                        ]
+                    )
+                    + " |"
+                )
+            out.append("| raw, socketio | N/A: they store nothing |" + " |" * (len(cols) - 1))
+            out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m bench.report bench/results/<stamp>", file=sys.stderr)
+        return 2
+    folder = Path(argv[0])
+    summaries = [
+        json.loads(line) for line in (folder / "summary.jsonl").read_text().splitlines() if line
+    ]
+    machine = json.loads((folder / "machine.json").read_text())
+    print(markdown(summaries, machine))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

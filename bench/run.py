@@ -1,0 +1,420 @@
+"""Run the benchmark suite: ``python -m bench.run [--workloads W1,W2] [--servers raw,socketio]
+[--repeat 3] [--quick]``.
+
+For every workload, repeat and server (server order rotated each repeat so
+drift spreads evenly), it starts the server fresh on core 1, the load
+generator (bench/loadgen.js) on core 0, reads the server's CPU time and RSS
+from /proc at the load generator's phase boundaries, and stops everything in
+``finally``. Each run is one JSON line in ``bench/results/<stamp>/runs.jsonl``
+and one progress line on stderr; at the end each (server, workload) prints one
+JSON line on stdout: the median over the repeats, with ``spread`` holding
+[min, max]. ``table.md`` in the same folder holds the Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import procs, report, workloads
+from bench.targets import BENCH, Target, make_target
+
+SERVERS = ("raw", "socketio", "parley", "parley-redis")
+PARLEY_TARGETS = ("parley", "parley-redis")
+
+
+class RunFailed(Exception):
+    pass
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    add = ap.add_argument
+    add("--workloads", default=",".join(workloads.ALL), help="comma-separated, e.g. W1,W2")
+    add("--servers", default=",".join(SERVERS), help=f"comma-separated among {','.join(SERVERS)}")
+    add("--repeat", type=int, default=None, help="runs per server and workload (3; 1 with --quick)")
+    add("--quick", action="store_true", help="small sizes: a smoke test in seconds")
+    add("--w5-rate", type=float, default=None, help="posts/s for W5 (default: half Parley's W4)")
+    add("--parley-config", type=Path, default=None, help="YAML merged into the hub's config")
+    add("--out", type=Path, default=None, help="results folder (default bench/results/<stamp>)")
+    add("--markdown", action="store_true", help="also print the Markdown table")
+    args = ap.parse_args(argv)
+    args.workloads = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
+    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    for w in args.workloads:
+        if w not in workloads.FULL:
+            ap.error(f"unknown workload {w}")
+    for s in args.servers:
+        if s not in SERVERS:
+            ap.error(f"unknown server {s}")
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
+    if not 1 <= args.repeat <= 20:
+        ap.error("--repeat must be between 1 and 20")
+    return args
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def ensure_node_modules() -> None:
+    if (BENCH / "node_modules" / "ws").is_dir() and (BENCH / "node_modules" / "socket.io").is_dir():
+        return
+    log("bench: installing the load generator's and Socket.IO's packages (npm ci)")
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BENCH, check=True, timeout=600)
+
+
+# ------------------------------------------------------------------ one run ---
+
+
+class LoadGen:
+    """The load generator process and its line protocol (see bench/loadgen.js)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, bound: float) -> None:
+        self.proc = proc
+        self.bound = bound
+
+    async def expect(self, phase: str) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        while True:
+            try:
+                line = await asyncio.wait_for(self.proc.stdout.readline(), self.bound)
+            except TimeoutError:
+                raise RunFailed(f"load generator silent {self.bound:.0f}s before {phase}") from None
+            if not line:
+                code = await self.proc.wait()
+                raise RunFailed(f"load generator exited (code {code}) before {phase}")
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if msg.get("phase") == "error":
+                raise RunFailed(f"load generator: {msg.get('error')}")
+            if msg.get("phase") == phase:
+                return msg  # type: ignore[no-any-return]
+
+    async def next(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"next\n")
+        await self.proc.stdin.drain()
+
+
+class Snapshot:
+    def __init__(self, target: Target, loadgen_pid: int) -> None:
+        pids = target.pids()
+        self.t = time.monotonic()
+        self.server_cpu = procs.tree_cpu_seconds(pids)
+        self.loadgen_cpu = procs.cpu_seconds(loadgen_pid)
+        self.server_rss_kb = procs.tree_rss_kb(pids)
+        self.server_core_busy = procs.core_busy_seconds(procs.SERVER_CORE)
+
+
+async def measure(
+    target: Target, workload: str, params: dict[str, Any], run_dir: Path
+) -> dict[str, Any]:
+    await target.start()
+    await target.prepare(workload, params)
+    bound = workloads.expected_seconds(workload, params)
+    spec = {
+        "target": target.protocol,
+        "url": target.url,
+        "workload": workload,
+        "params": params,
+        "jwt_secret": target.jwt_secret,
+        "text_bytes": workloads.TEXT_BYTES,
+        "connect_concurrency": 64,
+        "max_seconds": bound,
+    }
+    argv = procs.pinned(procs.LOADGEN_CORE, ["node", str(BENCH / "loadgen.js"), json.dumps(spec)])
+    with open(run_dir / "logs" / "loadgen.log", "ab") as err:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=err,
+            limit=1 << 20,
+        )
+    lg = LoadGen(proc, bound)
+    try:
+        if workload == "W3":
+            return await _idle(target, lg, params)
+        return await _traffic(target, lg, workload)
+    finally:
+        await procs.stop(proc, grace=10)
+
+
+async def _traffic(target: Target, lg: LoadGen, workload: str) -> dict[str, Any]:
+    ready = await lg.expect("ready")
+    s0 = Snapshot(target, lg.proc.pid)
+    await lg.next()
+    done = await lg.expect("done")
+    s1 = Snapshot(target, lg.proc.pid)
+    await lg.next()
+    await lg.expect("closed")
+
+    wall = s1.t - s0.t
+    server_cpu = s1.server_cpu - s0.server_cpu
+    loadgen_cpu = s1.loadgen_cpu - s0.loadgen_cpu
+    d = max(1, done["deliveries"])
+    row: dict[str, Any] = {
+        "status": "ok" if done["complete"] and not done["errors"] else "incomplete",
+        "connections": ready["connections"],
+        "posts": done["posts"],
+        "deliveries": done["deliveries"],
+        "expected_deliveries": done["expected_deliveries"],
+        "deliveries_per_s": done["deliveries_per_s"],
+        "server_cpu_s": server_cpu,
+        "server_cpu_s_per_1M": server_cpu / d * 1e6,
+        "server_cpu_util": server_cpu / wall,
+        "loadgen_cpu_s": loadgen_cpu,
+        "loadgen_cpu_s_per_1M": loadgen_cpu / d * 1e6,
+        "loadgen_cpu_util": loadgen_cpu / wall,
+        "latency_ms": done["latency_ms"],
+        "server_rss_mb": s1.server_rss_kb / 1024,
+        # Time the server's core spent on anything but the server: other load drifting in.
+        "server_core_other_util": max(0.0, s1.server_core_busy - s0.server_core_busy - server_cpu)
+        / wall,
+        "avg_frame_bytes": done["avg_frame_bytes"],
+        "errors": done["errors"],
+        "first_error": done["first_error"],
+        "other_frames": done["other_frames"],
+    }
+    for key in (
+        "ack_latency_ms",
+        "target_rate",
+        "achieved_send_rate",
+        "max_send_lag_ms",
+        "acked_posts",
+        "acked_posts_per_s",
+    ):
+        if key in done:
+            row[key] = done[key]
+    if workload == "W4":
+        row["server_cpu_s_per_1M_posts"] = server_cpu / max(1, done["acked_posts"]) * 1e6
+    return row
+
+
+async def _idle(target: Target, lg: LoadGen, params: dict[str, Any]) -> dict[str, Any]:
+    await lg.expect("warm")
+    s_warm = Snapshot(target, lg.proc.pid)
+    await lg.next()
+    connected = await lg.expect("connected")
+    s_conn = Snapshot(target, lg.proc.pid)
+    await asyncio.sleep(params["hold_s"])
+    s_idle = Snapshot(target, lg.proc.pid)
+    await lg.next()
+    idle_done = await lg.expect("idle_done")
+    await lg.next()
+    await lg.expect("closed")
+
+    added = params["connections"] - params["warm"]
+    return {
+        "status": "ok" if not idle_done["errors"] else "incomplete",
+        "connections": params["connections"],
+        "connect_s": connected["connect_s"],
+        "connects_per_s": connected["connects_per_s"],
+        "server_cpu_ms_per_connect": (s_conn.server_cpu - s_warm.server_cpu) / added * 1e3,
+        "loadgen_cpu_ms_per_connect": (s_conn.loadgen_cpu - s_warm.loadgen_cpu) / added * 1e3,
+        "rss_per_conn_kb": (s_idle.server_rss_kb - s_warm.server_rss_kb) / added,
+        "server_rss_mb": s_idle.server_rss_kb / 1024,
+        "idle_server_cpu_util": (s_idle.server_cpu - s_conn.server_cpu) / (s_idle.t - s_conn.t),
+        "errors": idle_done["errors"],
+        "first_error": idle_done["first_error"],
+    }
+
+
+# ------------------------------------------------------------------ summary ---
+
+SUMMARY_METRICS = (
+    "deliveries_per_s",
+    "server_cpu_s_per_1M",
+    "loadgen_cpu_s_per_1M",
+    "server_cpu_util",
+    "loadgen_cpu_util",
+    "latency_ms.p50",
+    "latency_ms.p99",
+    "latency_ms.p999",
+    "latency_ms.max",
+    "ack_latency_ms.p50",
+    "ack_latency_ms.p99",
+    "ack_latency_ms.p999",
+    "server_rss_mb",
+    "avg_frame_bytes",
+    "achieved_send_rate",
+    "max_send_lag_ms",
+    "acked_posts_per_s",
+    "server_cpu_s_per_1M_posts",
+    "rss_per_conn_kb",
+    "connect_s",
+    "connects_per_s",
+    "server_cpu_ms_per_connect",
+    "loadgen_cpu_ms_per_connect",
+    "idle_server_cpu_util",
+    "server_core_other_util",
+)
+
+
+def _get(row: dict[str, Any], path: str) -> float | None:
+    value: Any = row
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value if isinstance(value, (int, float)) else None
+
+
+def _put(out: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for p in parents:
+        out = out.setdefault(p, {})
+    out[leaf] = value
+
+
+def summarize(server: str, workload: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in rows if r["status"] == "ok"]
+    out: dict[str, Any] = {
+        "server": server,
+        "workload": workload,
+        "runs": len(rows),
+        "ok_runs": len(ok),
+    }
+    if not rows:
+        return out
+    statuses = sorted({r["status"] for r in rows})
+    out["status"] = "ok" if len(ok) == len(rows) else "/".join(statuses)
+    basis = ok or [r for r in rows if r["status"] == "incomplete"]
+    if not basis:
+        out["error"] = rows[-1].get("error")
+        return out
+    spread: dict[str, list[float]] = {}
+    for metric in SUMMARY_METRICS:
+        values = [v for v in (_get(r, metric) for r in basis) if v is not None]
+        if values:
+            _put(out, metric, round(statistics.median(values), 4))
+            spread[metric] = [round(min(values), 4), round(max(values), 4)]
+    if "target_rate" in basis[0]:
+        out["target_rate"] = basis[0]["target_rate"]
+    out["spread"] = spread
+    return out
+
+
+# --------------------------------------------------------------------- main ---
+
+
+async def main(args: argparse.Namespace) -> int:
+    ensure_node_modules()
+    fd_limit = procs.raise_fd_limit()
+    if procs.can_pin():
+        os.sched_setaffinity(0, {procs.LOADGEN_CORE})
+    else:
+        log("bench: fewer than 2 cores or no taskset: running unpinned, figures are not comparable")
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = args.out or BENCH / "results" / (stamp + ("-quick" if args.quick else ""))
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    machine = report.machine_info()
+    machine["fd_limit"] = fd_limit
+    machine["command"] = " ".join(["python -m bench.run", *sys.argv[1:]])
+    (run_dir / "machine.json").write_text(json.dumps(machine, indent=2) + "\n")
+    log(f"bench: results in {run_dir}")
+
+    parley_extra: dict[str, Any] = {}
+    if args.parley_config:
+        import yaml
+
+        parley_extra = yaml.safe_load(args.parley_config.read_text()) or {}
+    from bench import parley
+
+    unavailable: dict[str, str] = {}
+    why = parley.available()
+    if why:
+        for name in PARLEY_TARGETS:
+            unavailable[name] = why
+
+    size = "quick" if args.quick else "full"
+    sizes = workloads.QUICK if args.quick else workloads.FULL
+    rows_by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    summaries: list[dict[str, Any]] = []
+    failed = False
+    started = time.monotonic()
+
+    with open(run_dir / "runs.jsonl", "a") as runs_file:
+        for workload in args.workloads:
+            servers = [s for s in workloads.SERVERS[workload] if s in args.servers]
+            params = dict(sizes[workload])
+            if workload == "W5":
+                params["rate"], params["rate_source"] = _w5_rate(args, rows_by_key, size)
+            for rep in range(args.repeat):
+                shift = rep % len(servers) if servers else 0
+                for server in servers[shift:] + servers[:shift]:
+                    row: dict[str, Any] = {"server": server, "workload": workload}
+                    row["repeat"] = rep + 1
+                    if server in unavailable:
+                        row.update(status="unavailable", error=unavailable[server])
+                    else:
+                        target = make_target(server, run_dir / "logs", parley_extra)
+                        t0 = time.monotonic()
+                        try:
+                            row.update(await measure(target, workload, params, run_dir))
+                        except Exception as exc:  # one failed run must not stop the suite
+                            row.update(status="error", error=f"{type(exc).__name__}: {exc}")
+                            if server in PARLEY_TARGETS and "start" in _stage(exc):
+                                unavailable[server] = row["error"]
+                        finally:
+                            await target.stop()
+                        row["run_s"] = round(time.monotonic() - t0, 2)
+                        row["params"] = params
+                    rows_by_key.setdefault((server, workload), []).append(row)
+                    runs_file.write(json.dumps(row) + "\n")
+                    runs_file.flush()
+                    log(report.progress_line(row))
+                    if row["status"] in ("error", "incomplete"):
+                        failed = True
+            for server in servers:
+                summary = summarize(server, workload, rows_by_key.get((server, workload), []))
+                summary["params"] = {k: v for k, v in params.items() if k != "rate_source"}
+                if workload == "W5":
+                    summary["rate_source"] = params["rate_source"]
+                summaries.append(summary)
+                print(json.dumps(summary), flush=True)
+
+    (run_dir / "summary.jsonl").write_text("".join(json.dumps(s) + "\n" for s in summaries))
+    table = report.markdown(summaries, machine)
+    (run_dir / "table.md").write_text(table)
+    if args.markdown:
+        print(table)
+    log(f"bench: done in {time.monotonic() - started:.0f}s; table in {run_dir / 'table.md'}")
+    return 1 if failed else 0
+
+
+def _stage(exc: Exception) -> str:
+    """'start' when the server never came up (so its later runs are skipped)."""
+    text = str(exc)
+    if isinstance(exc, FileNotFoundError) or "listening" in text:
+        return "start"
+    return "run"
+
+
+def _w5_rate(
+    args: argparse.Namespace, rows: dict[tuple[str, str], list[dict[str, Any]]], size: str
+) -> tuple[float, str]:
+    if args.w5_rate:
+        return args.w5_rate, "--w5-rate"
+    w4 = [r["acked_posts_per_s"] for r in rows.get(("parley", "W4"), []) if r["status"] == "ok"]
+    if w4:
+        return round(statistics.median(w4) / 2), "half of Parley's W4 (embedded store) median"
+    rate = workloads.W5_FALLBACK_RATE[size]
+    return rate, f"fallback {rate} posts/s (no Parley W4 result in this run)"
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse_args(None))))

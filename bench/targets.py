@@ -1,0 +1,86 @@
+"""The servers under test: how to start one, which processes are "the server", how to stop it.
+
+Each target runs pinned to core 1 (the load generator has core 0) and is
+started fresh for every measured run. ``protocol`` names the load generator's
+adapter for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench import procs
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+
+
+class Target:
+    name = ""
+    protocol = ""  # the load generator's adapter: raw | socketio | parley
+    jwt_secret = "unused"
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: list[asyncio.subprocess.Process] = []
+        self.url = ""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def prepare(self, workload: str, params: dict[str, Any]) -> None:
+        """Create what the workload's rooms need (Parley: listings and orders)."""
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    async def stop(self) -> None:
+        for proc in reversed(self.procs):
+            await procs.stop(proc)
+        self.procs.clear()
+
+    async def _serve(self, argv: list[str], port: int, log_name: str, timeout: float = 20) -> None:
+        proc = await procs.spawn(procs.pinned(procs.SERVER_CORE, argv), self.log_dir / log_name)
+        self.procs.append(proc)
+        await procs.wait_for_port(port, proc, timeout)
+
+
+class RawWebsockets(Target):
+    """websockets + uvloop, broadcast only: the floor of what the library can do."""
+
+    name = "raw"
+    protocol = "raw"
+
+    async def start(self) -> None:
+        port = procs.free_port()
+        self.url = f"ws://127.0.0.1:{port}"
+        script = BENCH / "servers" / "raw_ws.py"
+        await self._serve([sys.executable, str(script), str(port)], port, "raw.log")
+
+
+class SocketIO(Target):
+    """Socket.IO 4 on Node, rooms with io.to(room).emit."""
+
+    name = "socketio"
+    protocol = "socketio"
+
+    async def start(self) -> None:
+        port = procs.free_port()
+        self.url = f"ws://127.0.0.1:{port}"
+        script = BENCH / "servers" / "socketio_server.js"
+        await self._serve(["node", str(script), str(port)], port, "socketio.log")
+
+
+def make_target(name: str, log_dir: Path, parley_extra: dict[str, Any]) -> Target:
+    if name == "raw":
+        return RawWebsockets(log_dir)
+    if name == "socketio":
+        return SocketIO(log_dir)
+    if name in ("parley", "parley-redis"):
+        from bench.parley import ParleyTarget
+
+        return ParleyTarget(log_dir, "redis" if name == "parley-redis" else "sqlite", parley_extra)
+    raise ValueError(f"unknown server {name!r}")

@@ -1,0 +1,51 @@
+"""The five workloads of the suite, with their full and ``--quick`` sizes.
+
+W1 fan-out, W2 many small rooms, W3 idle connections, W4 durable posts
+(Parley only: the baselines store nothing), W5 W2's shape at half of Parley's
+saturation rate. Which servers run each one by default is in ``SERVERS``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TEXT_BYTES = 150  # every posted text, send timestamp included
+
+FULL: dict[str, dict[str, Any]] = {
+    "W1": {"watchers": 1000, "messages": 2000, "window": 4, "timeout_s": 120},
+    "W2": {"connections": 4000, "posts_per_conn": 20, "rate": 5000, "drain_timeout_s": 60},
+    "W3": {"connections": 10000, "warm": 200, "rooms": 100, "hold_s": 5},
+    "W4": {"connections": 400, "posts_per_conn": 100, "window": 4, "timeout_s": 120},
+    "W5": {"connections": 4000, "posts_per_conn": 20, "rate": None, "drain_timeout_s": 60},
+}
+
+QUICK: dict[str, dict[str, Any]] = {
+    "W1": {"watchers": 50, "messages": 200, "window": 4, "timeout_s": 20},
+    "W2": {"connections": 200, "posts_per_conn": 5, "rate": 1000, "drain_timeout_s": 20},
+    "W3": {"connections": 500, "warm": 50, "rooms": 10, "hold_s": 1},
+    "W4": {"connections": 40, "posts_per_conn": 20, "window": 4, "timeout_s": 20},
+    "W5": {"connections": 200, "posts_per_conn": 5, "rate": None, "drain_timeout_s": 20},
+}
+
+# W5's rate when no Parley W4 (embedded store) result is at hand: half of W4's target.
+W5_FALLBACK_RATE = {"full": 10000, "quick": 1000}
+
+SERVERS: dict[str, tuple[str, ...]] = {
+    "W1": ("raw", "socketio", "parley"),
+    "W2": ("raw", "socketio", "parley"),
+    "W3": ("raw", "socketio", "parley"),
+    "W4": ("parley", "parley-redis"),
+    "W5": ("raw", "socketio", "parley"),
+}
+
+ALL = tuple(FULL)
+
+
+def expected_seconds(workload: str, params: dict[str, Any]) -> float:
+    """A generous bound on one run of the load generator, for its watchdog."""
+    if workload in ("W2", "W5"):
+        posts = params["connections"] * params["posts_per_conn"]
+        return 90.0 + float(posts / params["rate"] + params["drain_timeout_s"])
+    if workload == "W3":
+        return 180.0 + float(params["hold_s"])
+    return 60.0 + float(params["timeout_s"])
