@@ -556,8 +556,10 @@ async function durablePosts() {
     };
   });
   for (const c of conns) for (let w = 0; w < P.window; w++) send(c);
-  const complete = await waitUntil(() => acked >= total, P.timeout_s);
+  const acksIn = await waitUntil(() => acked >= total, P.timeout_s);
   const spanS = Math.max(1, lastAckUs - t0) / 1e6;
+  // Both members of each room must get every post, too (within a short drain).
+  const complete = acksIn && (await waitUntil(() => stats.deliveries >= total * 2, 10));
   const report = deliveryReport(total * 2, complete);
   report.posts = total;
   report.acked_posts = acked;

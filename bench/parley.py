@@ -84,6 +84,10 @@ class ParleyTarget(Target):
             "store": store,
             "jwt_secret": self.jwt_secret,
             "jwt_algorithm": "HS256",
+            # Lifted: W1's single poster and W4's posters measure throughput,
+            # not the per-connection write limit (20/s after a burst of 100).
+            "write_rate": 1_000_000.0,
+            "write_burst": 1_000_000,
             **self.extra_config,
         }
         path = self.tmp / "config.yaml"

@@ -67,7 +67,7 @@ def log(msg: str) -> None:
 
 
 def ensure_node_modules() -> None:
-    if (BENCH / "node_modules" / "ws").is_dir() and (BENCH / "node_modules" / "socket.io").is_dir():
+    if all((BENCH / "node_modules" / name).is_dir() for name in ("socket.io", "bufferutil")):
         return
     log("bench: installing the load generator's and Socket.IO's packages (npm ci)")
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BENCH, check=True, timeout=600)
