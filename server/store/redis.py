@@ -264,9 +264,9 @@ class RedisFanout(Fanout):
 
     The connection is a bare redis-py ``Connection`` driven here rather than a
     ``PubSub``: ``PubSub`` reconnects and re-subscribes on its own, which is
-    exactly the silent gap to avoid. Here every drop (an error, or a PING left
-    unanswered for ``ping_interval``) ends the connection; the reader then
-    reconnects with backoff, re-subscribes every followed room, waits for the
+    exactly the silent gap to avoid. Here every drop (an error, or a silence
+    that a PING does not break) ends the connection; the reader then reconnects
+    with backoff, re-subscribes every followed room, waits for the
     confirmations and only then calls ``on_resync``, so that the hub's re-read
     of each room's head comes after the point from which it hears the room.
     """
@@ -292,8 +292,8 @@ class RedisFanout(Fanout):
         self._unconfirmed: set[bytes] = set()  # re-subscribed after a reconnect
         self._resync_due = False
         self._confirms: dict[bytes, asyncio.Future[None]] = {}
-        self._heard: dict[bytes, int] = {}  # last seq delivered per channel
-        self._echoes: dict[bytes, list[tuple[int, asyncio.Future[None]]]] = {}
+        self._heard: dict[bytes, tuple[str, int]] = {}  # last (epoch, seq) delivered
+        self._echoes: dict[bytes, list[tuple[str, int, asyncio.Future[None]]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._last_heard = 0.0  # loop time of the last reply on the connection
 
@@ -353,7 +353,7 @@ class RedisFanout(Fanout):
             return
         self._heard.pop(channel, None)
         self._store._forget(room)
-        for _, echo in self._echoes.pop(channel, []):
+        for _, _, echo in self._echoes.pop(channel, []):
             if not echo.done():
                 echo.set_result(None)
         conn = self._conn
@@ -362,25 +362,28 @@ class RedisFanout(Fanout):
             with contextlib.suppress(*_DOWN):
                 await conn.send_command(self._command("UNSUBSCRIBE"), channel, check_health=False)
 
-    async def wait_echo(self, room: str, seq: int, timeout: float) -> None:
+    async def wait_echo(self, room: str, epoch: str, seq: int, timeout: float) -> None:
         """Wait until the reader has delivered ``seq`` of a followed room.
 
         So that an append returns after its own hub heard it, as with the
         embedded store. Bounded: the entry is stored whatever happens here.
         """
         channel = self._store._key(room, "ch").encode()
-        if channel not in self._rooms or not self.live or self._heard.get(channel, 0) >= seq:
+        if channel not in self._rooms or not self.live:
+            return
+        heard_epoch, heard_seq = self._heard.get(channel, ("", 0))
+        if heard_epoch == epoch and heard_seq >= seq:
             return
         echo = asyncio.get_running_loop().create_future()
         waiting = self._echoes.setdefault(channel, [])
-        waiting.append((seq, echo))
+        waiting.append((epoch, seq, echo))
         try:
             await asyncio.wait_for(echo, timeout)
         except TimeoutError:
             log.debug("fan-out: %s seq %d not heard back in %.1fs", room, seq, timeout)
         finally:
             with contextlib.suppress(ValueError):
-                waiting.remove((seq, echo))
+                waiting.remove((epoch, seq, echo))
 
     def _command(self, name: str) -> str:
         return "S" + name if self._sharded else name
@@ -463,6 +466,8 @@ class RedisFanout(Fanout):
                 log.warning("fan-out: no answer to PING for %.1fs; reconnecting", silent)
                 await conn.disconnect(nowait=True)
                 return
+            if not conn.is_connected:
+                return  # the reader is already on it; a send would reconnect it
             if silent >= self._ping_interval:
                 with contextlib.suppress(*_DOWN):
                     await conn.send_command("PING", check_health=False)
@@ -490,15 +495,13 @@ class RedisFanout(Fanout):
         except (ValueError, TypeError):
             log.warning("fan-out: undecodable message on %r; ignored", channel)
             return
-        self._heard[channel] = seq
+        self._heard[channel] = (epoch, seq)
         self._store._saw(room, epoch, seq)
         if self.listener is not None:
             self.listener(entry, epoch)
-        waiting = self._echoes.get(channel)
-        if waiting:
-            for want, echo in waiting:
-                if want <= seq and not echo.done():
-                    echo.set_result(None)
+        for want_epoch, want_seq, echo in self._echoes.get(channel, ()):
+            if want_epoch == epoch and want_seq <= seq and not echo.done():
+                echo.set_result(None)
 
     def _maybe_resync(self) -> None:
         if self._resync_due and not self._unconfirmed:
@@ -517,7 +520,7 @@ class RedisFanout(Fanout):
                 future.set_result(None)
         self._confirms.clear()
         for waiting in self._echoes.values():
-            for _, echo in waiting:
+            for _, _, echo in waiting:
                 if not echo.done():
                     echo.set_result(None)
         with contextlib.suppress(*_DOWN):
@@ -760,7 +763,7 @@ class RedisStore(Store):
             return AppendResult(_decode_entry(room, seq, stored, edited, deleted), duplicate=True)
         _, seq, epoch = reply
         self._saw(room, _text(epoch), seq)
-        await self.fanout.wait_echo(room, seq, self._echo_timeout)
+        await self.fanout.wait_echo(room, _text(epoch), seq, self._echo_timeout)
         return AppendResult(Entry.from_draft(room, seq, draft))
 
     async def _read_entries(self, room: str, *args: str | int) -> list[Entry]:

@@ -1,0 +1,57 @@
+"""Redis's "not now" answers become ``StoreUnavailable``, and nothing is stored."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from server.core.model import Author, Draft, UserId
+from server.store.base import StoreUnavailable
+from server.store.redis import RedisStore
+from tests.support.redis_server import RedisServer
+
+ROOM = "listing:l1"
+ALICE = Author(UserId("alice"), "Alice")
+
+
+@pytest.fixture
+async def store(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
+    redis_server.start()
+    await redis_server.flushall()
+    s = RedisStore(redis_server.url)
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def test_out_of_memory_refuses_the_append_before_it_stores_anything(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    await store.append(ROOM, Draft("comment", "fits", 1, ALICE))
+    with redis_server.client() as admin:
+        admin.config_set("maxmemory", "1")  # with noeviction, every write is refused
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.append(ROOM, Draft("comment", "does not fit", 2, ALICE))
+        finally:
+            admin.config_set("maxmemory", "0")
+    assert [e.text for e in await store.entries_after(ROOM, 0, 10)] == ["fits"]
+    assert (await store.append(ROOM, Draft("comment", "fits again", 3, ALICE))).entry.seq == 2
+
+
+async def test_a_replica_refuses_writes_as_unavailable(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    with redis_server.client() as admin:
+        # A replica of nothing answers READONLY to writes, as after a failover
+        # that left the hubs pointing at a replica.
+        admin.execute_command("REPLICAOF", "127.0.0.1", "1")
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.append(ROOM, Draft("comment", "hello", 1, ALICE))
+        finally:
+            admin.execute_command("REPLICAOF", "NO", "ONE")
+    assert await store.entries_after(ROOM, 0, 10) == []
