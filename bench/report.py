@@ -1,7 +1,7 @@
 """Machine facts and the Markdown table of a run.
 
 ``python -m bench.report bench/results/<stamp>`` prints the table again from
-that folder's ``summary.jsonl`` and ``machine.json``.
+that folder's ``runs.jsonl`` and ``machine.json``.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from importlib import metadata
@@ -16,6 +17,85 @@ from pathlib import Path
 from typing import Any
 
 from bench.targets import BENCH
+
+# ------------------------------------------------------------------ summary ---
+
+SUMMARY_METRICS = (
+    "deliveries_per_s",
+    "server_cpu_s_per_1M",
+    "loadgen_cpu_s_per_1M",
+    "server_cpu_util",
+    "loadgen_cpu_util",
+    "latency_ms.p50",
+    "latency_ms.p99",
+    "latency_ms.p999",
+    "latency_ms.max",
+    "ack_latency_ms.p50",
+    "ack_latency_ms.p99",
+    "ack_latency_ms.p999",
+    "server_rss_mb",
+    "avg_frame_bytes",
+    "achieved_send_rate",
+    "max_send_lag_ms",
+    "acked_posts_per_s",
+    "server_cpu_s_per_1M_posts",
+    "rss_per_conn_kb",
+    "connect_s",
+    "connects_per_s",
+    "server_cpu_ms_per_connect",
+    "loadgen_cpu_ms_per_connect",
+    "idle_server_cpu_util",
+    "server_core_other_util",
+)
+
+
+def _get(row: dict[str, Any], path: str) -> float | None:
+    value: Any = row
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _put(out: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for p in parents:
+        out = out.setdefault(p, {})
+    out[leaf] = value
+
+
+def summarize(server: str, workload: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median and [min, max] of the ok runs (of the incomplete ones when none is ok)."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    out: dict[str, Any] = {
+        "server": server,
+        "workload": workload,
+        "runs": len(rows),
+        "ok_runs": len(ok),
+    }
+    if not rows:
+        return out
+    out["status"] = "ok" if len(ok) == len(rows) else "/".join(sorted({r["status"] for r in rows}))
+    notes = [r.get("first_error") or r.get("error") for r in rows if r["status"] != "ok"]
+    if notes:
+        out["notes"] = sorted({str(n) for n in notes if n})
+    if "params" in rows[0]:
+        out["params"] = rows[0]["params"]
+    basis = ok or [r for r in rows if r["status"] == "incomplete"]
+    if not basis:
+        return out
+    out["basis"] = "ok" if ok else "incomplete"
+    spread: dict[str, list[float]] = {}
+    for metric in SUMMARY_METRICS:
+        values = [v for v in (_get(r, metric) for r in basis) if v is not None]
+        if values:
+            _put(out, metric, round(statistics.median(values), 4))
+            spread[metric] = [round(min(values), 4), round(max(values), 4)]
+    if "kept_up" in basis[0]:
+        out["kept_up"] = all(r.get("kept_up") for r in basis)
+    out["spread"] = spread
+    return out
 
 
 def _cmd(argv: list[str]) -> str:
@@ -67,6 +147,8 @@ def machine_info() -> dict[str, Any]:
         "socket.io": _npm_version("socket.io"),
         "engine.io": _npm_version("engine.io"),
         "ws (in engine.io)": _npm_version("engine.io/node_modules/ws", "ws"),
+        # The Parley code measured: a commit, "-dirty" when the tree had uncommitted changes.
+        "parley_commit": _cmd(["git", "-C", str(BENCH.parent), "describe", "--always", "--dirty"]),
     }
 
 
@@ -115,12 +197,23 @@ def _spread(s: dict[str, Any], metric: str, digits: int = 1) -> str:
     return f"{_f(median, digits)} [{_f(lo_hi[0], digits)}, {_f(lo_hi[1], digits)}]"
 
 
-def _status(s: dict[str, Any]) -> str | None:
-    if s.get("status") == "ok":
-        return None
+def _label(s: dict[str, Any], footnotes: list[str]) -> tuple[str, str | None]:
+    """The row's first cell, and the text that replaces its figures when it has none."""
+    label = s["server"]
     if s.get("status") == "unavailable":
-        return "pending (hub not running yet)"
-    return f"{s.get('status', 'not run')}: {s.get('error') or ''}".strip()
+        return label, "pending: " + "; ".join(s.get("notes", ["not run"]))
+    if "basis" not in s:
+        return label, f"{s.get('status', 'not run')}: " + "; ".join(s.get("notes", []))
+    marks = []
+    if s.get("ok_runs", 0) < s.get("runs", 0):
+        marks.append(f"{s['ok_runs']}/{s['runs']} runs ok")
+        for note in s.get("notes", []):
+            footnotes.append(f"{s['server']}, {s['workload']}: {note}")
+    if s.get("kept_up") is False:
+        marks.append("saturated")
+    if marks:
+        label += " (" + ", ".join(marks) + ")"
+    return label, None
 
 
 def markdown(summaries: list[dict[str, Any]], machine: dict[str, Any]) -> str:
@@ -150,15 +243,15 @@ def markdown(summaries: list[dict[str, Any]], machine: dict[str, Any]) -> str:
         "server RSS MB",
     )
 
+    footnotes: list[str] = []
+
     def traffic_table(rows: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> None:
         out.append("| server | " + " | ".join(traffic_cols + extra) + " |")
         out.append("|---" * (1 + len(traffic_cols) + len(extra)) + "|")
         for s in rows:
-            status = _status(s)
+            label, status = _label(s, footnotes)
             if status:
-                out.append(
-                    f"| {s['server']} | {status} |" + " |" * (len(traffic_cols) + len(extra) - 1)
-                )
+                out.append(f"| {label} | {status} |" + " |" * (len(traffic_cols) + len(extra) - 1))
                 continue
             cells = [
                 _spread(s, "deliveries_per_s", 0),
@@ -172,7 +265,13 @@ def markdown(summaries: list[dict[str, Any]], machine: dict[str, Any]) -> str:
             ]
             if "achieved send posts/s" in extra:
                 cells.append(_spread(s, "achieved_send_rate", 0))
-            out.append(f"| {s['server']} | " + " | ".join(cells) + " |")
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        if any(s.get("kept_up") is False for s in rows):
+            out.append("")
+            out.append(
+                "saturated: the server delivered less than 95 % of the offered rate, so posts "
+                "queued and latency grew for the whole run."
+            )
         out.append("")
 
     titles = {
@@ -198,7 +297,9 @@ def markdown(summaries: list[dict[str, Any]], machine: dict[str, Any]) -> str:
         if w in ("W1", "W2"):
             traffic_table(rows)
         elif w == "W5":
-            source = next((s.get("rate_source") for s in rows if s.get("rate_source")), "")
+            source = params.get("rate_source") or next(
+                (s.get("rate_source") for s in rows if s.get("rate_source")), ""
+            )
             if source:
                 out.append(f"Rate: {source}.")
                 out.append("")
@@ -215,12 +316,12 @@ def markdown(summaries: list[dict[str, Any]], machine: dict[str, Any]) -> str:
             out.append("| server | " + " | ".join(cols) + " |")
             out.append("|---" * (1 + len(cols)) + "|")
             for s in rows:
-                status = _status(s)
+                label, status = _label(s, footnotes)
                 if status:
-                    out.append(f"| {s['server']} | {status} |" + " |" * (len(cols) - 1))
+                    out.append(f"| {label} | {status} |" + " |" * (len(cols) - 1))
                     continue
                 out.append(
-                    f"| {s['server']} | "
+                    f"| {label} | "
                     + " | ".join(
                         [
                             _spread(s, "rss_per_conn_kb", 1),
@@ -246,12 +347,12 @@ def markdown(summaries: list[dict[str, Any]], machine: dict[str, Any]) -> str:
             out.append("| server | " + " | ".join(cols) + " |")
             out.append("|---" * (1 + len(cols)) + "|")
             for s in rows:
-                status = _status(s)
+                label, status = _label(s, footnotes)
                 if status:
-                    out.append(f"| {s['server']} | {status} |" + " |" * (len(cols) - 1))
+                    out.append(f"| {label} | {status} |" + " |" * (len(cols) - 1))
                     continue
                 out.append(
-                    f"| {s['server']} | "
+                    f"| {label} | "
                     + " | ".join(
                         [
                             _spread(s, "acked_posts_per_s", 0),
@@ -266,6 +367,11 @@ def markdown(summaries: list[dict[str, Any]], machine: dict[str, Any]) -> str:
                 )
             out.append("| raw, socketio | N/A: they store nothing |" + " |" * (len(cols) - 1))
             out.append("")
+        for note in footnotes:
+            out.append(f"- {note}")
+        if footnotes:
+            out.append("")
+        footnotes.clear()
     return "\n".join(out)
 
 
@@ -274,9 +380,11 @@ def main(argv: list[str]) -> int:
         print("usage: python -m bench.report bench/results/<stamp>", file=sys.stderr)
         return 2
     folder = Path(argv[0])
-    summaries = [
-        json.loads(line) for line in (folder / "summary.jsonl").read_text().splitlines() if line
-    ]
+    rows = [json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines() if line]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["workload"], row["server"]), []).append(row)
+    summaries = [summarize(server, w, group) for (w, server), group in groups.items()]
     machine = json.loads((folder / "machine.json").read_text())
     print(markdown(summaries, machine))
     return 0

@@ -232,81 +232,6 @@ async def _idle(target: Target, lg: LoadGen, params: dict[str, Any]) -> dict[str
     }
 
 
-# ------------------------------------------------------------------ summary ---
-
-SUMMARY_METRICS = (
-    "deliveries_per_s",
-    "server_cpu_s_per_1M",
-    "loadgen_cpu_s_per_1M",
-    "server_cpu_util",
-    "loadgen_cpu_util",
-    "latency_ms.p50",
-    "latency_ms.p99",
-    "latency_ms.p999",
-    "latency_ms.max",
-    "ack_latency_ms.p50",
-    "ack_latency_ms.p99",
-    "ack_latency_ms.p999",
-    "server_rss_mb",
-    "avg_frame_bytes",
-    "achieved_send_rate",
-    "max_send_lag_ms",
-    "acked_posts_per_s",
-    "server_cpu_s_per_1M_posts",
-    "rss_per_conn_kb",
-    "connect_s",
-    "connects_per_s",
-    "server_cpu_ms_per_connect",
-    "loadgen_cpu_ms_per_connect",
-    "idle_server_cpu_util",
-    "server_core_other_util",
-)
-
-
-def _get(row: dict[str, Any], path: str) -> float | None:
-    value: Any = row
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value if isinstance(value, (int, float)) else None
-
-
-def _put(out: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    for p in parents:
-        out = out.setdefault(p, {})
-    out[leaf] = value
-
-
-def summarize(server: str, workload: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    ok = [r for r in rows if r["status"] == "ok"]
-    out: dict[str, Any] = {
-        "server": server,
-        "workload": workload,
-        "runs": len(rows),
-        "ok_runs": len(ok),
-    }
-    if not rows:
-        return out
-    statuses = sorted({r["status"] for r in rows})
-    out["status"] = "ok" if len(ok) == len(rows) else "/".join(statuses)
-    basis = ok or [r for r in rows if r["status"] == "incomplete"]
-    if not basis:
-        out["error"] = rows[-1].get("error")
-        return out
-    spread: dict[str, list[float]] = {}
-    for metric in SUMMARY_METRICS:
-        values = [v for v in (_get(r, metric) for r in basis) if v is not None]
-        if values:
-            _put(out, metric, round(statistics.median(values), 4))
-            spread[metric] = [round(min(values), 4), round(max(values), 4)]
-    if "target_rate" in basis[0]:
-        out["target_rate"] = basis[0]["target_rate"]
-    out["spread"] = spread
-    return out
-
-
 # --------------------------------------------------------------------- main ---
 
 
@@ -380,8 +305,9 @@ async def main(args: argparse.Namespace) -> int:
                     if row["status"] in ("error", "incomplete"):
                         failed = True
             for server in servers:
-                summary = summarize(server, workload, rows_by_key.get((server, workload), []))
-                summary["params"] = {k: v for k, v in params.items() if k != "rate_source"}
+                summary = report.summarize(
+                    server, workload, rows_by_key.get((server, workload), [])
+                )
                 if workload == "W5":
                     summary["rate_source"] = params["rate_source"]
                 summaries.append(summary)
