@@ -337,7 +337,10 @@ def _w5_rate(
         return args.w5_rate, "--w5-rate"
     w4 = [r["acked_posts_per_s"] for r in rows.get(("parley", "W4"), []) if r["status"] == "ok"]
     if w4:
-        return round(statistics.median(w4) / 2), "half of Parley's W4 (embedded store) median"
+        median = statistics.median(w4)
+        return round(
+            median / 2
+        ), f"half of Parley's W4 median on the embedded store ({median:,.0f})"
     rate = workloads.W5_FALLBACK_RATE[size]
     return rate, f"fallback {rate} posts/s (no Parley W4 result in this run)"
 
