@@ -49,6 +49,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from protocol.errors import ErrorCode, ParleyError
 from server.core.model import (
@@ -562,6 +563,10 @@ class RedisStore(Store):
             # have run, and retrying an append could store it twice.
             retry=Retry(NoBackoff(), 0),
             client_name="parley",
+            # With these on (redis-py's "auto" on RESP3), the pool skips its
+            # check for connections the server closed, and the first commands
+            # after a Redis restart fail on stale connections.
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
         )
         self._client = Redis(connection_pool=self._pool)
         self._append = self._client.register_script(_APPEND_LUA)

@@ -1,7 +1,9 @@
-"""Redis's "not now" answers become ``StoreUnavailable``, and nothing is stored."""
+"""Redis's "not now" answers become ``StoreUnavailable``, and nothing is stored;
+once Redis is back, the first calls work."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -55,3 +57,18 @@ async def test_a_replica_refuses_writes_as_unavailable(
         finally:
             admin.execute_command("REPLICAOF", "NO", "ONE")
     assert await store.entries_after(ROOM, 0, 10) == []
+
+
+async def test_first_calls_after_a_redis_restart_use_fresh_connections(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    # Several pooled connections, all closed by the restart.
+    await asyncio.gather(
+        *(store.append(ROOM, Draft("comment", f"m{i}", 1, ALICE)) for i in range(8))
+    )
+    # In a thread, so that the loop sees the connections close, as a hub's would.
+    await asyncio.to_thread(redis_server.restart)
+    results = await asyncio.gather(
+        *(store.append(ROOM, Draft("comment", f"n{i}", 2, ALICE)) for i in range(8))
+    )
+    assert sorted(r.entry.seq for r in results) == list(range(9, 17))
