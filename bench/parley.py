@@ -101,6 +101,9 @@ class ParleyTarget(Target):
         self.url = f"ws://127.0.0.1:{ws_port}"
         self.api = f"http://127.0.0.1:{api_port}"
 
+    def python_pid(self) -> int | None:
+        return self.procs[-1].pid if self.procs else None  # the hub; Redis comes first
+
     async def stop(self) -> None:
         await super().stop()
         if self.tmp is not None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs, report, workloads
+from bench.profile import Profiler, py_spy
 from bench.targets import BENCH, Target, make_target
 
 SERVERS = ("raw", "socketio", "parley", "parley-redis")
@@ -46,6 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--parley-config", type=Path, default=None, help="YAML merged into the hub's config")
     add("--out", type=Path, default=None, help="results folder (default bench/results/<stamp>)")
     add("--markdown", action="store_true", help="also print the Markdown table")
+    add("--profile", action="store_true", help="py-spy each Python server (not for the tables)")
     args = ap.parse_args(argv)
     args.workloads = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
@@ -119,7 +121,11 @@ class Snapshot:
 
 
 async def measure(
-    target: Target, workload: str, params: dict[str, Any], run_dir: Path
+    target: Target,
+    workload: str,
+    params: dict[str, Any],
+    run_dir: Path,
+    profile_to: Path | None = None,
 ) -> dict[str, Any]:
     await target.start()
     await target.prepare(workload, params)
@@ -144,20 +150,34 @@ async def measure(
             limit=1 << 20,
         )
     lg = LoadGen(proc, bound)
+    pid = target.python_pid()
+    profiler = Profiler(pid, profile_to) if profile_to and pid else None
     try:
         if workload == "W3":
-            return await _idle(target, lg, params)
-        return await _traffic(target, lg, workload)
+            row = await _idle(target, lg, params, profiler)
+        else:
+            row = await _traffic(target, lg, workload, profiler)
+        if profiler is not None:
+            row["profile"] = str(profile_to)
+        return row
     finally:
+        if profiler is not None:
+            await profiler.stop()
         await procs.stop(proc, grace=10)
 
 
-async def _traffic(target: Target, lg: LoadGen, workload: str) -> dict[str, Any]:
+async def _traffic(
+    target: Target, lg: LoadGen, workload: str, profiler: Profiler | None
+) -> dict[str, Any]:
     ready = await lg.expect("ready")
+    if profiler is not None:
+        await profiler.start()
     s0 = Snapshot(target, lg.proc.pid)
     await lg.next()
     done = await lg.expect("done")
     s1 = Snapshot(target, lg.proc.pid)
+    if profiler is not None:
+        await profiler.stop()
     await lg.next()
     await lg.expect("closed")
 
@@ -203,12 +223,18 @@ async def _traffic(target: Target, lg: LoadGen, workload: str) -> dict[str, Any]
     return row
 
 
-async def _idle(target: Target, lg: LoadGen, params: dict[str, Any]) -> dict[str, Any]:
+async def _idle(
+    target: Target, lg: LoadGen, params: dict[str, Any], profiler: Profiler | None
+) -> dict[str, Any]:
     await lg.expect("warm")
+    if profiler is not None:  # the connect phase: idle connections cost no CPU
+        await profiler.start()
     s_warm = Snapshot(target, lg.proc.pid)
     await lg.next()
     connected = await lg.expect("connected")
     s_conn = Snapshot(target, lg.proc.pid)
+    if profiler is not None:
+        await profiler.stop()
     await asyncio.sleep(params["hold_s"])
     s_idle = Snapshot(target, lg.proc.pid)
     await lg.next()
@@ -237,6 +263,9 @@ async def _idle(target: Target, lg: LoadGen, params: dict[str, Any]) -> dict[str
 
 async def main(args: argparse.Namespace) -> int:
     ensure_node_modules()
+    if args.profile and py_spy() is None:
+        log("bench: --profile needs py-spy: .venv/bin/pip install py-spy")
+        return 2
     fd_limit = procs.raise_fd_limit()
     if procs.can_pin():
         os.sched_setaffinity(0, {procs.LOADGEN_CORE})
@@ -289,7 +318,11 @@ async def main(args: argparse.Namespace) -> int:
                         target = make_target(server, run_dir / "logs", parley_extra)
                         t0 = time.monotonic()
                         try:
-                            row.update(await measure(target, workload, params, run_dir))
+                            profile_to = None
+                            if args.profile:
+                                name = f"{server}-{workload}-{rep + 1}.txt"
+                                profile_to = run_dir / "logs" / name
+                            row.update(await measure(target, workload, params, run_dir, profile_to))
                         except Exception as exc:  # one failed run must not stop the suite
                             row.update(status="error", error=f"{type(exc).__name__}: {exc}")
                             if server in PARLEY_TARGETS and "start" in _stage(exc):

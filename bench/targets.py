@@ -37,6 +37,10 @@ class Target:
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs]
 
+    def python_pid(self) -> int | None:
+        """The Python process to profile, if the server is one."""
+        return None
+
     async def stop(self) -> None:
         for proc in reversed(self.procs):
             await procs.stop(proc)
@@ -53,6 +57,9 @@ class RawWebsockets(Target):
 
     name = "raw"
     protocol = "raw"
+
+    def python_pid(self) -> int | None:
+        return self.procs[0].pid if self.procs else None
 
     async def start(self) -> None:
         port = procs.free_port()
