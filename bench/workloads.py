@@ -2,7 +2,9 @@
 
 W1 fan-out, W2 many small rooms, W3 idle connections, W4 durable posts
 (Parley only: the baselines store nothing), W5 W2's shape at half of Parley's
-saturation rate. Which servers run each one by default is in ``SERVERS``.
+saturation rate. W4 uses W2's shape (rooms of two, 4,000 connections) in a
+closed loop, so that its rate is the rate at which Parley saturates in W2 and
+half of it is a load W5 can hold. Which servers run each one by default is in ``SERVERS``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ FULL: dict[str, dict[str, Any]] = {
     "W1": {"watchers": 1000, "messages": 2000, "window": 4, "timeout_s": 120},
     "W2": {"connections": 4000, "posts_per_conn": 20, "rate": 5000, "drain_timeout_s": 60},
     "W3": {"connections": 10000, "warm": 200, "rooms": 100, "hold_s": 5},
-    "W4": {"connections": 400, "posts_per_conn": 100, "window": 4, "timeout_s": 120},
+    "W4": {"connections": 4000, "posts_per_conn": 10, "window": 1, "timeout_s": 120},
     "W5": {"connections": 4000, "posts_per_conn": 20, "rate": None, "drain_timeout_s": 60},
 }
 
@@ -23,7 +25,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "W1": {"watchers": 50, "messages": 200, "window": 4, "timeout_s": 20},
     "W2": {"connections": 200, "posts_per_conn": 5, "rate": 1000, "drain_timeout_s": 20},
     "W3": {"connections": 500, "warm": 50, "rooms": 10, "hold_s": 1},
-    "W4": {"connections": 40, "posts_per_conn": 20, "window": 4, "timeout_s": 20},
+    "W4": {"connections": 200, "posts_per_conn": 5, "window": 1, "timeout_s": 20},
     "W5": {"connections": 200, "posts_per_conn": 5, "rate": None, "drain_timeout_s": 20},
 }
 
