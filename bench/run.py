@@ -307,6 +307,7 @@ async def main(args: argparse.Namespace) -> int:
             params = dict(sizes[workload])
             if workload == "W5":
                 params["rate"], params["rate_source"] = _w5_rate(args, rows_by_key, size)
+                params["posts_per_conn"] = workloads.w5_posts_per_conn(params)
             for rep in range(args.repeat):
                 shift = rep % len(servers) if servers else 0
                 for server in servers[shift:] + servers[:shift]:
