@@ -82,9 +82,15 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'parley.sqlite3'}"
 
 
-@pytest.fixture
-async def hub(sqlite_url: str) -> AsyncIterator[RunningHub]:
-    running = await start_hub(sqlite_url)
+@pytest.fixture(params=["sqlite", "redis"])
+async def hub(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[RunningHub]:
+    """The same hub on each store: every behaviour is proven on both."""
+    url = sqlite_url
+    if request.param == "redis":
+        redis_server = request.getfixturevalue("redis_server")
+        await redis_server.flushall()
+        url = redis_server.url
+    running = await start_hub(url)
     try:
         yield running
     finally:
