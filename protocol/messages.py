@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from protocol.errors import ErrorCode, ProtocolError
+from protocol.errors import ErrorCode, ParleyError, ProtocolError
 
 MAX_REQUEST_ID: Final = 2**53 - 1  # the largest integer every JSON peer reads exactly
 MAX_CLIENT_MSG_ID: Final = 64
@@ -211,3 +211,12 @@ def parse_request(obj: object, limits: Limits) -> Request:
     if op == "connect":
         return Connect(rid, _str(obj, "token", max_len=MAX_TOKEN))
     return Ping(rid)
+
+
+def reply(
+    rid: int | None, *, result: dict[str, Any] | None = None, error: ParleyError | None = None
+) -> dict[str, Any]:
+    """The reply envelope: ``{"id", "result"}`` or ``{"id", "error": {code, message}}``."""
+    if error is not None:
+        return {"id": rid, "error": error.to_wire()}
+    return {"id": rid, "result": result if result is not None else {}}

@@ -39,6 +39,7 @@ from protocol.messages import (
     Subscribe,
     Unsubscribe,
     parse_request,
+    reply,
     request_id,
 )
 from server.auth import AuthError, Principal, TokenVerifier
@@ -245,13 +246,9 @@ class Hub:
         result: dict[str, Any] | None = None,
         error: ParleyError | None = None,
     ) -> None:
-        reply: dict[str, Any] = {"id": rid}
-        if error is not None:
-            reply["error"] = error.to_wire()
-        else:
-            reply["result"] = result if result is not None else {}
         with contextlib.suppress(ConnectionClosed):
-            await ws.send(codec.encode(reply), text=codec.text_frames)
+            frame = codec.encode(reply(rid, result=result, error=error))
+            await ws.send(frame, text=codec.text_frames)
 
     async def _serve_frame(self, conn: Conn, frame: str | bytes) -> None:
         rid: int | None = None
@@ -285,12 +282,7 @@ class Hub:
         result: dict[str, Any] | None = None,
         error: ParleyError | None = None,
     ) -> None:
-        reply: dict[str, Any] = {"id": rid}
-        if error is not None:
-            reply["error"] = error.to_wire()
-        else:
-            reply["result"] = result if result is not None else {}
-        self._write(conn, conn.codec.frame(reply))
+        self._write(conn, conn.codec.frame(reply(rid, result=result, error=error)))
 
     def _dispatch(self, conn: Conn, request: Request) -> Awaitable[dict[str, Any]]:
         handler = self._handlers.get(type(request))
