@@ -119,8 +119,13 @@ class SqliteStore(Store):
         self.fanout: LocalFanout = LocalFanout()
         self.commits = 0  # transactions committed by the writer (one per batch)
         self._accepting = False
-        self._queue: queue.Queue[_Write | None] = queue.Queue()
+        # The loop gathers the writes of one iteration and hands them over as
+        # one list: one lock and one wake-up of the writer per batch, not per write.
+        self._queue: queue.Queue[list[_Write] | None] = queue.Queue()
+        self._outbox: list[_Write] = []
         self._stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
+        # Read on every write: a plain flag, where Future.done() would take a lock.
+        self._writer_gone = False
         self._store_id = ""
         self._reader = concurrent.futures.ThreadPoolExecutor(1, "parley-sqlite-reader")
         self._reader_conn: sqlite3.Connection | None = None  # reader thread only
@@ -150,6 +155,7 @@ class SqliteStore(Store):
         if not self._accepting:
             return
         self._accepting = False
+        self._flush()
         self._queue.put(None)  # after every write already queued
         await asyncio.wrap_future(self._stopped)
         try:
@@ -306,11 +312,21 @@ class SqliteStore(Store):
     # The writer thread.
 
     async def _write(self, run: Callable[[sqlite3.Connection], T]) -> T:
-        if not self._accepting or self._stopped.done():
+        if not self._accepting or self._writer_gone:
             raise StoreUnavailable()
         future: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put(_Write(run, future))
+        if not self._outbox:
+            self._loop.call_soon(self._flush)
+        self._outbox.append(_Write(run, future))
         return await future
+
+    def _flush(self) -> None:
+        if self._outbox:
+            writes, self._outbox = self._outbox, []
+            if self._writer_gone:
+                _fail_unanswered(writes)
+            else:
+                self._queue.put(writes)
 
     def _writer_main(self, started: concurrent.futures.Future[str]) -> None:
         try:
@@ -319,27 +335,36 @@ class SqliteStore(Store):
             store_id = _create_schema(conn)
         except (sqlite3.Error, OSError) as exc:
             started.set_exception(exc)
+            self._writer_gone = True
             self._stopped.set_result(None)
             return
         started.set_result(store_id)
         try:
             stop = False
             while not stop:
-                batch = [self._queue.get()]
-                while len(batch) < self.batch_max:
+                first = self._queue.get()
+                batch = [first] if first is not None else []
+                stop = first is None
+                while not stop and sum(map(len, batch)) < self.batch_max:
                     try:
-                        batch.append(self._queue.get_nowait())
+                        more = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                # close() queues None last, so nothing follows it.
-                stop = batch[-1] is None
-                writes = [w for w in batch if w is not None]
+                    # close() queues None last, so nothing follows it.
+                    if more is None:
+                        stop = True
+                    else:
+                        batch.append(more)
+                writes = [w for chunk in batch for w in chunk]
                 if writes:
                     self._commit_batch(conn, writes)
         finally:
+            self._writer_gone = True
             conn.close()
             # Normally a no-op; after a bug killed this thread, nobody waits forever.
-            leftover = self._inflight + [w for w in _drain(self._queue) if w is not None]
+            leftover = self._inflight + [
+                w for chunk in _drain(self._queue) if chunk is not None for w in chunk
+            ]
             self._loop.call_soon_threadsafe(_fail_unanswered, leftover)
             self._stopped.set_result(None)
 
@@ -525,8 +550,8 @@ def _rollback(conn: sqlite3.Connection) -> None:
         log.warning("rollback failed: %s", exc)
 
 
-def _drain(q: queue.Queue[_Write | None]) -> list[_Write | None]:
-    items: list[_Write | None] = []
+def _drain(q: queue.Queue[list[_Write] | None]) -> list[list[_Write] | None]:
+    items: list[list[_Write] | None] = []
     while True:
         try:
             items.append(q.get_nowait())
