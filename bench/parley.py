@@ -13,8 +13,11 @@ seller ``s<j>``; W3 subscribes to ``listing:bw3-<i % rooms>``.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,23 @@ from bench.targets import REPO, Target
 
 API_KEY = "bench-key"
 PARLEY = REPO / ".venv" / "bin" / "parley"
+_CLI = "import sys; from server.cli import main; sys.exit(main())"
+
+
+def snapshot(rev: str, into: Path) -> str:
+    """Extract the tree of commit ``rev`` into ``into`` (no checkout, the work tree is
+    untouched), so the hub measured is that commit whatever changes meanwhile. Returns
+    the commit's full id."""
+    sha = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", sha], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return sha
 
 
 def available() -> str | None:
@@ -39,11 +59,14 @@ def available() -> str | None:
 class ParleyTarget(Target):
     protocol = "parley"
 
-    def __init__(self, log_dir: Path, store: str, extra_config: dict[str, Any]) -> None:
+    def __init__(
+        self, log_dir: Path, store: str, extra_config: dict[str, Any], source: Path | None = None
+    ) -> None:
         super().__init__(log_dir)
         self.store = store
         self.name = "parley" if store == "sqlite" else "parley-redis"
         self.extra_config = extra_config
+        self.source = source  # a snapshot of the code to run, else the working tree
         self.jwt_secret = secrets.token_hex(32)
         self.tmp: Path | None = None
         self.api = ""
@@ -93,8 +116,13 @@ class ParleyTarget(Target):
         path = self.tmp / "config.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         argv = [str(PARLEY), "serve", "--config", str(path)]
+        env = None
+        if self.source is not None:
+            # The snapshot's packages come first on sys.path, before the editable install.
+            argv = [sys.executable, "-c", _CLI, "serve", "--config", str(path)]
+            env = {**os.environ, "PYTHONPATH": str(self.source)}
         log = self.log_dir / f"{self.name}.log"
-        proc = await procs.spawn(procs.pinned(procs.SERVER_CORE, argv), log)
+        proc = await procs.spawn(procs.pinned(procs.SERVER_CORE, argv), log, env=env)
         self.procs.append(proc)
         await procs.wait_for_port(ws_port, proc, 30)
         await procs.wait_for_port(api_port, proc, 30)

@@ -45,6 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--quick", action="store_true", help="small sizes: a smoke test in seconds")
     add("--w5-rate", type=float, default=None, help="posts/s for W5 (default: half Parley's W4)")
     add("--parley-config", type=Path, default=None, help="YAML merged into the hub's config")
+    add("--parley-rev", default=None, help="run the hub of this commit, not the working tree")
     add("--out", type=Path, default=None, help="results folder (default bench/results/<stamp>)")
     add("--markdown", action="store_true", help="also print the Markdown table")
     add("--profile", action="store_true", help="py-spy each Python server (not for the tables)")
@@ -288,6 +289,14 @@ async def main(args: argparse.Namespace) -> int:
         parley_extra = yaml.safe_load(args.parley_config.read_text()) or {}
     from bench import parley
 
+    parley_source = None
+    if args.parley_rev:
+        parley_source = run_dir / "parley-src"
+        sha = parley.snapshot(args.parley_rev, parley_source)
+        machine["parley_commit"] = sha[:12]
+        (run_dir / "machine.json").write_text(json.dumps(machine, indent=2) + "\n")
+        log(f"bench: Parley from commit {sha[:12]} (a snapshot in {parley_source})")
+
     unavailable: dict[str, str] = {}
     why = parley.available()
     if why:
@@ -316,7 +325,7 @@ async def main(args: argparse.Namespace) -> int:
                     if server in unavailable:
                         row.update(status="unavailable", error=unavailable[server])
                     else:
-                        target = make_target(server, run_dir / "logs", parley_extra)
+                        target = make_target(server, run_dir / "logs", parley_extra, parley_source)
                         t0 = time.monotonic()
                         try:
                             profile_to = None

@@ -81,7 +81,9 @@ class SocketIO(Target):
         await self._serve(["node", str(script), str(port)], port, "socketio.log")
 
 
-def make_target(name: str, log_dir: Path, parley_extra: dict[str, Any]) -> Target:
+def make_target(
+    name: str, log_dir: Path, parley_extra: dict[str, Any], parley_source: Path | None = None
+) -> Target:
     if name == "raw":
         return RawWebsockets(log_dir)
     if name == "socketio":
@@ -89,5 +91,6 @@ def make_target(name: str, log_dir: Path, parley_extra: dict[str, Any]) -> Targe
     if name in ("parley", "parley-redis"):
         from bench.parley import ParleyTarget
 
-        return ParleyTarget(log_dir, "redis" if name == "parley-redis" else "sqlite", parley_extra)
+        store = "redis" if name == "parley-redis" else "sqlite"
+        return ParleyTarget(log_dir, store, parley_extra, parley_source)
     raise ValueError(f"unknown server {name!r}")
