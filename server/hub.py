@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Final
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -76,9 +77,11 @@ class Conn:
         "bad_frames",
         "closing",
         "codec",
+        "in_flight",
         "principal",
         "rooms",
         "transport",
+        "unpaused",
         "writes",
         "ws",
     )
@@ -94,6 +97,8 @@ class Conn:
         self.bad_frames = 0
         self.closing = False
         self.writes = writes
+        self.in_flight = 0  # requests being served; reading pauses at MAX_IN_FLIGHT
+        self.unpaused: asyncio.Future[None] | None = None
 
 
 class Room:
@@ -159,20 +164,31 @@ class Hub:
         if conn is None:
             return
         self.conns.add(conn)
-        in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        loop = asyncio.get_running_loop()
         try:
             await self._watch(conn, user_room(conn.principal.user_id))
             async for frame in ws:
-                await in_flight.acquire()
-                task = asyncio.create_task(self._serve_frame(conn, frame))
-                task.add_done_callback(lambda _t: in_flight.release())
-                self._track(task)
+                conn.in_flight += 1
+                task = loop.create_task(self._serve_frame(conn, frame))
+                self._tasks.add(task)
+                task.add_done_callback(partial(self._request_done, conn))
+                if conn.in_flight >= MAX_IN_FLIGHT:
+                    conn.unpaused = loop.create_future()
+                    await conn.unpaused
         except ConnectionClosed:
             pass
         finally:
             self.conns.discard(conn)
             for room in list(conn.rooms):
                 self._unwatch(conn, room)
+
+    def _request_done(self, conn: Conn, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        conn.in_flight -= 1
+        unpaused = conn.unpaused
+        if unpaused is not None:
+            conn.unpaused = None
+            unpaused.set_result(None)
 
     async def _authenticate(self, ws: ServerConnection, codec: Codec) -> Conn | None:
         loop = asyncio.get_running_loop()

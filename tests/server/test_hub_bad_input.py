@@ -273,3 +273,20 @@ async def test_a_flooding_client_gets_rate_limited_and_loses_nothing(sqlite_url:
         assert (await other.post("listing:L1", "a member's own budget"))["seq"] == 6
     finally:
         await stop_hub(hub)
+
+
+async def test_a_burst_of_requests_past_the_in_flight_limit_is_all_answered(
+    hub: RunningHub,
+) -> None:
+    await hub.listing("L1")
+    member = await hub.client("u1")
+    # Far more than MAX_IN_FLIGHT at once: reading pauses, resumes, and
+    # every request gets its own reply.
+    replies = await asyncio.gather(
+        *(member.history("listing:L1", limit=1) for _ in range(300)),
+        *(member.request("ping") for _ in range(300)),
+    )
+    assert len(replies) == 600
+    assert all("messages" in r for r in replies[:300])
+    assert all("ts" in r for r in replies[300:])
+    assert hub.app.hub.conns and all(c.in_flight == 0 for c in hub.app.hub.conns)
