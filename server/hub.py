@@ -47,7 +47,7 @@ from server.auth import AuthError, Principal, TokenVerifier
 from server.config import Config
 from server.core.clock import Clock, to_ms
 from server.core.feed import RoomFeed
-from server.core.model import Author, Draft, Entry, Listing, Order
+from server.core.model import Author, Draft, Entry, EntryKind, Listing, Order
 from server.core.ratelimit import TokenBucket
 from server.core.rooms import (
     RoomCheck,
@@ -406,30 +406,29 @@ class Hub:
         me = conn.principal
         await self._room_access(me.user_id, request.room)
         check_may_edit(me.user_id, await self.store.get_entry(request.room, request.seq))
-        draft = Draft(
-            kind="edit",
-            text=request.text,
-            ts=to_ms(self.clock.now()),
-            author=Author(me.user_id, me.name),
-            target=request.seq,
-        )
-        entry = (await self.store.append(request.room, draft)).entry
-        return {"room": request.room, "seq": entry.seq, "target": request.seq}
+        return await self._change(conn, request.room, "edit", request.text, request.seq)
 
     async def _op_delete(self, conn: Conn, request: Delete) -> dict[str, Any]:
         me = conn.principal
         _, listing = await self._room_access(me.user_id, request.room)
         target = await self.store.get_entry(request.room, request.seq)
         check_may_delete(me.user_id, target, listing)
+        return await self._change(conn, request.room, "delete", "", request.seq)
+
+    async def _change(
+        self, conn: Conn, room: str, kind: EntryKind, text: str, target: int
+    ) -> dict[str, Any]:
+        """Append an edit or a deletion of ``target``: an entry of the log like any other."""
+        me = conn.principal
         draft = Draft(
-            kind="delete",
-            text="",
+            kind=kind,
+            text=text,
             ts=to_ms(self.clock.now()),
             author=Author(me.user_id, me.name),
-            target=request.seq,
+            target=target,
         )
-        entry = (await self.store.append(request.room, draft)).entry
-        return {"room": request.room, "seq": entry.seq, "target": request.seq}
+        entry = (await self.store.append(room, draft)).entry
+        return {"room": room, "seq": entry.seq, "target": target}
 
     _handlers: Final[dict[type, Callable[..., Awaitable[dict[str, Any]]]]] = {
         Ping: _op_ping,
