@@ -34,16 +34,18 @@ _CLI = "import sys; from server.cli import main; sys.exit(main())"
 
 
 def snapshot(rev: str, into: Path) -> str:
-    """Extract the tree of commit ``rev`` into ``into`` (no checkout, the work tree is
-    untouched), so the hub measured is that commit whatever changes meanwhile. Returns
-    the commit's full id."""
+    """Extract the hub's packages at commit ``rev`` into ``into`` (no checkout: the work
+    tree is untouched), so the hub measured is that commit whatever changes meanwhile.
+    Returns the commit's full id."""
     sha = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--verify", f"{rev}^{{commit}}"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     into.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", sha], capture_output=True, check=True
+        ["git", "-C", str(REPO), "archive", sha, "protocol", "server"],
+        capture_output=True,
+        check=True,
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return sha
