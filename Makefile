@@ -33,6 +33,7 @@ test: lint typecheck unit
 
 bench: setup
 	scripts/ensure-redis
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.run
 
 clean:

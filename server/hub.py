@@ -244,7 +244,7 @@ class Hub:
                 },
             }
             await self._send_reply(ws, codec, request.id, result=result)
-            log.info("connected user=%s", principal.user_id)
+            log.debug("connected user=%s", principal.user_id)
             return conn
 
     async def _remember(self, principal: Principal) -> None:
