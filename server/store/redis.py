@@ -300,6 +300,7 @@ class RedisFanout(Fanout):
         self._heard: dict[bytes, tuple[str, int]] = {}  # last (epoch, seq) delivered
         self._echoes: dict[bytes, list[tuple[str, int, asyncio.Future[None]]]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._stopping = False
         self._last_heard = 0.0  # loop time of the last reply on the connection
 
     @property
@@ -321,10 +322,17 @@ class RedisFanout(Fanout):
         self._reader.add_done_callback(self._reader_stopped)
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        self._stopping = True
+        reader = self._reader
+        if reader is not None:
+            # A cancellation can land inside redis-py's own connect or
+            # disconnect and be swallowed there; the flag ends the loop then,
+            # and the bounded retry makes sure the task is gone.
+            for _ in range(100):
+                reader.cancel()
+                done, _ = await asyncio.wait({reader}, timeout=0.1)
+                if done:
+                    break
             self._reader = None
         if self._conn is not None:
             await self._dropped(self._conn)
@@ -411,7 +419,7 @@ class RedisFanout(Fanout):
 
     async def _run(self, conn: AbstractConnection | None) -> None:
         failures = 0
-        while True:
+        while not self._stopping:
             if conn is None:
                 try:
                     conn = await self._connect()
@@ -556,6 +564,7 @@ class RedisStore(Store):
         self._sharded_option = sharded_pubsub
         self._prefix = key_prefix
         self._echo_timeout = echo_timeout
+        self._socket_timeout = socket_timeout
         self._pool = BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
@@ -608,7 +617,7 @@ class RedisStore(Store):
         if self._pending_appends:
             self._send_appends()
         if self._append_tasks:  # appends already sent finish before the pool closes
-            await asyncio.wait(set(self._append_tasks))
+            await asyncio.wait(set(self._append_tasks), timeout=self._socket_timeout)
         await self.fanout.stop()
         await self._client.aclose()
         await self._pool.aclose()
