@@ -46,7 +46,7 @@ from protocol.messages import (
 from server.auth import AuthError, Principal, TokenVerifier
 from server.config import Config
 from server.core.clock import Clock, to_ms
-from server.core.feed import RoomFeed
+from server.core.feed import FeedStep, RoomFeed
 from server.core.model import Author, Draft, Entry, EntryKind, Listing, Order
 from server.core.ratelimit import TokenBucket
 from server.core.rooms import (
@@ -480,7 +480,11 @@ class Hub:
         if room is None:
             return
         room.watchers.discard(conn)
-        if not room.watchers and not room.filling:
+        self._release_if_idle(name, room)
+
+    def _release_if_idle(self, name: str, room: Room) -> None:
+        """Forget a room nobody here watches any more, once no gap fill runs."""
+        if not room.watchers and not room.filling and self.rooms.get(name) is room:
             del self.rooms[name]
             self._track(asyncio.ensure_future(self._unfollow(name)))
 
@@ -496,15 +500,8 @@ class Hub:
         room = self.rooms.get(entry.room)
         if room is None:
             return
-        step = room.feed.accept(entry, epoch)
-        if step.reset:
-            self._broadcast(room, {"event": "reload", "room": entry.room, "epoch": epoch})
-            return
-        for ready in step.ready:
-            self._broadcast(room, ready.to_event())
-        if step.fill_after is not None and not room.filling:
-            room.filling = True
-            self._track(asyncio.ensure_future(self._fill(entry.room, room)))
+        if self._feed_one(room, entry.room, entry, epoch).fill_after is not None:
+            self._start_fill(entry.room, room)
 
     def _broadcast(self, room: Room, event: dict[str, Any]) -> None:
         frames: dict[Codec, bytes] = {}
@@ -545,13 +542,20 @@ class Hub:
         if conn.ws.protocol.state is not State.CLOSED:
             conn.transport.abort()
 
+    def _start_fill(self, name: str, room: Room) -> None:
+        if not room.filling:
+            room.filling = True
+            self._track(asyncio.ensure_future(self._fill(name, room)))
+
     async def _fill(self, name: str, room: Room) -> None:
         """Read what the fan-out missed from the log, in order, then deliver it."""
         try:
-            while room.feed.holding or room.feed.last_seq < (await self.store.head(name)).seq:
+            head = await self.store.head(name)
+            while room.feed.holding or room.feed.last_seq < head.seq:
                 entries = await self.store.entries_after(name, room.feed.last_seq, FILL_BATCH)
                 if not entries:
                     break
+                # Read after the entries: their epoch is at least this recent.
                 head = await self.store.head(name)
                 for entry in entries:
                     self._feed_one(room, name, entry, head.epoch)
@@ -559,16 +563,16 @@ class Hub:
             log.warning("gap fill failed room=%s: %s", name, exc.message)
         finally:
             room.filling = False
-            if not room.watchers and self.rooms.get(name) is room:
-                del self.rooms[name]
-                self._track(asyncio.ensure_future(self._unfollow(name)))
+            self._release_if_idle(name, room)
 
-    def _feed_one(self, room: Room, name: str, entry: Entry, epoch: str) -> None:
+    def _feed_one(self, room: Room, name: str, entry: Entry, epoch: str) -> FeedStep:
+        """Pass one entry through the room's feed and deliver what it lets out."""
         step = room.feed.accept(entry, epoch)
         if step.reset:
             self._broadcast(room, {"event": "reload", "room": name, "epoch": epoch})
         for ready in step.ready:
             self._broadcast(room, ready.to_event())
+        return step
 
     def _on_resync(self) -> None:
         """The fan-out may have lost announcements: check every followed room."""
@@ -583,9 +587,8 @@ class Hub:
             if head.epoch != room.feed.epoch or head.seq < room.feed.last_seq:
                 room.feed = RoomFeed(head.epoch, head.seq)
                 self._broadcast(room, {"event": "reload", "room": name, "epoch": head.epoch})
-            elif head.seq > room.feed.last_seq and not room.filling:
-                room.filling = True
-                self._track(asyncio.ensure_future(self._fill(name, room)))
+            elif head.seq > room.feed.last_seq:
+                self._start_fill(name, room)
 
     def _track(self, task: asyncio.Future[Any]) -> None:
         self._tasks.add(task)
