@@ -47,6 +47,12 @@ class Config:
     workers: int = 1
     log_level: str = "INFO"
     shutdown_grace: float = 10.0
+    mention_rate: float = 0.5
+    mention_burst: int = 30
+    push_when: str = "offline"
+    push_visibility_timeout: float = 60.0
+    push_max_items: int = 1_000_000
+    app_url: str = "https://marketplace.example"
 
     def __post_init__(self) -> None:
         for name in ("ws_port", "api_port"):
@@ -60,6 +66,8 @@ class Config:
             "max_bad_frames",
             "write_burst",
             "workers",
+            "mention_burst",
+            "push_max_items",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
@@ -69,6 +77,8 @@ class Config:
             "ping_timeout",
             "shutdown_grace",
             "write_rate",
+            "mention_rate",
+            "push_visibility_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be a positive number of seconds")
@@ -87,6 +97,10 @@ class Config:
                 "workers: several hub processes need the Redis store; "
                 "the embedded SQLite store serves one process"
             )
+        if self.push_when not in ("offline", "always"):
+            raise ConfigError("push_when: must be offline or always")
+        if not self.app_url.startswith(("https://", "http://")):
+            raise ConfigError("app_url: must be an http(s) URL")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("log_level: must be DEBUG, INFO, WARNING or ERROR")
 
