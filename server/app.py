@@ -16,7 +16,7 @@ from server.api import InternalApi
 from server.config import Config
 from server.core.clock import Clock
 from server.hub import Hub
-from server.store.base import Store, open_store
+from server.store import Store, open_store
 
 log = logging.getLogger("parley.app")
 

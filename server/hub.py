@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from functools import partial
 from typing import Any, Final
 
@@ -32,39 +32,28 @@ from protocol.messages import (
     Connect,
     Delete,
     Edit,
-    History,
     Limits,
-    Ping,
     Post,
     Request,
-    Subscribe,
-    Unsubscribe,
     parse_request,
     reply,
     request_id,
 )
 from server.auth import AuthError, Principal, TokenVerifier
 from server.config import Config
-from server.core.clock import Clock, to_ms
+from server.core.clock import Clock
 from server.core.feed import FeedStep, RoomFeed
-from server.core.model import Author, Draft, Entry, EntryKind, Listing, Order
+from server.core.model import Entry
 from server.core.ratelimit import TokenBucket
 from server.core.rooms import (
-    RoomCheck,
-    RoomRef,
-    check_may_delete,
-    check_may_edit,
-    check_may_post,
-    check_may_read,
-    room_ref,
     user_room,
 )
+from server.ops import HANDLERS
 from server.store.base import Store
 
 log = logging.getLogger("parley.hub")
 
 MAX_IN_FLIGHT: Final = 32  # concurrent requests per connection before reading pauses
-SUBSCRIBE_CATCHUP_ROUNDS: Final = 4  # re-reads of the log while a room moves under a subscribe
 FILL_BATCH: Final = 500  # entries read per gap fill
 WRITES: Final = (Post, Edit, Delete)  # the ops a connection's write rate limits
 CLOSE_TIMEOUT: Final = 5.0  # seconds a closed client has to read its backlog and answer
@@ -180,7 +169,7 @@ class Hub:
         finally:
             self.conns.discard(conn)
             for room in list(conn.rooms):
-                self._unwatch(conn, room)
+                self.unwatch(conn, room)
 
     def _request_done(self, conn: Conn, task: asyncio.Future[None]) -> None:
         self._tasks.discard(task)
@@ -301,148 +290,16 @@ class Hub:
         self._write(conn, conn.codec.frame(reply(rid, result=result, error=error)))
 
     def _dispatch(self, conn: Conn, request: Request) -> Awaitable[dict[str, Any]]:
-        handler = self._handlers.get(type(request))
+        handler = HANDLERS.get(type(request))
         if handler is None:  # only Connect: it is valid once, at the start
             raise ParleyError(ErrorCode.already_connected, "this connection is authenticated")
         if isinstance(request, WRITES) and not conn.writes.take(self.clock.now()):
             raise ParleyError(ErrorCode.rate_limited, "too many writes; slow down and retry")
         return handler(self, conn, request)
 
-    # Ops.
-
-    async def _op_ping(self, conn: Conn, request: Ping) -> dict[str, Any]:
-        return {"ts": to_ms(self.clock.now())}
-
-    async def _room_access(
-        self, user_id: str, room: str, check: RoomCheck = check_may_read
-    ) -> tuple[RoomRef, Listing | None]:
-        """Check that ``user_id`` may use ``room``; return the listing if it is one's."""
-        ref = room_ref(room)
-        listing: Listing | None = None
-        order: Order | None = None
-        if ref.kind == "listing":
-            listing = await self.store.get_listing(ref.id)  # type: ignore[arg-type]
-        elif ref.kind == "order":
-            order = await self.store.get_order(ref.id)  # type: ignore[arg-type]
-        check(user_id, ref, listing, order)
-        return ref, listing
-
-    async def _op_subscribe(self, conn: Conn, request: Subscribe) -> dict[str, Any]:
-        await self._room_access(conn.principal.user_id, request.room)
-        room = await self._open_room(request.room)
-        feed = room.feed
-        result: dict[str, Any] = {"room": request.room, "epoch": feed.epoch}
-        since = request.since
-        if since is None:
-            self._join(conn, request.room, room)
-            result["seq"] = feed.last_seq
-            return result
-        epoch = feed.epoch
-        missed: list[Entry] = []
-        for _ in range(SUBSCRIBE_CATCHUP_ROUNDS):
-            if request.epoch not in (None, epoch) or feed.epoch != epoch:
-                break  # another log than the one the client knows
-            if since > feed.last_seq or feed.last_seq - since > self.config.resume_max_missed:
-                break  # restored from an older copy, or too much to replay
-            have = since + len(missed)
-            if have < feed.last_seq:
-                missed += await self.store.entries_after(request.room, have, feed.last_seq - have)
-            # Keep only what the feed has delivered: the rest comes live.
-            while missed and missed[-1].seq > feed.last_seq:
-                missed.pop()
-            # No await between this check and the join: every entry after
-            # feed.last_seq reaches the connection live, and none twice.
-            if feed.epoch == epoch and since + len(missed) == feed.last_seq:
-                self._join(conn, request.room, room)
-                result["seq"] = feed.last_seq
-                result["missed"] = [e.to_event() for e in missed]
-                return result
-        self._join(conn, request.room, room)
-        result["epoch"] = feed.epoch
-        result["seq"] = feed.last_seq
-        result["reload"] = True
-        return result
-
-    async def _op_unsubscribe(self, conn: Conn, request: Unsubscribe) -> dict[str, Any]:
-        if request.room not in conn.rooms:
-            raise ParleyError(ErrorCode.not_subscribed, f"not subscribed to {request.room}")
-        self._unwatch(conn, request.room)
-        return {"room": request.room}
-
-    async def _op_history(self, conn: Conn, request: History) -> dict[str, Any]:
-        await self._room_access(conn.principal.user_id, request.room)
-        entries = await self.store.history(request.room, request.before, request.limit)
-        head = await self.store.head(request.room)
-        return {
-            "room": request.room,
-            "epoch": head.epoch,
-            "messages": [e.to_wire() for e in entries],
-            "more": len(entries) == request.limit and entries[-1].seq > 1,
-        }
-
-    async def _op_post(self, conn: Conn, request: Post) -> dict[str, Any]:
-        me = conn.principal
-        if request.room not in conn.rooms:
-            # A subscriber was checked on subscribe, and who may post where
-            # never narrows while a room lives: skip the lookups on the hot path.
-            await self._room_access(me.user_id, request.room, check_may_post)
-        draft = Draft(
-            kind="comment",
-            text=request.text,
-            ts=to_ms(self.clock.now()),
-            author=Author(me.user_id, me.name),
-            client_msg_id=request.client_msg_id,
-        )
-        appended = await self.store.append(request.room, draft)
-        entry = appended.entry
-        return {
-            "room": request.room,
-            "seq": entry.seq,
-            "ts": entry.ts,
-            "duplicate": appended.duplicate,
-        }
-
-    async def _op_edit(self, conn: Conn, request: Edit) -> dict[str, Any]:
-        me = conn.principal
-        await self._room_access(me.user_id, request.room)
-        check_may_edit(me.user_id, await self.store.get_entry(request.room, request.seq))
-        return await self._change(conn, request.room, "edit", request.text, request.seq)
-
-    async def _op_delete(self, conn: Conn, request: Delete) -> dict[str, Any]:
-        me = conn.principal
-        _, listing = await self._room_access(me.user_id, request.room)
-        target = await self.store.get_entry(request.room, request.seq)
-        check_may_delete(me.user_id, target, listing)
-        return await self._change(conn, request.room, "delete", "", request.seq)
-
-    async def _change(
-        self, conn: Conn, room: str, kind: EntryKind, text: str, target: int
-    ) -> dict[str, Any]:
-        """Append an edit or a deletion of ``target``: an entry of the log like any other."""
-        me = conn.principal
-        draft = Draft(
-            kind=kind,
-            text=text,
-            ts=to_ms(self.clock.now()),
-            author=Author(me.user_id, me.name),
-            target=target,
-        )
-        entry = (await self.store.append(room, draft)).entry
-        return {"room": room, "seq": entry.seq, "target": target}
-
-    _handlers: Final[dict[type, Callable[..., Awaitable[dict[str, Any]]]]] = {
-        Ping: _op_ping,
-        Subscribe: _op_subscribe,
-        Unsubscribe: _op_unsubscribe,
-        History: _op_history,
-        Post: _op_post,
-        Edit: _op_edit,
-        Delete: _op_delete,
-    }
-
     # Rooms on this hub.
 
-    async def _open_room(self, name: str) -> Room:
+    async def open_room(self, name: str) -> Room:
         """The hub's Room for ``name``, following it in the fan-out on first use."""
         room = self.rooms.get(name)
         if room is not None:
@@ -467,14 +324,14 @@ class Hub:
         finally:
             del self._opening[name]
 
-    def _join(self, conn: Conn, name: str, room: Room) -> None:
+    def join(self, conn: Conn, name: str, room: Room) -> None:
         room.watchers.add(conn)
         conn.rooms.add(name)
 
     async def _watch(self, conn: Conn, name: str) -> None:
-        self._join(conn, name, await self._open_room(name))
+        self.join(conn, name, await self.open_room(name))
 
-    def _unwatch(self, conn: Conn, name: str) -> None:
+    def unwatch(self, conn: Conn, name: str) -> None:
         conn.rooms.discard(name)
         room = self.rooms.get(name)
         if room is None:

@@ -2,8 +2,8 @@
 
 Two implementations pass the same contract suite (``tests/store/``):
 ``embedded`` (one SQLite file, in-process fan-out; the default) and ``redis``
-(shared by many hub processes, pub/sub fan-out). ``open_store(url)`` picks one
-by URL scheme, importing it lazily.
+(shared by many hub processes, pub/sub fan-out). ``server.store.open_store(url)``
+picks one by URL scheme.
 
 A store also owns the fan-out of the entries it appends, because only the
 store can make "stored" and "announced" one step: the embedded store announces
@@ -146,18 +146,3 @@ class Store(abc.ABC):
         whole life; it changes when the log is reset or lost, so that clients
         holding old sequence numbers are told to reload rather than mislead.
         """
-
-
-def open_store(url: str, **options: object) -> Store:
-    """Pick a store by URL: ``sqlite:///relative/path``, ``sqlite:////absolute/path``
-    (SQLAlchemy's convention) or ``redis://host:port/db``."""
-    scheme = url.partition("://")[0]
-    if scheme == "sqlite":
-        from server.store.sqlite import SqliteStore
-
-        return SqliteStore(url.removeprefix("sqlite:///"), **options)  # type: ignore[arg-type,no-any-return,unused-ignore]
-    if scheme in ("redis", "rediss", "unix"):
-        from server.store.redis import RedisStore
-
-        return RedisStore(url, **options)  # type: ignore[arg-type,no-any-return,unused-ignore]
-    raise ValueError(f"store: unsupported URL scheme {scheme!r} (use sqlite:// or redis://)")

@@ -27,38 +27,25 @@ Redis must not evict keys (``maxmemory-policy noeviction``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import math
-import random
 import secrets
-from collections.abc import Iterator
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import msgpack
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
-    ClusterDownError,
-    OutOfMemoryError,
-    ReadOnlyError,
     RedisError,
     ResponseError,
-    TryAgainError,
 )
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from protocol.errors import ErrorCode, ParleyError
 from server.core.model import (
     AppendResult,
-    Author,
     Draft,
     Entry,
-    EntryKind,
     Listing,
     ListingId,
     Money,
@@ -68,15 +55,17 @@ from server.core.model import (
     User,
     UserId,
 )
-from server.store.base import Fanout, Store, StoreUnavailable
+from server.store.base import Store, StoreUnavailable
+from server.store.redis_fanout import RedisFanout
+from server.store.redis_wire import (
+    as_text,
+    decode_entries,
+    decode_entry,
+    edge,
+    encode_body,
+)
 
 log = logging.getLogger("parley.store.redis")
-
-# BusyLoadingError (Redis replaying its AOF) is a ConnectionError.
-_DOWN: Final = (RedisConnectionError, RedisTimeoutError, OSError)
-# Replies that mean "not now" rather than "wrong request".
-_NOT_NOW: Final = (OutOfMemoryError, ReadOnlyError, TryAgainError, ClusterDownError)
-_NOT_NOW_CODES: Final = ("MISCONF", "NOREPLICAS", "BUSY")
 
 _ORDER_FIELDS: Final = ("listing_id", "buyer_id", "seller_id", "status", "created_ts")
 
@@ -178,19 +167,6 @@ return redis.call('HMGET', KEYS[1], 'listing_id', 'buyer_id', 'seller_id', 'stat
 """
 
 
-@contextlib.contextmanager
-def _edge() -> Iterator[None]:
-    """Translate Redis's "cannot answer now" into ``StoreUnavailable``, once."""
-    try:
-        yield
-    except _DOWN as exc:
-        raise StoreUnavailable() from exc
-    except ResponseError as exc:
-        if isinstance(exc, _NOT_NOW) or str(exc).startswith(_NOT_NOW_CODES):
-            raise StoreUnavailable() from exc
-        raise
-
-
 _PendingAppend = tuple[list[str], list[Any], "asyncio.Future[Any]"]
 
 
@@ -198,350 +174,16 @@ def _new_id() -> str:
     return secrets.token_hex(8)
 
 
-def _text(value: bytes | str) -> str:
-    # Replies are bytes (decode_responses is off: entry bodies are msgpack).
-    return value if isinstance(value, str) else value.decode()
-
-
-def _encode_body(draft: Draft) -> bytes:
-    author = draft.author
-    body = [
-        draft.kind,
-        draft.text,
-        draft.ts,
-        None if author is None else author.id,
-        None if author is None else author.name,
-        draft.client_msg_id,
-        draft.target,
-        draft.data,
-    ]
-    return msgpack.packb(body, use_bin_type=True)
-
-
-def _decode_entry(room: str, seq: int, body: bytes, edit: bytes | None, deleted: Any) -> Entry:
-    return _entry(room, seq, msgpack.unpackb(body), edit, deleted)
-
-
-def _entry(room: str, seq: int, body: list[Any], edit: bytes | None, deleted: Any) -> Entry:
-    kind, text, ts, author_id, author_name, client_msg_id, target, data = body
-    author = None if author_id is None else Author(UserId(author_id), author_name)
-    edited_ts = None
-    if edit is not None:
-        text, edited_ts = msgpack.unpackb(edit)
-    if deleted is not None:
-        text = ""
-    return Entry(
-        room,
-        seq,
-        cast(EntryKind, kind),
-        text,
-        ts,
-        author,
-        client_msg_id,
-        target,
-        data,
-        edited_ts,
-        deleted is not None,
-    )
-
-
-def _decode_entries(room: str, flat: list[Any]) -> list[Entry]:
-    return [
-        _decode_entry(room, int(flat[i]), flat[i + 1], flat[i + 2], flat[i + 3])
-        for i in range(0, len(flat), 4)
-    ]
-
-
 def _order(order_id: str, fields: list[Any]) -> Order:
     listing_id, buyer_id, seller_id, status, created_ts = fields
     return Order(
         OrderId(order_id),
-        ListingId(_text(listing_id)),
-        UserId(_text(buyer_id)),
-        UserId(_text(seller_id)),
-        _text(status),
+        ListingId(as_text(listing_id)),
+        UserId(as_text(buyer_id)),
+        UserId(as_text(seller_id)),
+        as_text(status),
         int(created_ts),
     )
-
-
-class RedisFanout(Fanout):
-    """One pub/sub connection per hub: follows rooms, survives reconnects.
-
-    The connection is a bare redis-py ``Connection`` driven here rather than a
-    ``PubSub``: ``PubSub`` reconnects and re-subscribes on its own, which is
-    exactly the silent gap to avoid. Here every drop (an error, or a silence
-    that a PING does not break) ends the connection; the reader then reconnects
-    with backoff, re-subscribes every followed room, waits for the
-    confirmations and only then calls ``on_resync``, so that the hub's re-read
-    of each room's head comes after the point from which it hears the room.
-    """
-
-    def __init__(
-        self,
-        store: RedisStore,
-        *,
-        ping_interval: float,
-        reconnect_min: float,
-        reconnect_max: float,
-        confirm_timeout: float,
-    ) -> None:
-        super().__init__()
-        self._store = store
-        self._ping_interval = ping_interval
-        self._reconnect_min = reconnect_min
-        self._reconnect_max = reconnect_max
-        self._confirm_timeout = confirm_timeout
-        self._rooms: dict[bytes, str] = {}  # followed channel -> room
-        self._conn: AbstractConnection | None = None
-        self._sharded = False
-        self._unconfirmed: set[bytes] = set()  # re-subscribed after a reconnect
-        self._resync_due = False
-        self._confirms: dict[bytes, asyncio.Future[None]] = {}
-        self._heard: dict[bytes, tuple[str, int]] = {}  # last (epoch, seq) delivered
-        self._echoes: dict[bytes, list[tuple[str, int, asyncio.Future[None]]]] = {}
-        self._reader: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._last_heard = 0.0  # loop time of the last reply on the connection
-
-    @property
-    def live(self) -> bool:
-        """Connected, every followed room subscribed, and the reader running."""
-        return (
-            self._reader is not None
-            and not self._reader.done()
-            and self._conn is not None
-            and not self._unconfirmed
-        )
-
-    def follows(self, room: str) -> bool:
-        return self._store._key(room, "ch").encode() in self._rooms
-
-    async def start(self) -> None:
-        conn = await self._connect()
-        self._reader = asyncio.create_task(self._run(conn), name="parley-redis-fanout")
-        self._reader.add_done_callback(self._reader_stopped)
-
-    async def stop(self) -> None:
-        self._stopping = True
-        reader = self._reader
-        if reader is not None:
-            # A cancellation can land inside redis-py's own connect or
-            # disconnect and be swallowed there; the flag ends the loop then,
-            # and the bounded retry makes sure the task is gone.
-            for _ in range(100):
-                reader.cancel()
-                done, _ = await asyncio.wait({reader}, timeout=0.1)
-                if done:
-                    break
-            self._reader = None
-        if self._conn is not None:
-            await self._dropped(self._conn)
-
-    async def follow(self, room: str) -> None:
-        channel = self._store._key(room, "ch").encode()
-        if channel in self._rooms:
-            return
-        self._rooms[channel] = room
-        conn = self._conn
-        # While disconnected the reconnect subscribes the room, then resyncs.
-        if conn is None or not conn.is_connected:
-            return
-        confirmed = self._confirms.get(channel)
-        if confirmed is None:
-            confirmed = self._confirms[channel] = asyncio.get_running_loop().create_future()
-        try:
-            await conn.send_command(self._command("SUBSCRIBE"), channel, check_health=False)
-            # Until Redis confirms, an entry appended now could be missed, and
-            # the hub reads the room's head right after follow() returns.
-            await asyncio.wait_for(asyncio.shield(confirmed), self._confirm_timeout)
-        except TimeoutError:
-            log.warning("fan-out: no confirmation for %s; reconnecting", room)
-            await conn.disconnect(nowait=True)
-        except _DOWN:
-            pass  # the reader sees the same broken connection and reconnects
-
-    async def unfollow(self, room: str) -> None:
-        channel = self._store._key(room, "ch").encode()
-        if self._rooms.pop(channel, None) is None:
-            return
-        self._heard.pop(channel, None)
-        self._store._forget(room)
-        for _, _, echo in self._echoes.pop(channel, []):
-            if not echo.done():
-                echo.set_result(None)
-        conn = self._conn
-        if conn is not None and conn.is_connected:
-            # Late messages for the room are dropped by the reader anyway.
-            with contextlib.suppress(*_DOWN):
-                await conn.send_command(self._command("UNSUBSCRIBE"), channel, check_health=False)
-
-    async def wait_echo(self, room: str, epoch: str, seq: int, timeout: float) -> None:
-        """Wait until the reader has delivered ``seq`` of a followed room.
-
-        So that an append returns after its own hub heard it, as with the
-        embedded store. Bounded: the entry is stored whatever happens here.
-        """
-        channel = self._store._key(room, "ch").encode()
-        if channel not in self._rooms or not self.live:
-            return
-        heard_epoch, heard_seq = self._heard.get(channel, ("", 0))
-        if heard_epoch == epoch and heard_seq >= seq:
-            return
-        echo = asyncio.get_running_loop().create_future()
-        waiting = self._echoes.setdefault(channel, [])
-        waiting.append((epoch, seq, echo))
-        try:
-            await asyncio.wait_for(echo, timeout)
-        except TimeoutError:
-            log.debug("fan-out: %s seq %d not heard back in %.1fs", room, seq, timeout)
-        finally:
-            with contextlib.suppress(ValueError):
-                waiting.remove((epoch, seq, echo))
-
-    def _command(self, name: str) -> str:
-        return "S" + name if self._sharded else name
-
-    async def _connect(self) -> AbstractConnection:
-        pool = self._store._pool
-        conn = pool.connection_class(**{**pool.connection_kwargs, "client_name": "parley-fanout"})
-        try:
-            await conn.connect()  # type: ignore[no-untyped-call]
-            self._sharded = await self._store._on_fanout_connect()
-            channels = list(self._rooms)
-            self._conn = conn
-            self._unconfirmed = set(channels)
-            for channel in channels:
-                await conn.send_command(self._command("SUBSCRIBE"), channel, check_health=False)
-        except BaseException:
-            await self._dropped(conn)
-            raise
-        return conn
-
-    async def _run(self, conn: AbstractConnection | None) -> None:
-        failures = 0
-        while not self._stopping:
-            if conn is None:
-                try:
-                    conn = await self._connect()
-                except _DOWN as exc:
-                    failures += 1
-                    delay = self._backoff(failures)
-                    log.debug(
-                        "fan-out: reconnect %d failed (%s); next in %.2fs", failures, exc, delay
-                    )
-                    await asyncio.sleep(delay)
-                    continue
-                log.info("fan-out: reconnected after %d failed attempts", failures)
-                failures = 0
-                self._resync_due = True
-                self._maybe_resync()
-            try:
-                await self._read(conn)
-            except _DOWN as exc:
-                log.warning("fan-out: connection lost (%s); reconnecting", exc)
-            finally:
-                await self._dropped(conn)
-            conn = None
-
-    def _backoff(self, failures: int) -> float:
-        ceiling = min(self._reconnect_max, self._reconnect_min * 2 ** (failures - 1))
-        # Jitter spreads the hubs' reconnects after Redis comes back.
-        return random.uniform(ceiling / 2, ceiling)
-
-    async def _read(self, conn: AbstractConnection) -> None:
-        loop = asyncio.get_running_loop()
-        self._last_heard = loop.time()
-        watchdog = asyncio.create_task(self._watch(conn), name="parley-redis-fanout-ping")
-        try:
-            while True:
-                # No read timeout here: on Python 3.11 a timeout that expires
-                # as the connection fails can leave the task with a stray
-                # cancellation. The watchdog ends a silent connection instead.
-                # push_request: on RESP3 (redis-py's default) messages are pushes.
-                reply = await conn.read_response(timeout=math.inf, push_request=True)
-                self._last_heard = loop.time()
-                if isinstance(reply, list) and len(reply) >= 3:
-                    self._dispatch(reply)
-        finally:
-            watchdog.cancel()
-
-    async def _watch(self, conn: AbstractConnection) -> None:
-        """PING a quiet connection; cut one that stays silent.
-
-        A half-dead TCP connection (Redis host gone, a NAT forgot us) reads
-        nothing and errors nowhere; cutting it makes the reader reconnect.
-        """
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self._ping_interval)
-            silent = loop.time() - self._last_heard
-            if silent >= 2 * self._ping_interval:
-                log.warning("fan-out: no answer to PING for %.1fs; reconnecting", silent)
-                await conn.disconnect(nowait=True)
-                return
-            if not conn.is_connected:
-                return  # the reader is already on it; a send would reconnect it
-            if silent >= self._ping_interval:
-                with contextlib.suppress(*_DOWN):
-                    await conn.send_command("PING", check_health=False)
-
-    def _dispatch(self, reply: list[Any]) -> None:
-        kind = reply[0]
-        if kind in (b"message", b"smessage"):
-            self._announced(reply[1], reply[2])
-        elif kind in (b"subscribe", b"ssubscribe"):
-            channel = reply[1]
-            confirmed = self._confirms.pop(channel, None)
-            if confirmed is not None and not confirmed.done():
-                confirmed.set_result(None)
-            if channel in self._unconfirmed:
-                self._unconfirmed.discard(channel)
-                self._maybe_resync()
-
-    def _announced(self, channel: bytes, payload: bytes) -> None:
-        room = self._rooms.get(channel)
-        if room is None:
-            return  # unfollowed while the message was on its way
-        try:
-            epoch, seq, body = msgpack.unpackb(payload)
-            entry = _entry(room, seq, body, None, None)
-        except (ValueError, TypeError):
-            log.warning("fan-out: undecodable message on %r; ignored", channel)
-            return
-        self._heard[channel] = (epoch, seq)
-        self._store._saw(room, epoch, seq)
-        if self.listener is not None:
-            self.listener(entry, epoch)
-        for want_epoch, want_seq, echo in self._echoes.get(channel, ()):
-            if want_epoch == epoch and want_seq <= seq and not echo.done():
-                echo.set_result(None)
-
-    def _maybe_resync(self) -> None:
-        if self._resync_due and not self._unconfirmed:
-            self._resync_due = False
-            log.info("fan-out: resyncing %d rooms", len(self._rooms))
-            if self.on_resync is not None:
-                self.on_resync()
-
-    async def _dropped(self, conn: AbstractConnection) -> None:
-        if self._conn is conn:
-            self._conn = None
-        self._unconfirmed = set()
-        # Nobody waits on a connection that is gone: the resync covers it.
-        for future in self._confirms.values():
-            if not future.done():
-                future.set_result(None)
-        self._confirms.clear()
-        for waiting in self._echoes.values():
-            for _, _, echo in waiting:
-                if not echo.done():
-                    echo.set_result(None)
-        with contextlib.suppress(*_DOWN):
-            await conn.disconnect(nowait=True)
-
-    def _reader_stopped(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("fan-out reader stopped; the hub is deaf", exc_info=task.exception())
 
 
 class RedisStore(Store):
@@ -608,7 +250,7 @@ class RedisStore(Store):
         return [self._key(room, part) for part in parts]
 
     async def open(self) -> None:
-        with _edge():
+        with edge():
             await self._client.ping()
             await self._warn_about_durability()
             await self.fanout.start()
@@ -623,7 +265,7 @@ class RedisStore(Store):
         await self._pool.aclose()
 
     async def check(self) -> None:
-        with _edge():
+        with edge():
             await self._client.ping()
         if not self.fanout.live:
             # Writes would work, but this hub would not hear them: not ready.
@@ -671,29 +313,29 @@ class RedisStore(Store):
         fields = {"name": user.name, "locale": user.locale}
         if user.email is not None:
             fields["email"] = user.email
-        with _edge():
+        with edge():
             async with self._client.pipeline(transaction=True) as tx:
                 tx.delete(key)
                 tx.hset(key, mapping=fields)  # type: ignore[arg-type]
                 await tx.execute()
 
     async def touch_user(self, user_id: UserId, name: str, locale: str) -> None:
-        with _edge():
+        with edge():
             await self._client.hset(
                 f"{self._prefix}:user:{user_id}", mapping={"name": name, "locale": locale}
             )
 
     async def get_user(self, user_id: UserId) -> User | None:
-        with _edge():
+        with edge():
             fields = await self._client.hgetall(f"{self._prefix}:user:{user_id}")
         if not fields:
             return None
         email = fields.get(b"email")
         return User(
             user_id,
-            _text(fields[b"name"]),
-            _text(fields[b"locale"]),
-            None if email is None else _text(email),
+            as_text(fields[b"name"]),
+            as_text(fields[b"locale"]),
+            None if email is None else as_text(email),
         )
 
     async def put_listing(self, listing: Listing) -> None:
@@ -708,30 +350,30 @@ class RedisStore(Store):
         }
         if listing.photo_url is not None:
             fields["photo_url"] = listing.photo_url
-        with _edge():
+        with edge():
             async with self._client.pipeline(transaction=True) as tx:
                 tx.delete(key)
                 tx.hset(key, mapping=fields)  # type: ignore[arg-type]
                 await tx.execute()
 
     async def get_listing(self, listing_id: ListingId) -> Listing | None:
-        with _edge():
+        with edge():
             fields = await self._client.hgetall(f"{self._prefix}:listing:{listing_id}")
         if not fields:
             return None
         photo_url = fields.get(b"photo_url")
         return Listing(
             listing_id,
-            UserId(_text(fields[b"seller_id"])),
-            _text(fields[b"title"]),
-            Money(int(fields[b"amount"]), _text(fields[b"currency"])),
-            None if photo_url is None else _text(photo_url),
+            UserId(as_text(fields[b"seller_id"])),
+            as_text(fields[b"title"]),
+            Money(int(fields[b"amount"]), as_text(fields[b"currency"])),
+            None if photo_url is None else as_text(photo_url),
             fields[b"offers_enabled"] == b"1",
-            _text(fields[b"status"]),
+            as_text(fields[b"status"]),
         )
 
     async def put_order(self, order: Order) -> tuple[Order, bool]:
-        with _edge():
+        with edge():
             reply = await self._put_order(
                 keys=[f"{self._prefix}:order:{order.id}"],
                 args=[order.listing_id, order.buyer_id, order.seller_id, order.status,
@@ -751,14 +393,14 @@ class RedisStore(Store):
         return stored, False
 
     async def set_order_status(self, order_id: OrderId, status: str) -> Order | None:
-        with _edge():
+        with edge():
             reply = await self._set_order_status(
                 keys=[f"{self._prefix}:order:{order_id}"], args=[status]
             )
         return None if reply is None else _order(order_id, reply)
 
     async def get_order(self, order_id: OrderId) -> Order | None:
-        with _edge():
+        with edge():
             fields = await self._client.hmget(f"{self._prefix}:order:{order_id}", _ORDER_FIELDS)
         return None if fields[0] is None else _order(order_id, fields)
 
@@ -772,8 +414,8 @@ class RedisStore(Store):
             author_id = "" if draft.author is None else draft.author.id
             idem = f"{author_id}\0{draft.client_msg_id}"
         known_epoch, known_seq = self._seen.get(room, ("", 0))
-        body = _encode_body(draft)
-        with _edge():
+        body = encode_body(draft)
+        with edge():
             reply = await self._pipelined_append(
                 self._room_keys(room, "seq", "epoch", "log", "msgs", "mod", "idem"),
                 [
@@ -784,10 +426,10 @@ class RedisStore(Store):
             )  # fmt: skip
         if reply[0] == 1:
             _, seq, stored, edited, deleted = reply
-            return AppendResult(_decode_entry(room, seq, stored, edited, deleted), duplicate=True)
+            return AppendResult(decode_entry(room, seq, stored, edited, deleted), duplicate=True)
         _, seq, epoch = reply
-        self._saw(room, _text(epoch), seq)
-        await self.fanout.wait_echo(room, _text(epoch), seq, self._echo_timeout)
+        self._saw(room, as_text(epoch), seq)
+        await self.fanout.wait_echo(room, as_text(epoch), seq, self._echo_timeout)
         return AppendResult(Entry.from_draft(room, seq, draft))
 
     async def _pipelined_append(self, keys: list[str], args: list[Any]) -> Any:
@@ -829,11 +471,11 @@ class RedisStore(Store):
                 future.set_result(reply)
 
     async def _read_entries(self, room: str, *args: str | int) -> list[Entry]:
-        with _edge():
+        with edge():
             flat = await self._read(
                 keys=self._room_keys(room, "seq", "log", "msgs", "mod"), args=args
             )
-        return _decode_entries(room, flat)
+        return decode_entries(room, flat)
 
     async def get_entry(self, room: str, seq: int) -> Entry | None:
         found = await self._read_entries(room, "one", seq)
@@ -853,10 +495,10 @@ class RedisStore(Store):
 
     async def head(self, room: str) -> RoomHead:
         known_epoch, known_seq = self._seen.get(room, ("", 0))
-        with _edge():
+        with edge():
             seq, epoch = await self._head(
                 keys=self._room_keys(room, "seq", "epoch"), args=[_new_id(), known_epoch, known_seq]
             )
-        head = RoomHead(seq, _text(epoch))
+        head = RoomHead(seq, as_text(epoch))
         self._saw(room, head.epoch, head.seq)
         return head

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.store.base import Store, open_store
+from server.store import Store, open_store
 
 BACKENDS = ["sqlite", "redis"]
 

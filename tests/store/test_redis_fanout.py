@@ -18,7 +18,8 @@ import pytest
 from server.core.feed import FeedStep, RoomFeed
 from server.core.model import Author, Draft, Entry, RoomHead, UserId
 from server.store.base import StoreUnavailable
-from server.store.redis import RedisFanout, RedisStore
+from server.store.redis import RedisStore
+from server.store.redis_fanout import RedisFanout
 from tests.support.redis_server import RedisServer
 
 ROOM = "listing:l1"

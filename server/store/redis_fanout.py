@@ -1,0 +1,307 @@
+"""The Redis fan-out: one pub/sub connection per hub, that notices what it misses.
+
+Hubs follow the rooms their members watch; each appended entry arrives here
+from the room's channel (``SSUBSCRIBE`` on Redis 7+, else ``SUBSCRIBE``) and is
+passed to the hub's listener. Every drop of the connection ends in a resync
+request, so a lost announcement is never a silently lost entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+from redis.asyncio.connection import AbstractConnection
+
+from server.store.base import Fanout
+from server.store.redis_wire import DOWN, entry_from_body
+
+if TYPE_CHECKING:
+    from server.store.redis import RedisStore
+
+log = logging.getLogger("parley.store.redis")
+
+
+class RedisFanout(Fanout):
+    """One pub/sub connection per hub: follows rooms, survives reconnects.
+
+    The connection is a bare redis-py ``Connection`` driven here rather than a
+    ``PubSub``: ``PubSub`` reconnects and re-subscribes on its own, which is
+    exactly the silent gap to avoid. Here every drop (an error, or a silence
+    that a PING does not break) ends the connection; the reader then reconnects
+    with backoff, re-subscribes every followed room, waits for the
+    confirmations and only then calls ``on_resync``, so that the hub's re-read
+    of each room's head comes after the point from which it hears the room.
+    """
+
+    def __init__(
+        self,
+        store: RedisStore,
+        *,
+        ping_interval: float,
+        reconnect_min: float,
+        reconnect_max: float,
+        confirm_timeout: float,
+    ) -> None:
+        super().__init__()
+        self._store = store
+        self._ping_interval = ping_interval
+        self._reconnect_min = reconnect_min
+        self._reconnect_max = reconnect_max
+        self._confirm_timeout = confirm_timeout
+        self._rooms: dict[bytes, str] = {}  # followed channel -> room
+        self._conn: AbstractConnection | None = None
+        self._sharded = False
+        self._unconfirmed: set[bytes] = set()  # re-subscribed after a reconnect
+        self._resync_due = False
+        self._confirms: dict[bytes, asyncio.Future[None]] = {}
+        self._heard: dict[bytes, tuple[str, int]] = {}  # last (epoch, seq) delivered
+        self._echoes: dict[bytes, list[tuple[str, int, asyncio.Future[None]]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._last_heard = 0.0  # loop time of the last reply on the connection
+
+    @property
+    def live(self) -> bool:
+        """Connected, every followed room subscribed, and the reader running."""
+        return (
+            self._reader is not None
+            and not self._reader.done()
+            and self._conn is not None
+            and not self._unconfirmed
+        )
+
+    def follows(self, room: str) -> bool:
+        return self._store._key(room, "ch").encode() in self._rooms
+
+    async def start(self) -> None:
+        conn = await self._connect()
+        self._reader = asyncio.create_task(self._run(conn), name="parley-redis-fanout")
+        self._reader.add_done_callback(self._reader_stopped)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        reader = self._reader
+        if reader is not None:
+            # A cancellation can land inside redis-py's own connect or
+            # disconnect and be swallowed there; the flag ends the loop then,
+            # and the bounded retry makes sure the task is gone.
+            for _ in range(100):
+                reader.cancel()
+                done, _ = await asyncio.wait({reader}, timeout=0.1)
+                if done:
+                    break
+            self._reader = None
+        if self._conn is not None:
+            await self._dropped(self._conn)
+
+    async def follow(self, room: str) -> None:
+        channel = self._store._key(room, "ch").encode()
+        if channel in self._rooms:
+            return
+        self._rooms[channel] = room
+        conn = self._conn
+        # While disconnected the reconnect subscribes the room, then resyncs.
+        if conn is None or not conn.is_connected:
+            return
+        confirmed = self._confirms.get(channel)
+        if confirmed is None:
+            confirmed = self._confirms[channel] = asyncio.get_running_loop().create_future()
+        try:
+            await conn.send_command(self._command("SUBSCRIBE"), channel, check_health=False)
+            # Until Redis confirms, an entry appended now could be missed, and
+            # the hub reads the room's head right after follow() returns.
+            await asyncio.wait_for(asyncio.shield(confirmed), self._confirm_timeout)
+        except TimeoutError:
+            log.warning("fan-out: no confirmation for %s; reconnecting", room)
+            await conn.disconnect(nowait=True)
+        except DOWN:
+            pass  # the reader sees the same broken connection and reconnects
+
+    async def unfollow(self, room: str) -> None:
+        channel = self._store._key(room, "ch").encode()
+        if self._rooms.pop(channel, None) is None:
+            return
+        self._heard.pop(channel, None)
+        self._store._forget(room)
+        for _, _, echo in self._echoes.pop(channel, []):
+            if not echo.done():
+                echo.set_result(None)
+        conn = self._conn
+        if conn is not None and conn.is_connected:
+            # Late messages for the room are dropped by the reader anyway.
+            with contextlib.suppress(*DOWN):
+                await conn.send_command(self._command("UNSUBSCRIBE"), channel, check_health=False)
+
+    async def wait_echo(self, room: str, epoch: str, seq: int, timeout: float) -> None:
+        """Wait until the reader has delivered ``seq`` of a followed room.
+
+        So that an append returns after its own hub heard it, as with the
+        embedded store. Bounded: the entry is stored whatever happens here.
+        """
+        channel = self._store._key(room, "ch").encode()
+        if channel not in self._rooms or not self.live:
+            return
+        heard_epoch, heard_seq = self._heard.get(channel, ("", 0))
+        if heard_epoch == epoch and heard_seq >= seq:
+            return
+        echo = asyncio.get_running_loop().create_future()
+        waiting = self._echoes.setdefault(channel, [])
+        waiting.append((epoch, seq, echo))
+        try:
+            await asyncio.wait_for(echo, timeout)
+        except TimeoutError:
+            log.debug("fan-out: %s seq %d not heard back in %.1fs", room, seq, timeout)
+        finally:
+            with contextlib.suppress(ValueError):
+                waiting.remove((epoch, seq, echo))
+
+    def _command(self, name: str) -> str:
+        return "S" + name if self._sharded else name
+
+    async def _connect(self) -> AbstractConnection:
+        pool = self._store._pool
+        conn = pool.connection_class(**{**pool.connection_kwargs, "client_name": "parley-fanout"})
+        try:
+            await conn.connect()  # type: ignore[no-untyped-call]
+            self._sharded = await self._store._on_fanout_connect()
+            channels = list(self._rooms)
+            self._conn = conn
+            self._unconfirmed = set(channels)
+            for channel in channels:
+                await conn.send_command(self._command("SUBSCRIBE"), channel, check_health=False)
+        except BaseException:
+            await self._dropped(conn)
+            raise
+        return conn
+
+    async def _run(self, conn: AbstractConnection | None) -> None:
+        failures = 0
+        while not self._stopping:
+            if conn is None:
+                try:
+                    conn = await self._connect()
+                except DOWN as exc:
+                    failures += 1
+                    delay = self._backoff(failures)
+                    log.debug(
+                        "fan-out: reconnect %d failed (%s); next in %.2fs", failures, exc, delay
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                log.info("fan-out: reconnected after %d failed attempts", failures)
+                failures = 0
+                self._resync_due = True
+                self._maybe_resync()
+            try:
+                await self._read(conn)
+            except DOWN as exc:
+                log.warning("fan-out: connection lost (%s); reconnecting", exc)
+            finally:
+                await self._dropped(conn)
+            conn = None
+
+    def _backoff(self, failures: int) -> float:
+        ceiling = min(self._reconnect_max, self._reconnect_min * 2 ** (failures - 1))
+        # Jitter spreads the hubs' reconnects after Redis comes back.
+        return random.uniform(ceiling / 2, ceiling)
+
+    async def _read(self, conn: AbstractConnection) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_heard = loop.time()
+        watchdog = asyncio.create_task(self._watch(conn), name="parley-redis-fanout-ping")
+        try:
+            while True:
+                # No read timeout here: on Python 3.11 a timeout that expires
+                # as the connection fails can leave the task with a stray
+                # cancellation. The watchdog ends a silent connection instead.
+                # push_request: on RESP3 (redis-py's default) messages are pushes.
+                reply = await conn.read_response(timeout=math.inf, push_request=True)
+                self._last_heard = loop.time()
+                if isinstance(reply, list) and len(reply) >= 3:
+                    self._dispatch(reply)
+        finally:
+            watchdog.cancel()
+
+    async def _watch(self, conn: AbstractConnection) -> None:
+        """PING a quiet connection; cut one that stays silent.
+
+        A half-dead TCP connection (Redis host gone, a NAT forgot us) reads
+        nothing and errors nowhere; cutting it makes the reader reconnect.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._ping_interval)
+            silent = loop.time() - self._last_heard
+            if silent >= 2 * self._ping_interval:
+                log.warning("fan-out: no answer to PING for %.1fs; reconnecting", silent)
+                await conn.disconnect(nowait=True)
+                return
+            if not conn.is_connected:
+                return  # the reader is already on it; a send would reconnect it
+            if silent >= self._ping_interval:
+                with contextlib.suppress(*DOWN):
+                    await conn.send_command("PING", check_health=False)
+
+    def _dispatch(self, reply: list[Any]) -> None:
+        kind = reply[0]
+        if kind in (b"message", b"smessage"):
+            self._announced(reply[1], reply[2])
+        elif kind in (b"subscribe", b"ssubscribe"):
+            channel = reply[1]
+            confirmed = self._confirms.pop(channel, None)
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_result(None)
+            if channel in self._unconfirmed:
+                self._unconfirmed.discard(channel)
+                self._maybe_resync()
+
+    def _announced(self, channel: bytes, payload: bytes) -> None:
+        room = self._rooms.get(channel)
+        if room is None:
+            return  # unfollowed while the message was on its way
+        try:
+            epoch, seq, body = msgpack.unpackb(payload)
+            entry = entry_from_body(room, seq, body, None, None)
+        except (ValueError, TypeError):
+            log.warning("fan-out: undecodable message on %r; ignored", channel)
+            return
+        self._heard[channel] = (epoch, seq)
+        self._store._saw(room, epoch, seq)
+        if self.listener is not None:
+            self.listener(entry, epoch)
+        for want_epoch, want_seq, echo in self._echoes.get(channel, ()):
+            if want_epoch == epoch and want_seq <= seq and not echo.done():
+                echo.set_result(None)
+
+    def _maybe_resync(self) -> None:
+        if self._resync_due and not self._unconfirmed:
+            self._resync_due = False
+            log.info("fan-out: resyncing %d rooms", len(self._rooms))
+            if self.on_resync is not None:
+                self.on_resync()
+
+    async def _dropped(self, conn: AbstractConnection) -> None:
+        if self._conn is conn:
+            self._conn = None
+        self._unconfirmed = set()
+        # Nobody waits on a connection that is gone: the resync covers it.
+        for future in self._confirms.values():
+            if not future.done():
+                future.set_result(None)
+        self._confirms.clear()
+        for waiting in self._echoes.values():
+            for _, _, echo in waiting:
+                if not echo.done():
+                    echo.set_result(None)
+        with contextlib.suppress(*DOWN):
+            await conn.disconnect(nowait=True)
+
+    def _reader_stopped(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("fan-out reader stopped; the hub is deaf", exc_info=task.exception())

@@ -1,0 +1,101 @@
+"""What the Redis store and its fan-out share: entry bodies and error translation.
+
+An entry is stored (and published) as a msgpack array without its seq, which
+the log's hash field or the announcement carries. Redis errors that mean "cannot
+answer now" become ``StoreUnavailable`` here, once, for both modules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, Final, cast
+
+import msgpack
+from redis.exceptions import (
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from server.core.model import Author, Draft, Entry, EntryKind, UserId
+from server.store.base import StoreUnavailable
+
+# BusyLoadingError (Redis replaying its AOF) is a ConnectionError.
+DOWN: Final = (RedisConnectionError, RedisTimeoutError, OSError)
+# Replies that mean "not now" rather than "wrong request".
+NOT_NOW: Final = (OutOfMemoryError, ReadOnlyError, TryAgainError, ClusterDownError)
+NOT_NOW_CODES: Final = ("MISCONF", "NOREPLICAS", "BUSY")
+
+
+@contextlib.contextmanager
+def edge() -> Iterator[None]:
+    """Translate Redis's "cannot answer now" into ``StoreUnavailable``, once."""
+    try:
+        yield
+    except DOWN as exc:
+        raise StoreUnavailable() from exc
+    except ResponseError as exc:
+        if isinstance(exc, NOT_NOW) or str(exc).startswith(NOT_NOW_CODES):
+            raise StoreUnavailable() from exc
+        raise
+
+
+def as_text(value: bytes | str) -> str:
+    # Replies are bytes (decode_responses is off: entry bodies are msgpack).
+    return value if isinstance(value, str) else value.decode()
+
+
+def encode_body(draft: Draft) -> bytes:
+    author = draft.author
+    body = [
+        draft.kind,
+        draft.text,
+        draft.ts,
+        None if author is None else author.id,
+        None if author is None else author.name,
+        draft.client_msg_id,
+        draft.target,
+        draft.data,
+    ]
+    return msgpack.packb(body, use_bin_type=True)
+
+
+def decode_entry(room: str, seq: int, body: bytes, edit: bytes | None, deleted: Any) -> Entry:
+    return entry_from_body(room, seq, msgpack.unpackb(body), edit, deleted)
+
+
+def entry_from_body(
+    room: str, seq: int, body: list[Any], edit: bytes | None, deleted: Any
+) -> Entry:
+    kind, text, ts, author_id, author_name, client_msg_id, target, data = body
+    author = None if author_id is None else Author(UserId(author_id), author_name)
+    edited_ts = None
+    if edit is not None:
+        text, edited_ts = msgpack.unpackb(edit)
+    if deleted is not None:
+        text = ""
+    return Entry(
+        room,
+        seq,
+        cast(EntryKind, kind),
+        text,
+        ts,
+        author,
+        client_msg_id,
+        target,
+        data,
+        edited_ts,
+        deleted is not None,
+    )
+
+
+def decode_entries(room: str, flat: list[Any]) -> list[Entry]:
+    return [
+        decode_entry(room, int(flat[i]), flat[i + 1], flat[i + 2], flat[i + 3])
+        for i in range(0, len(flat), 4)
+    ]
