@@ -74,6 +74,7 @@ class ParleyClient:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._subscribes: set[int] = set()  # request ids of subscribes awaiting replies
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._stash: list[dict[str, Any]] = []  # passed over by next_event(room=...)
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._closed = False
@@ -163,9 +164,36 @@ class ParleyClient:
 
     # Events.
 
-    async def next_event(self, timeout: float = 5.0) -> dict[str, Any]:
-        """The next event; ``TimeoutError`` if none comes in ``timeout`` seconds."""
-        return await asyncio.wait_for(self._events.get(), timeout)
+    async def notifications(self, before: int | None = None, limit: int = 50) -> dict[str, Any]:
+        fields: dict[str, Any] = {"limit": limit}
+        if before is not None:
+            fields["before"] = before
+        return await self.request("notifications", **fields)
+
+    async def notifications_read(self, up_to: int) -> dict[str, Any]:
+        return await self.request("notifications_read", up_to=up_to)
+
+    @property
+    def inbox(self) -> str:
+        """The member's own room, ``user:<id>``: notifications and read marks."""
+        return f"user:{self.user['id']}"
+
+    async def next_event(self, timeout: float = 5.0, *, room: str | None = None) -> dict[str, Any]:
+        """The next event (of ``room`` only, if given: others stay queued);
+        ``TimeoutError`` if none comes in ``timeout`` seconds."""
+        if room is None:
+            if self._stash:
+                return self._stash.pop(0)
+            return await asyncio.wait_for(self._events.get(), timeout)
+        for i, event in enumerate(self._stash):
+            if event.get("room") == room:
+                return self._stash.pop(i)
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self._events.get()
+                if event.get("room") == room:
+                    return event
+                self._stash.append(event)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         while True:
@@ -173,7 +201,7 @@ class ParleyClient:
 
     def pending_events(self) -> list[dict[str, Any]]:
         """Events received and not yet taken, without waiting."""
-        out = []
+        out, self._stash = self._stash, []
         while not self._events.empty():
             out.append(self._events.get_nowait())
         return out
@@ -189,7 +217,10 @@ class ParleyClient:
             open_timeout=10,
         )
         rid = next(self._ids)
-        connect = {"id": rid, "op": "connect", "token": self.token}
+        connect: dict[str, Any] = {"id": rid, "op": "connect", "token": self.token}
+        inbox = self.positions.get(self.inbox) if self.user else None
+        if inbox is not None:  # resume the inbox exactly where this client left it
+            connect["epoch"], connect["since"] = inbox
         await ws.send(self.codec.encode(connect), text=self.codec.text_frames)
         try:
             reply = self.codec.decode(await asyncio.wait_for(ws.recv(), self.request_timeout))
@@ -199,6 +230,7 @@ class ParleyClient:
             await ws.close()
             raise ParleyError(reply["error"]["code"], reply["error"]["message"])
         self.user = reply["result"]["user"]
+        self._on_joined(reply["result"]["inbox"])
         self._ws = ws
         self._reader = asyncio.create_task(self._read(ws))
 
@@ -233,19 +265,20 @@ class ParleyClient:
             return
         result = reply.get("result")
         if rid in self._subscribes and isinstance(result, dict):
-            # Queue what was missed before any later live event, and resume
-            # from here next time.
-            room = result["room"]
-            for event in result.get("missed", ()):
-                self._events.put_nowait(event)
-            self.positions[room] = (result["epoch"], result["seq"])
-            if result.get("reload"):
-                reload = {"event": "reload", "room": room, "epoch": result["epoch"]}
-                self._events.put_nowait(reload)
+            self._on_joined(result)
         self._subscribes.discard(rid)
         future = self._pending.get(rid)
         if future is not None and not future.done():
             future.set_result(reply)
+
+    def _on_joined(self, result: dict[str, Any]) -> None:
+        """Queue what was missed before any later live event; resume from here next time."""
+        room = result["room"]
+        for event in result.get("missed", ()):
+            self._events.put_nowait(event)
+        self.positions[room] = (result["epoch"], result["seq"])
+        if result.get("reload"):
+            self._events.put_nowait({"event": "reload", "room": room, "epoch": result["epoch"]})
 
     def _track(self, event: dict[str, Any]) -> None:
         room, seq = event.get("room"), event.get("seq")
@@ -265,6 +298,8 @@ class ParleyClient:
                 delay = min(delay * 2, self.max_backoff)
                 continue
             for room, (_epoch, last) in list(self.positions.items()):
+                if room == self.inbox:
+                    continue  # resumed by connect itself
                 with contextlib.suppress(ParleyError, ConnectionLost):
                     await self.subscribe(room, since=last)
             self._events.put_nowait({"event": "resumed"})

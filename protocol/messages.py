@@ -34,6 +34,8 @@ class Limits:
 class Connect:
     id: int
     token: str
+    since: int | None = None  # the last seq seen of the member's own room (the inbox)
+    epoch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,31 @@ class Ping:
     id: int
 
 
-Request = Connect | Subscribe | Unsubscribe | History | Post | Edit | Delete | Ping
+@dataclass(frozen=True, slots=True)
+class Notifications:
+    id: int
+    before: int | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationsRead:
+    id: int
+    up_to: int
+
+
+Request = (
+    Connect
+    | Subscribe
+    | Unsubscribe
+    | History
+    | Post
+    | Edit
+    | Delete
+    | Ping
+    | Notifications
+    | NotificationsRead
+)
 
 
 def _bad(message: str) -> ProtocolError:
@@ -132,6 +158,13 @@ def _text(obj: dict[str, Any], limits: Limits) -> str:
     return value
 
 
+def _epoch(obj: dict[str, Any]) -> str | None:
+    epoch = obj.get("epoch")
+    if epoch is not None and (type(epoch) is not str or len(epoch) > 64):
+        raise _bad("epoch must be a string of at most 64 characters")
+    return epoch
+
+
 def parse_room(value: object) -> str:
     """A room a client may name: ``listing:<id>`` or ``order:<id>``."""
     if type(value) is not str:
@@ -143,7 +176,7 @@ def parse_room(value: object) -> str:
 
 # op -> (required fields, optional fields)
 _FIELDS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
-    "connect": (frozenset({"token"}), frozenset()),
+    "connect": (frozenset({"token"}), frozenset({"since", "epoch"})),
     "subscribe": (frozenset({"room"}), frozenset({"since", "epoch"})),
     "unsubscribe": (frozenset({"room"}), frozenset()),
     "history": (frozenset({"room"}), frozenset({"before", "limit"})),
@@ -151,6 +184,8 @@ _FIELDS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
     "edit": (frozenset({"room", "seq", "text"}), frozenset()),
     "delete": (frozenset({"room", "seq"}), frozenset()),
     "ping": (frozenset(), frozenset()),
+    "notifications": (frozenset(), frozenset({"before", "limit"})),
+    "notifications_read": (frozenset({"up_to"}), frozenset()),
 }
 OPS: Final = frozenset(_FIELDS)
 
@@ -195,10 +230,7 @@ def parse_request(obj: object, limits: Limits) -> Request:
             _str(obj, "client_msg_id", max_len=MAX_CLIENT_MSG_ID),
         )
     if op == "subscribe":
-        epoch = obj.get("epoch")
-        if epoch is not None and type(epoch) is not str:
-            raise _bad("epoch must be a string")
-        return Subscribe(rid, parse_room(obj["room"]), _opt_int(obj, "since"), epoch)
+        return Subscribe(rid, parse_room(obj["room"]), _opt_int(obj, "since"), _epoch(obj))
     if op == "history":
         limit = _opt_int(obj, "limit", low=1, high=HISTORY_MAX_LIMIT)
         return History(rid, parse_room(obj["room"]), _opt_int(obj, "before", low=1), limit or 50)
@@ -209,7 +241,13 @@ def parse_request(obj: object, limits: Limits) -> Request:
     if op == "unsubscribe":
         return Unsubscribe(rid, parse_room(obj["room"]))
     if op == "connect":
-        return Connect(rid, _str(obj, "token", max_len=MAX_TOKEN))
+        token = _str(obj, "token", max_len=MAX_TOKEN)
+        return Connect(rid, token, _opt_int(obj, "since"), _epoch(obj))
+    if op == "notifications":
+        limit = _opt_int(obj, "limit", low=1, high=HISTORY_MAX_LIMIT)
+        return Notifications(rid, _opt_int(obj, "before", low=1), limit or 50)
+    if op == "notifications_read":
+        return NotificationsRead(rid, _int(obj, "up_to", low=0))
     return Ping(rid)
 
 

@@ -19,6 +19,7 @@ from aiohttp import web
 from protocol.errors import ErrorCode, ParleyError
 from server.config import Config
 from server.core.clock import Clock, to_ms
+from server.core.mentions import MAX_USERNAME, is_valid_username
 from server.core.model import (
     ID_RE,
     LISTING_STATUSES,
@@ -34,6 +35,7 @@ from server.core.model import (
 )
 from server.core.roomevents import listing_change, order_opened, order_status_changed
 from server.core.rooms import listing_room, order_room
+from server.notify import Notice, Notifier
 from server.store.base import Store
 
 log = logging.getLogger("parley.api")
@@ -150,10 +152,14 @@ def _order_wire(order: Order) -> dict[str, Any]:
 
 
 class InternalApi:
-    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, config: Config, store: Store, clock: Clock, notifier: Notifier | None = None
+    ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
+        self.notifier = notifier or Notifier(config, store, clock, None)
+        self.extra_routes: list[web.RouteDef] = []
         self._key = f"Bearer {config.api_key}".encode()
         self.runner: web.AppRunner | None = None
 
@@ -166,6 +172,7 @@ class InternalApi:
         app.router.add_post("/v1/listings/{id}/events", self.listing_event)
         app.router.add_put("/v1/orders/{id}", self.put_order)
         app.router.add_post("/v1/orders/{id}/status", self.order_status)
+        app.router.add_routes(self.extra_routes)
         return app
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
@@ -216,9 +223,12 @@ class InternalApi:
         email = body.text("email", max_len=254, optional=True)
         if email is not None and "@" not in email:
             raise _bad("email must be an e-mail address")
+        name = body.text("name", max_len=MAX_USERNAME) or ""
+        if not is_valid_username(name):
+            raise _bad("name must be a username: letters, digits and _, with single . or - inside")
         user = User(
             UserId(user_id),
-            body.text("name", max_len=64) or "",
+            name,
             body.text("locale", max_len=16, optional=True) or "en",
             email,
         )
@@ -237,8 +247,24 @@ class InternalApi:
             body.flag("offers_enabled", False),
             body.choice("status", LISTING_STATUSES, "active"),
         )
+        before = await self.store.get_listing(listing.id)
         await self.store.put_listing(listing)
+        was_deleted = before is not None and before.status == "deleted"
+        if (listing.status == "deleted") != was_deleted:
+            await self._close_or_reopen(listing)
         return _json({"listing": {"id": listing.id, "room": listing_room(listing.id)}})
+
+    async def _close_or_reopen(self, listing: Listing) -> None:
+        """A deleted listing closes its room on every hub; restoring it reopens it."""
+        closing = listing.status == "deleted"
+        draft = Draft(
+            kind="close" if closing else "reopen",
+            text="",
+            ts=to_ms(self.clock.now()),
+            data={"reason": "listing_deleted" if closing else "listing_restored"},
+        )
+        await self.store.append(listing_room(listing.id), draft)
+        log.info("listing room %s listing=%s", "closed" if closing else "reopened", listing.id)
 
     async def listing_event(self, request: web.Request) -> web.Response:
         """R3: the seller edited the listing or added photos; the room sees it."""
@@ -287,6 +313,22 @@ class InternalApi:
                 data=opened.data,
             ),
         )
+        title = None if listing is None else listing.title
+        await self.notifier.send(
+            Notice(
+                party,
+                {
+                    "kind": "order_opened",
+                    "order_id": stored.id,
+                    "room": order_room(stored.id),
+                    "listing_id": stored.listing_id,
+                    "listing_title": title,
+                    "role": role,
+                },
+                f"order_opened:{stored.id}",
+            )
+            for party, role in ((stored.buyer_id, "buyer"), (stored.seller_id, "seller"))
+        )
         if created:
             log.info("order opened order=%s listing=%s", stored.id, stored.listing_id)
         return _json({"order": _order_wire(stored), "created": created}, 201 if created else 200)
@@ -310,5 +352,17 @@ class InternalApi:
                 client_msg_id=_event_key(body),
                 data=change.data,
             ),
+        )
+        payload: dict[str, Any] = {
+            "kind": "order_status",
+            "order_id": order.id,
+            "room": order_room(order.id),
+            "status": status,
+        }
+        if tracking is not None:
+            payload["tracking_number"] = tracking
+        key = f"order_status:{order.id}:{appended.entry.seq}"
+        await self.notifier.send(
+            Notice(party, payload, key) for party in (order.buyer_id, order.seller_id)
         )
         return _json({"order": _order_wire(order), "seq": appended.entry.seq})

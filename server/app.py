@@ -15,8 +15,13 @@ import time
 from server.api import InternalApi
 from server.config import Config
 from server.core.clock import Clock
+from server.core.model import UserId
+from server.core.rooms import user_room
 from server.hub import Hub
+from server.notify import Notifier
+from server.push_api import push_routes
 from server.store import Store, open_store
+from server.store.outbox import open_outbox
 
 log = logging.getLogger("parley.app")
 
@@ -31,14 +36,28 @@ class App:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.store: Store = open_store(config.store)
-        self.hub = Hub(config, self.store, self.clock)
-        self.api = InternalApi(config, self.store, self.clock)
+        self.outbox = open_outbox(
+            self.store,
+            clock=self.clock,
+            is_read=self._is_read,
+            visibility_timeout=config.push_visibility_timeout,
+            max_items=config.push_max_items,
+        )
+        self.notifier = Notifier(config, self.store, self.clock, self.outbox)
+        self.hub = Hub(config, self.store, self.clock, self.notifier)
+        self.api = InternalApi(config, self.store, self.clock, self.notifier)
+        self.api.extra_routes = push_routes(self.outbox)
         self.reuse_port = reuse_port
         self.ws_port = 0
         self.api_port = 0
 
+    async def _is_read(self, user_id: UserId, seq: int) -> bool:
+        """Whether the member read this notification in the app (push gateways skip it)."""
+        return seq <= (await self.store.read_state(user_room(user_id))).up_to
+
     async def start(self) -> None:
         await self.store.open()
+        await self.outbox.open()
         self.ws_port = await self.hub.start(
             self.config.ws_host, self.config.ws_port, reuse_port=self.reuse_port
         )
@@ -48,6 +67,7 @@ class App:
 
     async def stop(self) -> None:
         await self.hub.shutdown()
+        await self.outbox.close()  # ends gateways' long-polls now; aiohttp would wait for them
         await self.api.stop()
         await self.store.close()
         log.info("stopped")

@@ -33,6 +33,7 @@ from protocol.messages import (
     Delete,
     Edit,
     Limits,
+    NotificationsRead,
     Post,
     Request,
     parse_request,
@@ -43,19 +44,23 @@ from server.auth import AuthError, Principal, TokenVerifier
 from server.config import Config
 from server.core.clock import Clock
 from server.core.feed import FeedStep, RoomFeed
-from server.core.model import Entry
+from server.core.model import Entry, Order
 from server.core.ratelimit import TokenBucket
 from server.core.rooms import (
     user_room,
 )
+from server.notify import Notifier
 from server.ops import HANDLERS
+from server.ops.rooms import join_from
 from server.store.base import Store
 
 log = logging.getLogger("parley.hub")
 
 MAX_IN_FLIGHT: Final = 32  # concurrent requests per connection before reading pauses
 FILL_BATCH: Final = 500  # entries read per gap fill
-WRITES: Final = (Post, Edit, Delete)  # the ops a connection's write rate limits
+WRITES: Final = (Post, Edit, Delete, NotificationsRead)  # ops under the write rate
+MAX_TRACKED_MEMBERS: Final = 100_000  # mention buckets and cached orders kept per hub
+PRESENCE_ROOMS: Final = ("user:", "order:")  # rooms whose watchers other hubs ask about
 CLOSE_TIMEOUT: Final = 5.0  # seconds a closed client has to read its backlog and answer
 
 
@@ -102,10 +107,15 @@ class Room:
 
 
 class Hub:
-    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, config: Config, store: Store, clock: Clock, notifier: Notifier | None = None
+    ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
+        self.notifier = notifier or Notifier(config, store, clock, None)
+        self._mention_buckets: dict[str, TokenBucket] = {}
+        self._orders: dict[str, Order] = {}
         self.verifier = TokenVerifier(config)
         self.limits = Limits(max_text_chars=config.max_text_chars)
         self.rooms: dict[str, Room] = {}
@@ -149,13 +159,24 @@ class Hub:
 
     async def _handle(self, ws: ServerConnection) -> None:
         codec = CODECS[ws.subprotocol or ""]
-        conn = await self._authenticate(ws, codec)
-        if conn is None:
+        connected = await self._authenticate(ws, codec)
+        if connected is None:
             return
+        conn, request, result = connected
         self.conns.add(conn)
         loop = asyncio.get_running_loop()
+        inbox = user_room(conn.principal.user_id)
         try:
-            await self._watch(conn, user_room(conn.principal.user_id))
+            try:
+                result["inbox"] = await join_from(self, conn, inbox, request.since, request.epoch)
+            except ParleyError as exc:
+                await self._send_reply(ws, codec, request.id, error=exc)
+                await ws.close(CloseCode.internal_error, exc.message[:100])
+                return
+            # Written before anything else can run: no event precedes the reply.
+            self._reply(conn, request.id, result=result)
+            log.debug("connected user=%s", conn.principal.user_id)
+            await self.entered(conn, inbox)
             async for frame in ws:
                 conn.in_flight += 1
                 task = loop.create_task(self._serve_frame(conn, frame))
@@ -179,7 +200,10 @@ class Hub:
             conn.unpaused = None
             unpaused.set_result(None)
 
-    async def _authenticate(self, ws: ServerConnection, codec: Codec) -> Conn | None:
+    async def _authenticate(
+        self, ws: ServerConnection, codec: Codec
+    ) -> tuple[Conn, Connect, dict[str, Any]] | None:
+        """Wait for a valid ``connect``; return the connection and its reply, unsent."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.auth_timeout
         bad = 0
@@ -214,10 +238,13 @@ class Hub:
                 await ws.close(CloseCode.auth_failed, str(exc)[:100])
                 return None
             try:
-                await self._remember(principal)
+                principal = await self._remember(principal)
             except ParleyError as exc:
                 await self._send_reply(ws, codec, request.id, error=exc)
-                await ws.close(CloseCode.internal_error, exc.message[:100])
+                if exc.code is ErrorCode.conflict:
+                    await ws.close(CloseCode.auth_failed, "username taken by another member")
+                else:
+                    await ws.close(CloseCode.internal_error, exc.message[:100])
                 return None
             writes = TokenBucket(self.config.write_rate, self.config.write_burst, self.clock.now())
             conn = Conn(ws, codec, principal, writes)
@@ -232,15 +259,19 @@ class Hub:
                     "max_text_chars": self.config.max_text_chars,
                 },
             }
-            await self._send_reply(ws, codec, request.id, result=result)
-            log.debug("connected user=%s", principal.user_id)
-            return conn
+            return conn, request, result
 
-    async def _remember(self, principal: Principal) -> None:
-        """Keep the member's record in step with the token (only when it changed)."""
-        user = await self.store.get_user(principal.user_id)
-        if user is None or (user.name, user.locale) != (principal.name, principal.locale):
-            await self.store.touch_user(principal.user_id, principal.name, principal.locale)
+    async def _remember(self, principal: Principal) -> Principal:
+        """The member as the store knows them: the backend owns the username.
+
+        The token's ``name`` only seeds the record of a member the backend has
+        not registered; afterwards a token cannot rename anyone, nor borrow
+        another member's name. Its ``locale`` stays the connection's language.
+        """
+        user = await self.store.claim_user(principal.user_id, principal.name, principal.locale)
+        if user.name == principal.name:
+            return principal
+        return Principal(principal.user_id, user.name, principal.locale)
 
     async def _send_reply(
         self,
@@ -297,6 +328,28 @@ class Hub:
             raise ParleyError(ErrorCode.rate_limited, "too many writes; slow down and retry")
         return handler(self, conn, request)
 
+    def take_mentions(self, user_id: str, count: int) -> bool:
+        """Spend ``count`` of the member's mention allowance (per hub process)."""
+        now = self.clock.now()
+        bucket = self._mention_buckets.get(user_id)
+        if bucket is None:
+            if len(self._mention_buckets) >= MAX_TRACKED_MEMBERS:
+                self._mention_buckets.clear()  # full buckets again: a bound, not a policy
+            bucket = TokenBucket(self.config.mention_rate, self.config.mention_burst, now)
+            self._mention_buckets[user_id] = bucket
+        return bucket.take(now, count)
+
+    async def order(self, order_id: str) -> Order | None:
+        """An order, cached: its listing and parties never change once reported."""
+        order = self._orders.get(order_id)
+        if order is None:
+            order = await self.store.get_order(order_id)  # type: ignore[arg-type]
+            if order is not None:
+                if len(self._orders) >= MAX_TRACKED_MEMBERS:
+                    self._orders.clear()
+                self._orders[order_id] = order
+        return order
+
     # Rooms on this hub.
 
     async def open_room(self, name: str) -> Room:
@@ -328,10 +381,15 @@ class Hub:
         room.watchers.add(conn)
         conn.rooms.add(name)
 
-    async def _watch(self, conn: Conn, name: str) -> None:
-        self.join(conn, name, await self.open_room(name))
+    async def entered(self, conn: Conn, name: str) -> None:
+        """Tell every hub that the member is here, in the rooms where it matters:
+        their own (push only when away) and order rooms (``order_message``)."""
+        if name in conn.rooms and name.startswith(PRESENCE_ROOMS):
+            await self.store.presence.enter(name, conn.principal.user_id)
 
     def unwatch(self, conn: Conn, name: str) -> None:
+        if name in conn.rooms and name.startswith(PRESENCE_ROOMS):
+            self.store.presence.leave(name, conn.principal.user_id)
         conn.rooms.discard(name)
         room = self.rooms.get(name)
         if room is None:
@@ -429,6 +487,10 @@ class Hub:
             self._broadcast(room, {"event": "reload", "room": name, "epoch": epoch})
         for ready in step.ready:
             self._broadcast(room, ready.to_event())
+            if ready.kind == "close":
+                # The backend closed the room: its watchers are let go on every hub.
+                for conn in list(room.watchers):
+                    self.unwatch(conn, name)
         return step
 
     def _on_resync(self) -> None:

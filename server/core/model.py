@@ -4,6 +4,12 @@ A room's log is a gap-free sequence of entries numbered from 1 by ``seq``:
 ``comment`` and ``system`` entries are messages; ``edit`` and ``delete``
 entries change an earlier message (``target``) and take a ``seq`` of their own,
 so a client resuming with ``since`` also learns of edits and deletions it missed.
+``close`` and ``reopen`` entries record the backend closing a room (its
+watchers are let go, members' writes refused) and opening it again.
+
+A member's own room ``user:<id>`` holds their inbox: ``notification``
+entries, and ``read`` entries that move the member's read mark (``target``)
+so that every device learns of it the same way.
 """
 
 from __future__ import annotations
@@ -18,8 +24,13 @@ OrderId = NewType("OrderId", str)
 
 ID_RE: Final = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
-EntryKind = Literal["comment", "system", "edit", "delete"]
-MESSAGE_KINDS: Final = frozenset({"comment", "system"})
+EntryKind = Literal[
+    "comment", "system", "edit", "delete", "notification", "read", "close", "reopen"
+]
+# What history pages show: messages in rooms, notifications in a member's inbox.
+MESSAGE_KINDS: Final = frozenset({"comment", "system", "notification"})
+# Entries a member writes; the store refuses them in a closed room.
+MEMBER_KINDS: Final = frozenset({"comment", "edit", "delete"})
 LISTING_STATUSES: Final = frozenset({"active", "reserved", "sold", "hidden", "deleted"})
 ORDER_STATUSES: Final = frozenset(
     {"created", "shipped", "delivered", "return_requested", "completed", "cancelled"}
@@ -29,7 +40,7 @@ ORDER_STATUSES: Final = frozenset(
 @dataclass(frozen=True, slots=True)
 class User:
     id: UserId
-    name: str
+    name: str  # the username: unique case-insensitively (``mentions.username_key``)
     locale: str = "en"
     email: str | None = None
 
@@ -73,6 +84,26 @@ class Author:
 
 
 @dataclass(frozen=True, slots=True)
+class Mention:
+    """A resolved ``@name`` in a message: who, and where in the text (code points)."""
+
+    user_id: UserId
+    name: str
+    start: int
+    end: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "name": self.name, "start": self.start, "end": self.end}
+
+    def to_row(self) -> list[Any]:
+        return [self.user_id, self.name, self.start, self.end]
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> Mention:
+        return cls(UserId(row[0]), row[1], row[2], row[3])
+
+
+@dataclass(frozen=True, slots=True)
 class Draft:
     """An entry before the store gives it a ``seq``."""
 
@@ -83,6 +114,7 @@ class Draft:
     client_msg_id: str | None = None
     target: int | None = None
     data: dict[str, Any] | None = None
+    mentions: tuple[Mention, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +130,7 @@ class Entry:
     data: dict[str, Any] | None = None
     edited_ts: int | None = None
     deleted: bool = False
+    mentions: tuple[Mention, ...] = ()
 
     @classmethod
     def from_draft(cls, room: str, seq: int, draft: Draft) -> Entry:
@@ -111,6 +144,7 @@ class Entry:
             draft.client_msg_id,
             draft.target,
             draft.data,
+            mentions=draft.mentions,
         )
 
     @property
@@ -135,6 +169,8 @@ class Entry:
             out["edited_ts"] = self.edited_ts
         if self.deleted:
             out["deleted"] = True
+        if self.mentions:
+            out["mentions"] = [m.to_wire() for m in self.mentions]
         return out
 
     def to_event(self) -> dict[str, Any]:
@@ -147,6 +183,7 @@ class Entry:
                 "target": self.target,
                 "text": self.text,
                 "ts": self.ts,
+                "mentions": [m.to_wire() for m in self.mentions],
             }
         if self.kind == "delete":
             return {
@@ -155,6 +192,32 @@ class Entry:
                 "seq": self.seq,
                 "target": self.target,
                 "ts": self.ts,
+            }
+        if self.kind == "notification":
+            return {
+                "event": "notification",
+                "room": self.room,
+                "seq": self.seq,
+                "ts": self.ts,
+                "notification": self.data or {},
+            }
+        if self.kind == "read":
+            data = self.data or {}
+            return {
+                "event": "notifications_read",
+                "room": self.room,
+                "seq": self.seq,
+                "ts": self.ts,
+                "up_to": data.get("up_to", self.target),
+                "unread": data.get("unread"),
+            }
+        if self.kind in ("close", "reopen"):
+            return {
+                "event": "room_closed" if self.kind == "close" else "room_reopened",
+                "room": self.room,
+                "seq": self.seq,
+                "ts": self.ts,
+                "reason": (self.data or {}).get("reason"),
             }
         return {"event": "message", **self.to_wire()}
 

@@ -17,12 +17,12 @@ class TokenBucket:
         self._tokens = float(burst)
         self._last = now
 
-    def take(self, now: float) -> bool:
-        """Spend one token if there is one; ``False`` means: refuse this write."""
+    def take(self, now: float, cost: int = 1) -> bool:
+        """Spend ``cost`` tokens if there are as many; ``False`` means: refuse."""
         elapsed = max(0.0, now - self._last)
         self._last = now
         self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= cost:
+            self._tokens -= cost
             return True
         return False

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from server.ops import rooms
+from server.ops import notifications, rooms
 
 Handler = Callable[..., Awaitable[dict[str, Any]]]
 
-HANDLERS: Final[dict[type, Handler]] = {**rooms.HANDLERS}
+HANDLERS: Final[dict[type, Handler]] = {**rooms.HANDLERS, **notifications.HANDLERS}

@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any, Final
 from protocol.errors import ErrorCode, ParleyError
 from protocol.messages import Delete, Edit, History, Ping, Post, Subscribe, Unsubscribe
 from server.core.clock import to_ms
-from server.core.model import Author, Draft, Entry, EntryKind, Listing, Order
+from server.core.mention_rules import Resolved, lookup_keys, newly_mentioned, resolve_mentions
+from server.core.mentions import MentionSpan, find_mentions
+from server.core.model import Author, Draft, Entry, EntryKind, Listing, Mention, Order, UserId
+from server.core.notices import excerpt
 from server.core.rooms import (
     RoomCheck,
     RoomRef,
@@ -22,6 +25,7 @@ from server.core.rooms import (
     check_may_read,
     room_ref,
 )
+from server.notify import Notice
 
 if TYPE_CHECKING:
     from server.hub import Conn, Hub
@@ -50,36 +54,46 @@ async def ping(hub: Hub, conn: Conn, request: Ping) -> dict[str, Any]:
 
 
 async def subscribe(hub: Hub, conn: Conn, request: Subscribe) -> dict[str, Any]:
+    again = request.room in conn.rooms
     await room_access(hub, conn.principal.user_id, request.room)
-    room = await hub.open_room(request.room)
+    result = await join_from(hub, conn, request.room, request.since, request.epoch)
+    if not again:
+        await hub.entered(conn, request.room)
+    return result
+
+
+async def join_from(
+    hub: Hub, conn: Conn, name: str, since: int | None, known_epoch: str | None
+) -> dict[str, Any]:
+    """Join ``name``, with what was missed after ``since`` (or ``reload``)."""
+    room = await hub.open_room(name)
     feed = room.feed
-    result: dict[str, Any] = {"room": request.room, "epoch": feed.epoch}
-    since = request.since
+    result: dict[str, Any] = {"room": name, "epoch": feed.epoch}
     if since is None:
-        hub.join(conn, request.room, room)
+        hub.join(conn, name, room)
         result["seq"] = feed.last_seq
         return result
     epoch = feed.epoch
     missed: list[Entry] = []
     for _ in range(SUBSCRIBE_CATCHUP_ROUNDS):
-        if request.epoch not in (None, epoch) or feed.epoch != epoch:
+        if known_epoch not in (None, epoch) or feed.epoch != epoch:
             break  # another log than the one the client knows
         if since > feed.last_seq or feed.last_seq - since > hub.config.resume_max_missed:
             break  # restored from an older copy, or too much to replay
         have = since + len(missed)
         if have < feed.last_seq:
-            missed += await hub.store.entries_after(request.room, have, feed.last_seq - have)
+            missed += await hub.store.entries_after(name, have, feed.last_seq - have)
         # Keep only what the feed has delivered: the rest comes live.
         while missed and missed[-1].seq > feed.last_seq:
             missed.pop()
         # No await between this check and the join: every entry after
         # feed.last_seq reaches the connection live, and none twice.
         if feed.epoch == epoch and since + len(missed) == feed.last_seq:
-            hub.join(conn, request.room, room)
+            hub.join(conn, name, room)
             result["seq"] = feed.last_seq
             result["missed"] = [e.to_event() for e in missed]
             return result
-    hub.join(conn, request.room, room)
+    hub.join(conn, name, room)
     result["epoch"] = feed.epoch
     result["seq"] = feed.last_seq
     result["reload"] = True
@@ -107,32 +121,54 @@ async def history(hub: Hub, conn: Conn, request: History) -> dict[str, Any]:
 
 async def post(hub: Hub, conn: Conn, request: Post) -> dict[str, Any]:
     me = conn.principal
+    order: Order | None = None
     if request.room not in conn.rooms:
         # A watcher was checked on subscribe; who may post where never narrows
         # while a room is open, and the store refuses posts into a closed one.
-        await room_access(hub, me.user_id, request.room, check_may_post)
+        _, _, order = await room_access(hub, me.user_id, request.room, check_may_post)
+    spans = find_mentions(request.text)  # no '@': nothing to pay
+    resolved = None
+    if spans:
+        resolved = await _resolve(hub, me.user_id, request.room, spans, order)
     draft = Draft(
         kind="comment",
         text=request.text,
         ts=to_ms(hub.clock.now()),
         author=Author(me.user_id, me.name),
         client_msg_id=request.client_msg_id,
+        mentions=() if resolved is None else resolved.mentions,
     )
     appended = await hub.store.append(request.room, draft)
     entry = appended.entry
-    return {
+    result: dict[str, Any] = {
         "room": request.room,
         "seq": entry.seq,
         "ts": entry.ts,
         "duplicate": appended.duplicate,
     }
+    if appended.duplicate:
+        return result  # the first attempt notified
+    if resolved is not None:
+        result |= await _notify_mentions(hub, conn, entry, resolved, list(resolved.members))
+    if request.room.startswith("order:"):
+        await _notify_counterpart(hub, entry, order)
+    return result
 
 
 async def edit(hub: Hub, conn: Conn, request: Edit) -> dict[str, Any]:
     me = conn.principal
-    await room_access(hub, me.user_id, request.room)
-    check_may_edit(me.user_id, await hub.store.get_entry(request.room, request.seq))
-    return await _change(hub, conn, request.room, "edit", request.text, request.seq)
+    _, _, order = await room_access(hub, me.user_id, request.room)
+    target = check_may_edit(me.user_id, await hub.store.get_entry(request.room, request.seq))
+    spans = find_mentions(request.text)
+    resolved = None
+    if spans:
+        resolved = await _resolve(hub, me.user_id, request.room, spans, order)
+    mentions = () if resolved is None else resolved.mentions
+    result = await _change(hub, conn, request.room, "edit", request.text, request.seq, mentions)
+    if resolved is not None:
+        fresh = newly_mentioned(target.mentions, resolved)
+        result |= await _notify_mentions(hub, conn, target, resolved, fresh, text=request.text)
+    return result
 
 
 async def delete(hub: Hub, conn: Conn, request: Delete) -> dict[str, Any]:
@@ -143,8 +179,82 @@ async def delete(hub: Hub, conn: Conn, request: Delete) -> dict[str, Any]:
     return await _change(hub, conn, request.room, "delete", "", request.seq)
 
 
+async def _resolve(
+    hub: Hub, author_id: str, room: str, spans: list[MentionSpan], order: Order | None
+) -> Resolved:
+    """The members a text mentions; in an order room only its parties count."""
+    found = await hub.store.users_by_name(lookup_keys(spans))
+    may_read = None
+    if room.startswith("order:"):
+        if order is None:
+            order = await hub.order(room.partition(":")[2])
+        may_read = order.is_party if order is not None else (lambda _: False)
+    return resolve_mentions(spans, found, author_id, may_read)
+
+
+async def _notify_mentions(
+    hub: Hub,
+    conn: Conn,
+    message: Entry,
+    resolved: Resolved,
+    members: list[UserId],
+    *,
+    text: str | None = None,
+) -> dict[str, Any]:
+    """Notify ``members`` of a mention in ``message``; say in the reply who was not."""
+    me = conn.principal
+    outcome: dict[str, Any] = {"mentions": [m.to_wire() for m in resolved.mentions]}
+    not_notified = resolved.over_limit
+    reason = "too_many_mentions" if not_notified else None
+    if members and not hub.take_mentions(me.user_id, len(members)):
+        not_notified += len(members)
+        members = []
+        reason = "mentions_rate_limited"
+    payload = {
+        "kind": "mention",
+        "room": message.room,
+        "seq": message.seq,
+        "author": {"id": me.user_id, "name": me.name},
+        "excerpt": excerpt(message.text if text is None else text),
+    }
+    notices = [
+        Notice(member, payload, f"mention:{message.room}:{message.seq}") for member in members
+    ]
+    outcome["notified"] = await hub.notifier.send(notices) if notices else 0
+    if reason is not None:
+        outcome["not_notified"] = not_notified
+        outcome["reason"] = reason
+    return outcome
+
+
+async def _notify_counterpart(hub: Hub, message: Entry, order: Order | None) -> None:
+    """``order_message`` for the other party, unless they watch the room somewhere."""
+    if order is None:
+        order = await hub.order(message.room.partition(":")[2])
+    if order is None or message.author is None:
+        return
+    other = order.seller_id if message.author.id == order.buyer_id else order.buyer_id
+    if await hub.store.presence.present(message.room, other):
+        return
+    payload = {
+        "kind": "order_message",
+        "order_id": order.id,
+        "room": message.room,
+        "seq": message.seq,
+        "author": {"id": message.author.id, "name": message.author.name},
+        "excerpt": excerpt(message.text),
+    }
+    await hub.notifier.send([Notice(other, payload, f"order_message:{message.room}:{message.seq}")])
+
+
 async def _change(
-    hub: Hub, conn: Conn, room: str, kind: EntryKind, text: str, target: int
+    hub: Hub,
+    conn: Conn,
+    room: str,
+    kind: EntryKind,
+    text: str,
+    target: int,
+    mentions: tuple[Mention, ...] = (),
 ) -> dict[str, Any]:
     """Append an edit or a deletion of ``target``: an entry of the log like any other."""
     me = conn.principal
@@ -154,6 +264,7 @@ async def _change(
         ts=to_ms(hub.clock.now()),
         author=Author(me.user_id, me.name),
         target=target,
+        mentions=mentions,
     )
     entry = (await hub.store.append(room, draft)).entry
     return {"room": room, "seq": entry.seq, "target": target}

@@ -20,7 +20,8 @@ leaks from the engine underneath.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 
 from protocol.errors import ErrorCode, ParleyError
 from server.core.model import (
@@ -64,8 +65,78 @@ class Fanout(abc.ABC):
         """Stop receiving ``room``'s entries (its last watcher left)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """A member's inbox: read up to ``up_to``; ``unread`` notifications after it."""
+
+    up_to: int
+    unread: int
+
+
+class Presence(abc.ABC):
+    """Who watches which room, on any hub: decides who gets a push or an order_message.
+
+    The hub calls ``enter`` and ``leave`` once per connection joining and
+    leaving a room it tracks (order rooms, members' own rooms); ``enter``
+    returns once other hubs can see it, ``leave`` never blocks. ``present``
+    answers for every hub sharing the store.
+    """
+
+    def __init__(self) -> None:
+        self._count: dict[tuple[str, str], int] = {}
+
+    def _add(self, room: str, user_id: str, delta: int) -> bool:
+        """Count this hub's connections; ``True`` when the member came or went."""
+        key = (room, user_id)
+        count = self._count.get(key, 0) + delta
+        if count > 0:
+            self._count[key] = count
+        else:
+            self._count.pop(key, None)
+        return count == (1 if delta > 0 else 0)
+
+    def here(self, room: str, user_id: str) -> bool:
+        return (room, user_id) in self._count
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Begin announcing this hub's presence to the others."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def enter(self, room: str, user_id: UserId) -> None: ...
+
+    @abc.abstractmethod
+    def leave(self, room: str, user_id: UserId) -> None: ...
+
+    @abc.abstractmethod
+    async def present(self, room: str, user_id: UserId) -> bool: ...
+
+
+class LocalPresence(Presence):
+    """Presence within one process: the embedded store serves one hub."""
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def enter(self, room: str, user_id: UserId) -> None:
+        self._add(room, user_id, 1)
+
+    def leave(self, room: str, user_id: UserId) -> None:
+        self._add(room, user_id, -1)
+
+    async def present(self, room: str, user_id: UserId) -> bool:
+        return self.here(room, user_id)
+
+
 class Store(abc.ABC):
     fanout: Fanout
+    presence: Presence
 
     @abc.abstractmethod
     async def open(self) -> None: ...
@@ -82,14 +153,27 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def put_user(self, user: User) -> None:
-        """Create or replace a member (the backend is the source of e-mail)."""
+        """Create or replace a member; the backend owns names, locales and e-mails.
+
+        Usernames are unique case-insensitively (by ``username_key``): a name
+        held by another member raises ``ParleyError(conflict)``; a member
+        renamed frees the old name.
+        """
 
     @abc.abstractmethod
-    async def touch_user(self, user_id: UserId, name: str, locale: str) -> None:
-        """Record a member's token claims; keep an e-mail the backend gave."""
+    async def claim_user(self, user_id: UserId, name: str, locale: str) -> User:
+        """The member's record; create it from token claims if the backend has not.
+
+        An existing record is returned unchanged (the backend's word wins). A
+        new one whose name another member holds raises ``ParleyError(conflict)``.
+        """
 
     @abc.abstractmethod
     async def get_user(self, user_id: UserId) -> User | None: ...
+
+    @abc.abstractmethod
+    async def users_by_name(self, keys: Collection[str]) -> dict[str, User]:
+        """The members whose ``username_key`` is among ``keys``, by key."""
 
     @abc.abstractmethod
     async def put_listing(self, listing: Listing) -> None: ...
@@ -122,8 +206,11 @@ class Store(abc.ABC):
         With ``draft.client_msg_id`` set, a second append with the same
         ``(room, author id, client_msg_id)`` stores nothing and returns the
         first entry with ``duplicate=True``. An ``edit`` entry replaces its
-        target's text and sets ``edited_ts``; a ``delete`` entry blanks its
-        target's text and sets ``deleted``. The caller has checked the target.
+        target's text and mentions and sets ``edited_ts``; a ``delete`` entry
+        blanks its target's text and sets ``deleted``. The caller has checked
+        the target. A ``close`` entry closes the room and ``reopen`` opens it
+        again: while closed, members' entries (``MEMBER_KINDS``) raise
+        ``ParleyError(not_found)`` and are not stored.
         """
 
     @abc.abstractmethod
@@ -137,6 +224,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def entries_after(self, room: str, after: int, limit: int) -> list[Entry]:
         """Every entry (all kinds) with ``seq > after``, oldest first, at most ``limit``."""
+
+    @abc.abstractmethod
+    async def read_state(self, room: str) -> ReadState:
+        """A member's inbox (``user:<id>``): the read mark and notifications after it.
+
+        Appending a ``read`` entry moves the mark to ``max(mark, target)`` and
+        stores ``{"up_to", "unread"}`` as the entry's data, in the same step.
+        """
 
     @abc.abstractmethod
     async def head(self, room: str) -> RoomHead:

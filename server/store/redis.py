@@ -9,8 +9,11 @@ room's keys and its channel live on one slot)::
     parley:{room}:msgs    zset  seq of each message (comment, system): history pages
     parley:{room}:mod     hash  "t<seq>" -> msgpack [text, edited_ts]; "d<seq>" -> 1
     parley:{room}:idem    hash  "<author id>\\0<client_msg_id>" -> seq
+    parley:{room}:closed  present while the backend has closed the room
+    parley:{room}:read    a member's inbox (user:<id>): read up to this seq
     parley:{room}:ch      the room's channel (SPUBLISH on Redis 7+, else PUBLISH)
     parley:user:<id>  parley:listing:<id>  parley:order:<id>     hashes
+    parley:usernames      hash  username key (casefolded) -> user id: names are unique
     parley:instance       random id of this data set: gone or changed = data lost
 
 An append is one Lua script that checks idempotency, stores the entry, applies
@@ -29,9 +32,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Collection
 from typing import Any, Final
 
-import msgpack
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -42,7 +45,9 @@ from redis.exceptions import (
 from redis.maint_notifications import MaintNotificationsConfig
 
 from protocol.errors import ErrorCode, ParleyError
+from server.core.mentions import username_key
 from server.core.model import (
+    MEMBER_KINDS,
     AppendResult,
     Draft,
     Entry,
@@ -55,19 +60,65 @@ from server.core.model import (
     User,
     UserId,
 )
-from server.store.base import Store, StoreUnavailable
+from server.store.base import ReadState, Store, StoreUnavailable
 from server.store.redis_fanout import RedisFanout
+from server.store.redis_presence import RedisPresence
 from server.store.redis_wire import (
     as_text,
     decode_entries,
     decode_entry,
     edge,
     encode_body,
+    encode_edit,
+    encode_read_prefix,
 )
 
 log = logging.getLogger("parley.store.redis")
 
 _ORDER_FIELDS: Final = ("listing_id", "buyer_id", "seller_id", "status", "created_ts")
+_USER_FIELDS: Final = ("name", "locale", "email")
+
+# KEYS user, usernames; ARGV id, name key, name, locale, email ('' for none).
+# Returns 0 when another member holds the name. A renamed member frees the old one.
+_PUT_USER_LUA: Final = """
+local owner = redis.call('HGET', KEYS[2], ARGV[2])
+if owner and owner ~= ARGV[1] then
+  return 0
+end
+local old = redis.call('HGET', KEYS[1], 'name_key')
+if old and old ~= ARGV[2] and redis.call('HGET', KEYS[2], old) == ARGV[1] then
+  redis.call('HDEL', KEYS[2], old)
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'name', ARGV[3], 'locale', ARGV[4], 'name_key', ARGV[2])
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[1], 'email', ARGV[5])
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+# KEYS user, usernames; ARGV id, name key, name, locale.
+# Returns {1, name, locale, email} for an existing member, {2} when created, {0} on a taken name.
+_CLAIM_USER_LUA: Final = """
+local cur = redis.call('HMGET', KEYS[1], 'name', 'locale', 'email')
+if cur[1] then
+  return {1, cur[1], cur[2], cur[3]}
+end
+local owner = redis.call('HGET', KEYS[2], ARGV[2])
+if owner and owner ~= ARGV[1] then
+  return {0}
+end
+redis.call('HSET', KEYS[1], 'name', ARGV[3], 'locale', ARGV[4], 'name_key', ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+return {2}
+"""
+
+# KEYS read, msgs. Returns {read up to, unread notifications after it}.
+_READ_STATE_LUA: Final = """
+local up = tonumber(redis.call('GET', KEYS[1]) or '0')
+return {up, redis.call('ZCOUNT', KEYS[2], '(' .. up, '+inf')}
+"""
 
 # Sets the room's epoch when it has none (first entry, or the data was lost),
 # or when the log is behind a seq this hub has already seen with that epoch
@@ -81,8 +132,11 @@ if not epoch or (epoch == ARGV[2] and last < tonumber(ARGV[3])) then
 end
 """
 
-# KEYS seq, epoch, log, msgs, mod, idem
-# ARGV new epoch, known epoch, known seq, body, op (m|e|d), target, edit, idem, channel, publish
+# KEYS seq, epoch, log, msgs, mod, idem, closed, read
+# ARGV new epoch, known epoch, known seq, body, op, target, edit, idem, channel, publish,
+#      member ('1' for a member's entry, refused while the room is closed)
+# op: m (a message or notification), e (edit), d (delete), r (read mark: ARGV[4] is
+# the body without its data and mentions, completed here), c (close), o (reopen)
 _APPEND_LUA: Final = f"""
 if ARGV[8] ~= '' then
   local seq = redis.call('HGET', KEYS[6], ARGV[8])
@@ -91,23 +145,53 @@ if ARGV[8] ~= '' then
     return {{1, tonumber(seq), redis.call('HGET', KEYS[3], seq), mod[1], mod[2]}}
   end
 end
+if ARGV[11] == '1' and redis.call('EXISTS', KEYS[7]) == 1 then
+  return {{2}}
+end
 {_EPOCH_LUA}
+local body = ARGV[4]
+local op = ARGV[5]
+if op == 'r' then
+  local up = math.max(tonumber(redis.call('GET', KEYS[8]) or '0'), tonumber(ARGV[6]))
+  redis.call('SET', KEYS[8], up)
+  local unread = redis.call('ZCOUNT', KEYS[4], '(' .. up, '+inf')
+  -- '\\144' is an empty msgpack array: a read mark mentions nobody
+  body = body .. cmsgpack.pack({{up_to = up, unread = unread}}) .. '\\144'
+end
 local seq = redis.call('INCR', KEYS[1])
-redis.call('HSET', KEYS[3], seq, ARGV[4])
-if ARGV[5] == 'm' then
+redis.call('HSET', KEYS[3], seq, body)
+if op == 'm' then
   redis.call('ZADD', KEYS[4], seq, seq)
-elseif ARGV[5] == 'e' then
+elseif op == 'e' then
   redis.call('HSET', KEYS[5], 't' .. ARGV[6], ARGV[7])
-elseif ARGV[5] == 'd' then
+elseif op == 'd' then
   redis.call('HSET', KEYS[5], 'd' .. ARGV[6], 1)
+elseif op == 'c' then
+  redis.call('SET', KEYS[7], 1)
+elseif op == 'o' then
+  redis.call('DEL', KEYS[7])
 end
 if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[6], ARGV[8], seq)
 end
 -- '\\147' starts a msgpack array of 3: [epoch, seq, body]
-redis.call(ARGV[10], ARGV[9], '\\147' .. cmsgpack.pack(epoch, seq) .. ARGV[4])
+redis.call(ARGV[10], ARGV[9], '\\147' .. cmsgpack.pack(epoch, seq) .. body)
+if op == 'r' then
+  return {{3, seq, epoch, body}}
+end
 return {{0, seq, epoch}}
 """
+
+_OPS: Final = {
+    "comment": "m",
+    "system": "m",
+    "notification": "m",
+    "edit": "e",
+    "delete": "d",
+    "read": "r",
+    "close": "c",
+    "reopen": "o",
+}
 
 # KEYS seq, epoch; ARGV new epoch, known epoch, known seq
 _HEAD_LUA: Final = f"""
@@ -174,6 +258,16 @@ def _new_id() -> str:
     return secrets.token_hex(8)
 
 
+def _user(user_id: str, fields: list[Any]) -> User:
+    name, locale, email = fields
+    return User(
+        UserId(user_id),
+        as_text(name),
+        as_text(locale),
+        None if email is None else as_text(email),
+    )
+
+
 def _order(order_id: str, fields: list[Any]) -> Order:
     listing_id, buyer_id, seller_id, status, created_ts = fields
     return Order(
@@ -231,6 +325,9 @@ class RedisStore(Store):
         self._read = self._client.register_script(_READ_LUA)
         self._put_order = self._client.register_script(_PUT_ORDER_LUA)
         self._set_order_status = self._client.register_script(_SET_ORDER_STATUS_LUA)
+        self._put_user = self._client.register_script(_PUT_USER_LUA)
+        self._claim_user = self._client.register_script(_CLAIM_USER_LUA)
+        self._read_state = self._client.register_script(_READ_STATE_LUA)
         self._instance: bytes | str | None = None
         # The last (epoch, seq) seen of each followed room, to notice a log
         # that went back in time (see _EPOCH_LUA).
@@ -242,6 +339,7 @@ class RedisStore(Store):
             reconnect_max=reconnect_max,
             confirm_timeout=socket_timeout,
         )
+        self.presence = RedisPresence(self)
 
     def _key(self, room: str, part: str) -> str:
         return f"{self._prefix}:{{{room}}}:{part}"
@@ -254,12 +352,14 @@ class RedisStore(Store):
             await self._client.ping()
             await self._warn_about_durability()
             await self.fanout.start()
+            await self.presence.start()
 
     async def close(self) -> None:
         if self._pending_appends:
             self._send_appends()
         if self._append_tasks:  # appends already sent finish before the pool closes
             await asyncio.wait(set(self._append_tasks), timeout=self._socket_timeout)
+        await self.presence.stop()
         await self.fanout.stop()
         await self._client.aclose()
         await self._pool.aclose()
@@ -308,35 +408,56 @@ class RedisStore(Store):
 
     # Members, listings and orders.
 
-    async def put_user(self, user: User) -> None:
-        key = f"{self._prefix}:user:{user.id}"
-        fields = {"name": user.name, "locale": user.locale}
-        if user.email is not None:
-            fields["email"] = user.email
-        with edge():
-            async with self._client.pipeline(transaction=True) as tx:
-                tx.delete(key)
-                tx.hset(key, mapping=fields)  # type: ignore[arg-type]
-                await tx.execute()
+    def _user_key(self, user_id: str) -> str:
+        return f"{self._prefix}:user:{user_id}"
 
-    async def touch_user(self, user_id: UserId, name: str, locale: str) -> None:
+    async def put_user(self, user: User) -> None:
         with edge():
-            await self._client.hset(
-                f"{self._prefix}:user:{user_id}", mapping={"name": name, "locale": locale}
+            stored = await self._put_user(
+                keys=[self._user_key(user.id), f"{self._prefix}:usernames"],
+                args=[user.id, username_key(user.name), user.name, user.locale, user.email or ""],
             )
+        if stored == 0:
+            raise ParleyError(ErrorCode.conflict, "another member has this username")
+
+    async def claim_user(self, user_id: UserId, name: str, locale: str) -> User:
+        user = await self.get_user(user_id)  # the common case: no write at all
+        if user is not None:
+            return user
+        with edge():
+            reply = await self._claim_user(
+                keys=[self._user_key(user_id), f"{self._prefix}:usernames"],
+                args=[user_id, username_key(name), name, locale],
+            )
+        if reply[0] == 0:
+            raise ParleyError(ErrorCode.conflict, "another member has this username")
+        if reply[0] == 1:
+            return _user(user_id, reply[1:])
+        return User(user_id, name, locale)
 
     async def get_user(self, user_id: UserId) -> User | None:
         with edge():
-            fields = await self._client.hgetall(f"{self._prefix}:user:{user_id}")
-        if not fields:
-            return None
-        email = fields.get(b"email")
-        return User(
-            user_id,
-            as_text(fields[b"name"]),
-            as_text(fields[b"locale"]),
-            None if email is None else as_text(email),
-        )
+            fields = await self._client.hmget(self._user_key(user_id), _USER_FIELDS)
+        return None if fields[0] is None else _user(user_id, fields)
+
+    async def users_by_name(self, keys: Collection[str]) -> dict[str, User]:
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        with edge():
+            ids = await self._client.hmget(f"{self._prefix}:usernames", wanted)
+            found = [(key, as_text(uid)) for key, uid in zip(wanted, ids, strict=True) if uid]
+            if not found:
+                return {}
+            async with self._client.pipeline(transaction=False) as pipe:
+                for _, uid in found:
+                    pipe.hmget(self._user_key(uid), _USER_FIELDS)
+                rows = await pipe.execute()
+        return {
+            key: _user(UserId(uid), fields)
+            for (key, uid), fields in zip(found, rows, strict=True)
+            if fields[0] is not None
+        }
 
     async def put_listing(self, listing: Listing) -> None:
         key = f"{self._prefix}:listing:{listing.id}"
@@ -407,29 +528,36 @@ class RedisStore(Store):
     # Room logs.
 
     async def append(self, room: str, draft: Draft) -> AppendResult:
-        op = {"comment": "m", "system": "m", "edit": "e", "delete": "d"}[draft.kind]
-        edit = msgpack.packb([draft.text, draft.ts]) if op == "e" else b""
+        op = _OPS[draft.kind]
+        edit = encode_edit(draft) if op == "e" else b""
         idem = ""
         if draft.client_msg_id is not None:
             author_id = "" if draft.author is None else draft.author.id
             idem = f"{author_id}\0{draft.client_msg_id}"
         known_epoch, known_seq = self._seen.get(room, ("", 0))
-        body = encode_body(draft)
+        body = encode_read_prefix(draft) if op == "r" else encode_body(draft)
+        member = "1" if draft.kind in MEMBER_KINDS else ""
         with edge():
             reply = await self._pipelined_append(
-                self._room_keys(room, "seq", "epoch", "log", "msgs", "mod", "idem"),
+                self._room_keys(room, "seq", "epoch", "log", "msgs", "mod", "idem", "closed",
+                                "read"),
                 [
                     _new_id(), known_epoch, known_seq, body, op,
                     "" if draft.target is None else draft.target, edit, idem,
                     self._key(room, "ch"), "SPUBLISH" if self.fanout._sharded else "PUBLISH",
+                    member,
                 ],
             )  # fmt: skip
         if reply[0] == 1:
             _, seq, stored, edited, deleted = reply
             return AppendResult(decode_entry(room, seq, stored, edited, deleted), duplicate=True)
-        _, seq, epoch = reply
-        self._saw(room, as_text(epoch), seq)
-        await self.fanout.wait_echo(room, as_text(epoch), seq, self._echo_timeout)
+        if reply[0] == 2:
+            raise ParleyError(ErrorCode.not_found, f"{room} is closed")
+        seq, epoch = reply[1], as_text(reply[2])
+        self._saw(room, epoch, seq)
+        await self.fanout.wait_echo(room, epoch, seq, self._echo_timeout)
+        if reply[0] == 3:
+            return AppendResult(decode_entry(room, seq, reply[3], None, None))
         return AppendResult(Entry.from_draft(room, seq, draft))
 
     async def _pipelined_append(self, keys: list[str], args: list[Any]) -> Any:
@@ -492,6 +620,11 @@ class RedisStore(Store):
         if limit <= 0:
             return []
         return await self._read_entries(room, "after", max(after, 0), limit)
+
+    async def read_state(self, room: str) -> ReadState:
+        with edge():
+            up_to, unread = await self._read_state(keys=self._room_keys(room, "read", "msgs"))
+        return ReadState(int(up_to), int(unread))
 
     async def head(self, room: str) -> RoomHead:
         known_epoch, known_seq = self._seen.get(room, ("", 0))

@@ -22,7 +22,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.core.model import Author, Draft, Entry, EntryKind, UserId
+from server.core.model import Author, Draft, Entry, EntryKind, Mention, UserId
 from server.store.base import StoreUnavailable
 
 # BusyLoadingError (Redis replaying its AOF) is a ConnectionError.
@@ -50,9 +50,10 @@ def as_text(value: bytes | str) -> str:
     return value if isinstance(value, str) else value.decode()
 
 
-def encode_body(draft: Draft) -> bytes:
+def _head(draft: Draft) -> list[Any]:
+    """The body's first seven items: all but data and mentions."""
     author = draft.author
-    body = [
+    return [
         draft.kind,
         draft.text,
         draft.ts,
@@ -60,9 +61,24 @@ def encode_body(draft: Draft) -> bytes:
         None if author is None else author.name,
         draft.client_msg_id,
         draft.target,
-        draft.data,
     ]
+
+
+def encode_body(draft: Draft) -> bytes:
+    body = [*_head(draft), draft.data, [m.to_row() for m in draft.mentions]]
     return msgpack.packb(body, use_bin_type=True)
+
+
+def encode_read_prefix(draft: Draft) -> bytes:
+    """A read mark's body but its last two items (data, mentions), which the
+    append script adds once it knows where the mark lands."""
+    packed = (msgpack.packb(item, use_bin_type=True) for item in _head(draft))
+    return b"\x99" + b"".join(packed)  # a msgpack array of 9, as encode_body's
+
+
+def encode_edit(draft: Draft) -> bytes:
+    """What an edit leaves on its target: the new text, when, and its mentions."""
+    return msgpack.packb([draft.text, draft.ts, [m.to_row() for m in draft.mentions]])
 
 
 def decode_entry(room: str, seq: int, body: bytes, edit: bytes | None, deleted: Any) -> Entry:
@@ -72,11 +88,14 @@ def decode_entry(room: str, seq: int, body: bytes, edit: bytes | None, deleted: 
 def entry_from_body(
     room: str, seq: int, body: list[Any], edit: bytes | None, deleted: Any
 ) -> Entry:
-    kind, text, ts, author_id, author_name, client_msg_id, target, data = body
+    kind, text, ts, author_id, author_name, client_msg_id, target, data = body[:8]
+    rows = body[8] if len(body) > 8 else ()  # bodies stored before mentions have 8 items
     author = None if author_id is None else Author(UserId(author_id), author_name)
     edited_ts = None
     if edit is not None:
-        text, edited_ts = msgpack.unpackb(edit)
+        text, edited_ts, *rest = msgpack.unpackb(edit)
+        if rest:
+            rows = rest[0]
     if deleted is not None:
         text = ""
     return Entry(
@@ -91,6 +110,7 @@ def entry_from_body(
         data,
         edited_ts,
         deleted is not None,
+        tuple(Mention.from_row(row) for row in rows),
     )
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import hashlib
 import logging
 import queue
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
@@ -26,7 +27,9 @@ from typing import Any, Final, TypeVar, cast
 import orjson
 
 from protocol.errors import ErrorCode, ParleyError
+from server.core.mentions import username_key
 from server.core.model import (
+    MEMBER_KINDS,
     AppendResult,
     Author,
     Draft,
@@ -34,6 +37,7 @@ from server.core.model import (
     EntryKind,
     Listing,
     ListingId,
+    Mention,
     Money,
     Order,
     OrderId,
@@ -41,13 +45,13 @@ from server.core.model import (
     User,
     UserId,
 )
-from server.store.base import Fanout, Store, StoreUnavailable
+from server.store.base import Fanout, LocalPresence, ReadState, Store, StoreUnavailable
 
 T = TypeVar("T")
 
 log = logging.getLogger("parley.store.sqlite")
 
-SCHEMA_VERSION: Final = "1"
+SCHEMA_VERSION: Final = "2"
 # The rooms table is the truth; the writer's copy of it only saves one read per
 # append, so it is simply dropped when it grows past this many rooms.
 SEQ_CACHE_MAX: Final = 100_000
@@ -57,7 +61,8 @@ _SCHEMA: Final = """
 BEGIN;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, locale TEXT NOT NULL, email TEXT);
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, locale TEXT NOT NULL, email TEXT,
+    name_key TEXT);
 CREATE TABLE IF NOT EXISTS listings (
     id TEXT PRIMARY KEY, seller_id TEXT NOT NULL, title TEXT NOT NULL,
     amount INTEGER NOT NULL, currency TEXT NOT NULL, photo_url TEXT,
@@ -66,12 +71,13 @@ CREATE TABLE IF NOT EXISTS orders (
     id TEXT PRIMARY KEY, listing_id TEXT NOT NULL, buyer_id TEXT NOT NULL,
     seller_id TEXT NOT NULL, status TEXT NOT NULL, created_ts INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rooms (
-    room TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, epoch TEXT NOT NULL);
+    room TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, epoch TEXT NOT NULL,
+    closed INTEGER NOT NULL DEFAULT 0, read_seq INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS entries (
     room TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL,
     ts INTEGER NOT NULL, author_id TEXT, author_name TEXT, client_msg_id TEXT,
     target INTEGER, data TEXT, edited_ts INTEGER, deleted INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (room, seq)) WITHOUT ROWID;
+    mentions TEXT, PRIMARY KEY (room, seq)) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS entries_client_msg_id
     ON entries (room, coalesce(author_id, ''), client_msg_id)
     WHERE client_msg_id IS NOT NULL;
@@ -80,8 +86,18 @@ COMMIT;
 
 _ENTRY_COLUMNS: Final = (
     "room, seq, kind, text, ts, author_id, author_name, client_msg_id,"
-    " target, data, edited_ts, deleted"
+    " target, data, edited_ts, deleted, mentions"
 )
+_USER_COLUMNS: Final = "id, name, locale, email"
+
+# Schema 1 -> 2: unique usernames, closed rooms, inbox read marks, mentions.
+_MIGRATE_1: Final = (
+    "ALTER TABLE users ADD COLUMN name_key TEXT",
+    "ALTER TABLE rooms ADD COLUMN closed INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE rooms ADD COLUMN read_seq INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE entries ADD COLUMN mentions TEXT",
+)
+_INDEXES: Final = ("CREATE UNIQUE INDEX IF NOT EXISTS users_name_key ON users (name_key)",)
 
 
 class LocalFanout(Fanout):
@@ -117,6 +133,7 @@ class SqliteStore(Store):
         self.path = path
         self.batch_max = batch_max
         self.fanout: LocalFanout = LocalFanout()
+        self.presence = LocalPresence()
         self.commits = 0  # transactions committed by the writer (one per batch)
         self._accepting = False
         # The loop gathers the writes of one iteration and hands them over as
@@ -129,9 +146,9 @@ class SqliteStore(Store):
         self._store_id = ""
         self._reader = concurrent.futures.ThreadPoolExecutor(1, "parley-sqlite-reader")
         self._reader_conn: sqlite3.Connection | None = None  # reader thread only
-        # Writer thread only: room -> (last_seq, epoch), and the batch's undo log.
-        self._seq_cache: dict[str, tuple[int, str]] = {}
-        self._undo: dict[str, tuple[int, str] | None] = {}
+        # Writer thread only: room -> (last_seq, epoch, closed), and the batch's undo log.
+        self._seq_cache: dict[str, tuple[int, str, bool]] = {}
+        self._undo: dict[str, tuple[int, str, bool] | None] = {}
         self._inflight: list[_Write] = []
 
     # Life cycle.
@@ -171,29 +188,53 @@ class SqliteStore(Store):
     # Members, listings, orders.
 
     async def put_user(self, user: User) -> None:
+        key = username_key(user.name)
+
         def run(conn: sqlite3.Connection) -> None:
+            _check_name_free(conn, key, user.id)
             conn.execute(
-                "INSERT OR REPLACE INTO users (id, name, locale, email) VALUES (?, ?, ?, ?)",
-                (user.id, user.name, user.locale, user.email),
+                "INSERT OR REPLACE INTO users (id, name, locale, email, name_key)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (user.id, user.name, user.locale, user.email, key),
             )
 
         await self._write(run)
 
-    async def touch_user(self, user_id: UserId, name: str, locale: str) -> None:
-        def run(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO users (id, name, locale) VALUES (?, ?, ?) ON CONFLICT (id)"
-                " DO UPDATE SET name = excluded.name, locale = excluded.locale",
-                (user_id, name, locale),
-            )
+    async def claim_user(self, user_id: UserId, name: str, locale: str) -> User:
+        key = username_key(name)
 
-        await self._write(run)
+        def run(conn: sqlite3.Connection) -> User:
+            row = conn.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,)
+            ).fetchone()
+            if row is not None:
+                return _user_from_row(row)
+            _check_name_free(conn, key, user_id)
+            conn.execute(
+                "INSERT INTO users (id, name, locale, name_key) VALUES (?, ?, ?, ?)",
+                (user_id, name, locale, key),
+            )
+            return User(user_id, name, locale)
+
+        user = await self.get_user(user_id)  # the common case: no write at all
+        return user if user is not None else await self._write(run)
 
     async def get_user(self, user_id: UserId) -> User | None:
-        row = await self._read_one(
-            "SELECT id, name, locale, email FROM users WHERE id = ?", user_id
+        row = await self._read_one(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", user_id)
+        return None if row is None else _user_from_row(row)
+
+    async def users_by_name(self, keys: Collection[str]) -> dict[str, User]:
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        marks = ", ".join("?" * len(wanted))
+        rows = await self._read(
+            lambda conn: conn.execute(
+                f"SELECT {_USER_COLUMNS}, name_key FROM users WHERE name_key IN ({marks})",
+                wanted,
+            ).fetchall()
         )
-        return None if row is None else User(UserId(row[0]), row[1], row[2], row[3])
+        return {row[4]: _user_from_row(row) for row in rows}
 
     async def put_listing(self, listing: Listing) -> None:
         def run(conn: sqlite3.Connection) -> None:
@@ -282,7 +323,7 @@ class SqliteStore(Store):
             return []
         return await self._read_entries(
             f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE room = ? AND seq < ?"
-            " AND kind IN ('comment', 'system') ORDER BY seq DESC LIMIT ?",
+            " AND kind IN ('comment', 'system', 'notification') ORDER BY seq DESC LIMIT ?",
             room,
             (1 << 62) if before is None else before,
             limit,
@@ -297,6 +338,10 @@ class SqliteStore(Store):
             after,
             limit,
         )
+
+    async def read_state(self, room: str) -> ReadState:
+        up_to, unread = await self._read(lambda conn: _read_state(conn, room))
+        return ReadState(up_to, unread)
 
     async def head(self, room: str) -> RoomHead:
         row = await self._read_one("SELECT last_seq, epoch FROM rooms WHERE room = ?", room)
@@ -420,14 +465,28 @@ class SqliteStore(Store):
             ).fetchone()
             if row is not None:
                 return AppendResult(_entry_from_row(row), duplicate=True)
-        seq = self._next_seq(conn, room)
+        last_seq, epoch, closed = self._room_state(conn, room)
+        kind = draft.kind
+        if closed and kind in MEMBER_KINDS:
+            raise ParleyError(ErrorCode.not_found, f"{room} is closed")
+        if kind == "read":
+            draft = self._move_read_mark(conn, room, draft)
+            data = orjson.dumps(draft.data).decode()
+        seq = last_seq + 1
+        if room not in self._undo:
+            self._undo[room] = self._seq_cache.get(room)  # restored if the batch rolls back
+        if kind in ("close", "reopen"):
+            closed = kind == "close"
+            conn.execute("UPDATE rooms SET closed = ? WHERE room = ?", (closed, room))
+        self._seq_cache[room] = (seq, epoch, closed)
+        mentions = _mentions_json(draft.mentions)
         conn.execute(
             f"INSERT INTO entries ({_ENTRY_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, ?)",
             (
                 room,
                 seq,
-                draft.kind,
+                kind,
                 draft.text,
                 draft.ts,
                 author_id,
@@ -435,38 +494,45 @@ class SqliteStore(Store):
                 draft.client_msg_id,
                 draft.target,
                 data,
+                mentions,
             ),
         )
-        if draft.kind == "edit":
+        if kind == "edit":
             conn.execute(
-                "UPDATE entries SET text = ?, edited_ts = ? WHERE room = ? AND seq = ?",
-                (draft.text, draft.ts, room, draft.target),
+                "UPDATE entries SET text = ?, edited_ts = ?, mentions = ?"
+                " WHERE room = ? AND seq = ?",
+                (draft.text, draft.ts, mentions, room, draft.target),
             )
-        elif draft.kind == "delete":
+        elif kind == "delete":
             conn.execute(
                 "UPDATE entries SET text = '', deleted = 1 WHERE room = ? AND seq = ?",
                 (room, draft.target),
             )
         return AppendResult(Entry.from_draft(room, seq, draft))
 
-    def _next_seq(self, conn: sqlite3.Connection, room: str) -> int:
+    def _room_state(self, conn: sqlite3.Connection, room: str) -> tuple[int, str, bool]:
+        """The room's last seq, epoch and closed flag, from the writer's cache."""
         cached = self._seq_cache.get(room)
-        if room not in self._undo:
-            self._undo[room] = cached  # restored if the batch rolls back
-        if cached is None:
-            row = conn.execute(
-                "SELECT last_seq, epoch FROM rooms WHERE room = ?", (room,)
-            ).fetchone()
-            if row is None:
-                cached = (0, self._epoch_for(room))
-                conn.execute(
-                    "INSERT INTO rooms (room, last_seq, epoch) VALUES (?, 0, ?)", (room, cached[1])
-                )
-            else:
-                cached = (row[0], row[1])
-        seq = cached[0] + 1
-        self._seq_cache[room] = (seq, cached[1])
-        return seq
+        if cached is not None:
+            return cached
+        row = conn.execute(
+            "SELECT last_seq, epoch, closed FROM rooms WHERE room = ?", (room,)
+        ).fetchone()
+        if row is None:
+            epoch = self._epoch_for(room)
+            conn.execute(
+                "INSERT INTO rooms (room, last_seq, epoch) VALUES (?, 0, ?)", (room, epoch)
+            )
+            return 0, epoch, False
+        return row[0], row[1], bool(row[2])
+
+    @staticmethod
+    def _move_read_mark(conn: sqlite3.Connection, room: str, draft: Draft) -> Draft:
+        conn.execute(
+            "UPDATE rooms SET read_seq = max(read_seq, ?) WHERE room = ?", (draft.target, room)
+        )
+        up_to, unread = _read_state(conn, room)
+        return dataclasses.replace(draft, data={"up_to": up_to, "unread": unread})
 
     def _deliver(self, outcomes: list[_Outcome], announced: list[tuple[Entry, str]]) -> None:
         """On the loop: announce the batch's entries, then answer its callers."""
@@ -535,11 +601,32 @@ def _create_schema(conn: sqlite3.Connection) -> str:
     conn.execute(
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?)", (secrets.token_hex(8),)
     )
-    conn.execute("COMMIT")
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    if meta["schema_version"] == "1":
+        _migrate_from_1(conn)
+        meta["schema_version"] = SCHEMA_VERSION
     if meta["schema_version"] != SCHEMA_VERSION:
+        conn.execute("ROLLBACK")
         raise sqlite3.DatabaseError(f"schema version {meta['schema_version']} is not supported")
+    for sql in _INDEXES:
+        conn.execute(sql)
+    conn.execute("COMMIT")
     return cast(str, meta["store_id"])
+
+
+def _migrate_from_1(conn: sqlite3.Connection) -> None:
+    """Add what schema 2 needs; members keep their names, the first holder of a
+    name (by id) keeps it for mentions when two differ only by case."""
+    for sql in _MIGRATE_1:
+        conn.execute(sql)
+    taken: set[str] = set()
+    for user_id, name in conn.execute("SELECT id, name FROM users ORDER BY id").fetchall():
+        key = username_key(name)
+        if key not in taken:
+            taken.add(key)
+            conn.execute("UPDATE users SET name_key = ? WHERE id = ?", (key, user_id))
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+    log.info("store schema migrated from 1 to %s", SCHEMA_VERSION)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -565,6 +652,34 @@ def _fail_unanswered(writes: list[_Write]) -> None:
             write.future.set_exception(StoreUnavailable())
 
 
+def _check_name_free(conn: sqlite3.Connection, key: str, user_id: str) -> None:
+    row = conn.execute(
+        "SELECT id FROM users WHERE name_key = ? AND id != ?", (key, user_id)
+    ).fetchone()
+    if row is not None:
+        raise ParleyError(ErrorCode.conflict, "another member has this username")
+
+
+def _read_state(conn: sqlite3.Connection, room: str) -> tuple[int, int]:
+    row = conn.execute("SELECT read_seq FROM rooms WHERE room = ?", (room,)).fetchone()
+    up_to = 0 if row is None else row[0]
+    (unread,) = conn.execute(
+        "SELECT count(*) FROM entries WHERE room = ? AND seq > ? AND kind = 'notification'",
+        (room, up_to),
+    ).fetchone()
+    return up_to, unread
+
+
+def _mentions_json(mentions: tuple[Mention, ...]) -> str | None:
+    if not mentions:
+        return None
+    return orjson.dumps([m.to_row() for m in mentions]).decode()
+
+
+def _user_from_row(row: tuple[Any, ...]) -> User:
+    return User(UserId(row[0]), row[1], row[2], row[3])
+
+
 def _select_order(conn: sqlite3.Connection, order_id: str) -> Order | None:
     row = conn.execute(
         "SELECT id, listing_id, buyer_id, seller_id, status, created_ts FROM orders WHERE id = ?",
@@ -577,7 +692,7 @@ def _select_order(conn: sqlite3.Connection, order_id: str) -> Order | None:
 
 def _entry_from_row(row: tuple[Any, ...]) -> Entry:
     room, seq, kind, text, ts, author_id, author_name, client_msg_id = row[:8]
-    target, data, edited_ts, deleted = row[8:]
+    target, data, edited_ts, deleted, mentions = row[8:]
     return Entry(
         room=room,
         seq=seq,
@@ -590,4 +705,7 @@ def _entry_from_row(row: tuple[Any, ...]) -> Entry:
         data=None if data is None else orjson.loads(data),
         edited_ts=edited_ts,
         deleted=bool(deleted),
+        mentions=()
+        if mentions is None
+        else tuple(Mention.from_row(m) for m in orjson.loads(mentions)),
     )

@@ -18,6 +18,8 @@ from protocol.messages import (
     Edit,
     History,
     Limits,
+    Notifications,
+    NotificationsRead,
     Ping,
     Post,
     Request,
@@ -68,6 +70,13 @@ GOOD: list[tuple[dict[str, Any], Request]] = [
     ),
     ({"id": 7, "op": "edit", "room": ROOM, "seq": 3, "text": "fixed"}, Edit(7, ROOM, 3, "fixed")),
     ({"id": 8, "op": "delete", "room": ROOM, "seq": 1}, Delete(8, ROOM, 1)),
+    (
+        {"id": 1, "op": "connect", "token": "t", "since": 4, "epoch": "e1"},
+        Connect(1, "t", 4, "e1"),
+    ),
+    ({"id": 10, "op": "notifications"}, Notifications(10, None, 50)),
+    ({"id": 10, "op": "notifications", "before": 9, "limit": 5}, Notifications(10, 9, 5)),
+    ({"id": 11, "op": "notifications_read", "up_to": 7}, NotificationsRead(11, 7)),
     ({"id": 0, "op": "ping"}, Ping(0)),
     ({"id": MAX_REQUEST_ID, "op": "ping"}, Ping(MAX_REQUEST_ID)),
     ({"op": "ping", "id": 9}, Ping(9)),
@@ -81,7 +90,18 @@ def test_good_request_is_parsed(obj: dict[str, Any], expected: Request) -> None:
 
 def test_every_op_has_a_good_example() -> None:
     assert {str(obj["op"]) for obj, _ in GOOD} == OPS
-    every_op = {"connect", "ping", "subscribe", "unsubscribe", "history", "post", "edit", "delete"}
+    every_op = {
+        "connect",
+        "ping",
+        "subscribe",
+        "unsubscribe",
+        "history",
+        "post",
+        "edit",
+        "delete",
+        "notifications",
+        "notifications_read",
+    }
     assert every_op == OPS
 
 

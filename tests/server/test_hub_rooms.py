@@ -183,10 +183,10 @@ async def test_r9_order_room_opens_at_once_for_buyer_and_seller_only(hub: Runnin
         [opened] = result["missed"]
         assert opened["seq"] == 1 and opened["kind"] == "system"
         assert opened["data"]["type"] == "order_opened"
-        await party.next_event()  # the missed system message, queued by the client
+        await party.next_event(room="order:O1")  # the missed system message, queued
 
     await buyer.post("order:O1", "Could you confirm the colour before shipping?")
-    answer = await seller.next_event()
+    answer = await seller.next_event(room="order:O1")
     assert answer["text"] == "Could you confirm the colour before shipping?"
     assert answer["seq"] == 2
 

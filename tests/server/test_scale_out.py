@@ -345,3 +345,69 @@ async def test_serve_with_workers_runs_several_hub_processes_on_one_port(
         assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
     finally:
         hub.stop()
+
+
+async def inbox_kinds(client: ParleyClient) -> list[str]:
+    reply = await client.notifications()
+    return [n["notification"]["kind"] for n in reversed(reply["notifications"])]
+
+
+async def test_r9_order_message_goes_to_the_absent_party_across_hubs(
+    hubs: list[HubProcess], http: aiohttp.ClientSession, clients: Clients, redis: RedisServer
+) -> None:
+    a, b = hubs
+    await listing(http, a, "L1")
+    body = {"listing_id": "L1", "buyer_id": "b1", "seller_id": "s1"}
+    status, _ = await api(http, a, "PUT", "/v1/orders/O1", body)
+    assert status == 201
+    buyer = await clients.connect(a, "b1")
+    seller = await clients.connect(b, "s1")
+    await buyer.subscribe("order:O1")
+    await seller.subscribe("order:O1")
+    # Both watch the room, each on a hub of its own: nobody is notified.
+    await buyer.post("order:O1", "Bonjour, l'adresse est bonne ?")
+    await seller.post("order:O1", "Oui, merci.")
+    assert await inbox_kinds(seller) == ["order_opened"]
+    assert await inbox_kinds(buyer) == ["order_opened"]
+    # The seller leaves the room on hub b; once hub b has said so, the buyer
+    # posts on hub a.
+    await seller.unsubscribe("order:O1")
+    admin = redis.client()
+
+    async def seller_gone() -> bool:
+        fields = admin.hkeys("parley:{order:O1}:present")
+        return not any(field.startswith(b"s1|") for field in fields)
+
+    await until(seller_gone, timeout=5.0)
+    await buyer.post("order:O1", "Expédié quand ?")
+    assert await inbox_kinds(seller) == ["order_opened", "order_message"]
+    event = await seller.next_event(room=seller.inbox)
+    while event["notification"]["kind"] != "order_message":
+        event = await seller.next_event(room=seller.inbox)
+    assert event["notification"]["excerpt"] == "Expédié quand ?"
+    assert await inbox_kinds(buyer) == ["order_opened"]
+
+
+async def test_a_deleted_listing_closes_its_room_on_every_hub(
+    hubs: list[HubProcess], http: aiohttp.ClientSession, clients: Clients
+) -> None:
+    a, b = hubs
+    await listing(http, a, "L1")
+    on_a = await clients.connect(a, "u1")
+    on_b = await clients.connect(b, "u2")
+    for client in (on_a, on_b):
+        await client.subscribe("listing:L1")
+    body = {
+        "seller_id": "s1",
+        "title": "Coat",
+        "price": {"amount": 4500, "currency": "CAD"},
+        "status": "deleted",
+    }
+    status, _ = await api(http, a, "PUT", "/v1/listings/L1", body)
+    assert status == 200
+    for client in (on_a, on_b):
+        event = await client.next_event(room="listing:L1")
+        assert event["event"] == "room_closed"
+        with pytest.raises(ParleyError) as err:
+            await client.post("listing:L1", "still there?")
+        assert err.value.code == "not_found"

@@ -61,17 +61,39 @@ async def test_put_user_replaces(store: Store) -> None:
     assert await store.get_user(UserId("u1")) == User(UserId("u1"), "alice2", "en", None)
 
 
-async def test_touch_user_keeps_email(store: Store) -> None:
-    await store.put_user(User(UserId("u1"), "alice", "fr-CA", "alice@example.com"))
-    await store.touch_user(UserId("u1"), "Alice B", "en")
-    assert await store.get_user(UserId("u1")) == User(
-        UserId("u1"), "Alice B", "en", "alice@example.com"
-    )
+async def test_claim_user_keeps_what_the_backend_registered(store: Store) -> None:
+    alice = User(UserId("u1"), "alice", "fr-CA", "alice@example.com")
+    await store.put_user(alice)
+    assert await store.claim_user(UserId("u1"), "Alice_B", "en") == alice
+    assert await store.get_user(UserId("u1")) == alice
 
 
-async def test_touch_user_creates_a_missing_member(store: Store) -> None:
-    await store.touch_user(UserId("u2"), "bob", "fr-CA")
-    assert await store.get_user(UserId("u2")) == User(UserId("u2"), "bob", "fr-CA", None)
+async def test_claim_user_creates_a_missing_member(store: Store) -> None:
+    bob = User(UserId("u2"), "bob", "fr-CA", None)
+    assert await store.claim_user(UserId("u2"), "bob", "fr-CA") == bob
+    assert await store.get_user(UserId("u2")) == bob
+
+
+async def test_usernames_are_unique_whatever_the_case(store: Store) -> None:
+    await store.put_user(User(UserId("u1"), "Zoé", "fr-CA"))
+    for name in ("zoé", "ZOÉ", "zoe\u0301"):
+        with pytest.raises(ParleyError) as err:
+            await store.put_user(User(UserId("u2"), name))
+        assert err.value.code == "conflict"
+        with pytest.raises(ParleyError) as err:
+            await store.claim_user(UserId("u3"), name, "en")
+        assert err.value.code == "conflict"
+    assert await store.get_user(UserId("u2")) is None
+    # The holder may change the case of its own name.
+    await store.put_user(User(UserId("u1"), "ZOÉ", "fr-CA"))
+
+
+async def test_a_renamed_member_frees_the_old_name(store: Store) -> None:
+    await store.put_user(User(UserId("u1"), "alice"))
+    await store.put_user(User(UserId("u1"), "alicia"))
+    await store.put_user(User(UserId("u2"), "Alice"))
+    found = await store.users_by_name(["alice", "alicia", "nobody"])
+    assert {key: user.id for key, user in found.items()} == {"alice": "u2", "alicia": "u1"}
 
 
 async def test_unknown_user_is_none(store: Store) -> None:

@@ -48,6 +48,7 @@ def test_edits_and_deletions_are_events_about_a_target() -> None:
         "target": 3,
         "text": "fixed",
         "ts": 7,
+        "mentions": [],
     }
     assert delete.to_event() == {
         "event": "message_deleted",
