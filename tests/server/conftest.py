@@ -9,12 +9,18 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from client import ParleyClient
 from server.app import App
 from server.auth import mint_token
 from server.config import Config, load_config
+from server.core.clock import Clock
 from tests.support.hubproc import API_KEY, test_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+GATEWAY = ROOT / "examples" / "push_gateway.py"
+GATEWAY_TIMEOUT = 60.0  # seconds the example gateway subprocess may take at most
 
 
 @dataclass
@@ -62,9 +68,9 @@ class RunningHub:
         return reply
 
 
-async def start_hub(store: str, **overrides: Any) -> RunningHub:
+async def start_hub(store: str, *, clock: Clock | None = None, **overrides: Any) -> RunningHub:
     config = load_config(None, {}, **test_settings(store, **overrides))
-    app = App(config)
+    app = App(config, clock=clock)
     await app.start()
     http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"})
     return RunningHub(app, config, http)
@@ -95,3 +101,36 @@ async def hub(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[
         yield running
     finally:
         await stop_hub(running)
+
+
+# A push provider (FCM, APNs) is outside the system: a mock stands for it.
+
+
+@dataclass
+class MockProvider:
+    """Stands for FCM/APNs: records what it accepts; fails the first request once."""
+
+    received: list[dict[str, Any]] = field(default_factory=list)
+    requests: int = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        if self.requests == 1:
+            return web.json_response({"error": "try again"}, status=503)
+        self.received.append(await request.json())
+        return web.json_response({"ok": True})
+
+
+@pytest.fixture
+async def provider() -> AsyncIterator[tuple[MockProvider, str]]:
+    mock = MockProvider()
+    app = web.Application()
+    app.router.add_post("/send", mock.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield mock, f"http://{host}:{port}/send"
+    finally:
+        await runner.cleanup()

@@ -26,12 +26,9 @@ from server.core.model import UserId
 from server.push_api import push_routes
 from server.store import Store, open_store
 from server.store.outbox import PushItem, PushOutbox, open_outbox
+from tests.server.conftest import GATEWAY, GATEWAY_TIMEOUT, MockProvider
 from tests.support import hubproc
 from tests.support.hubproc import API_KEY
-
-ROOT = Path(__file__).resolve().parents[2]
-GATEWAY = ROOT / "examples" / "push_gateway.py"
-GATEWAY_TIMEOUT = 60.0  # seconds the gateway subprocess may take at most
 
 
 def item(user: str, seq: int, kind: str = "mention") -> PushItem:
@@ -256,36 +253,6 @@ async def test_the_push_routes_need_the_api_key(push: PushApi, method: str, path
 
 
 # The example gateway, as a process, against a mock push provider.
-
-
-@dataclass
-class MockProvider:
-    """Stands for FCM/APNs: records what it accepts; fails the first request once."""
-
-    received: list[dict[str, Any]] = field(default_factory=list)
-    requests: int = 0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.requests += 1
-        if self.requests == 1:
-            return web.json_response({"error": "try again"}, status=503)
-        self.received.append(await request.json())
-        return web.json_response({"ok": True})
-
-
-@pytest.fixture
-async def provider() -> AsyncIterator[tuple[MockProvider, str]]:
-    mock = MockProvider()
-    app = web.Application()
-    app.router.add_post("/send", mock.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield mock, f"http://{host}:{port}/send"
-    finally:
-        await runner.cleanup()
 
 
 async def test_the_example_gateway_sends_each_unread_item_once_in_member_order(

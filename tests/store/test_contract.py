@@ -14,13 +14,14 @@ from server.core.model import (
     Entry,
     Listing,
     ListingId,
+    Mention,
     Money,
     Order,
     OrderId,
     User,
     UserId,
 )
-from server.store.base import Store
+from server.store.base import ReadState, Store
 
 ROOM = "listing:l1"
 OTHER_ROOM = "listing:l2"
@@ -371,3 +372,83 @@ async def test_duplicates_are_not_announced_again(store: Store) -> None:
     await store.append(ROOM, comment("hello", cmid="c1"))
     await asyncio.gather(*(store.append(ROOM, comment("hey", cmid="c2")) for _ in range(5)))
     assert [(e.seq, e.client_msg_id) for e, _ in heard.heard] == [(1, "c1"), (2, "c2")]
+
+
+# Closed rooms, the inbox, mentions.
+
+
+async def test_a_closed_room_refuses_members_writes_and_takes_system_entries(
+    store: Store,
+) -> None:
+    room = "listing:L1"
+    author = Author(UserId("u1"), "alice")
+    await store.append(room, Draft("comment", "hello", 1, author))
+    closed = await store.append(room, Draft("close", "", 2, data={"reason": "listing_deleted"}))
+    assert closed.entry.seq == 2
+    for draft in (
+        Draft("comment", "still there?", 3, author),
+        Draft("edit", "changed", 3, author, target=1),
+        Draft("delete", "", 3, author, target=1),
+    ):
+        with pytest.raises(ParleyError) as err:
+            await store.append(room, draft)
+        assert err.value.code == ErrorCode.not_found
+    assert (await store.head(room)).seq == 2  # nothing refused took a seq
+    await store.append(room, Draft("system", "The listing's status changed.", 4))
+    await store.append(room, Draft("reopen", "", 5))
+    again = await store.append(room, Draft("comment", "back", 6, author))
+    assert again.entry.seq == 5
+    assert [e.kind for e in await store.entries_after(room, 0, 10)] == [
+        "comment",
+        "close",
+        "system",
+        "reopen",
+        "comment",
+    ]
+    assert [e.seq for e in await store.history(room, None, 10)] == [5, 3, 1]
+
+
+async def test_read_marks_move_forward_only_and_count_unread_notifications(
+    store: Store,
+) -> None:
+    room = "user:u1"
+    for i in range(4):
+        await store.append(room, Draft("notification", "", i, data={"kind": "mention", "n": i}))
+    assert await store.read_state(room) == ReadState(0, 4)
+    marked = await store.append(room, Draft("read", "", 9, target=2))
+    assert marked.entry.data == {"up_to": 2, "unread": 2}
+    assert marked.entry.to_event()["unread"] == 2
+    back = await store.append(room, Draft("read", "", 10, target=1))
+    assert back.entry.data == {"up_to": 2, "unread": 2}
+    assert await store.read_state(room) == ReadState(2, 2)
+    # The inbox's history holds the notifications, not the read marks.
+    assert [e.kind for e in await store.history(room, None, 10)] == ["notification"] * 4
+    # A read mark read back from the log says the same as when it was stored.
+    [stored] = [e for e in await store.entries_after(room, 0, 10) if e.seq == marked.entry.seq]
+    assert stored.data == {"up_to": 2, "unread": 2}
+
+
+async def test_mentions_are_stored_and_replaced_by_edits(store: Store) -> None:
+    room = "listing:L1"
+    author = Author(UserId("u1"), "alice")
+    alice = Mention(UserId("u2"), "Zoé", 0, 4)
+    posted = await store.append(room, Draft("comment", "@Zoé hi", 1, author, mentions=(alice,)))
+    assert (await store.get_entry(room, 1)) == posted.entry
+    sam = Mention(UserId("u3"), "sam", 3, 7)
+    await store.append(room, Draft("edit", "hi @sam", 2, author, target=1, mentions=(sam,)))
+    edited = await store.get_entry(room, 1)
+    assert edited is not None and edited.mentions == (sam,) and edited.text == "hi @sam"
+    [after] = await store.entries_after(room, 1, 1)
+    assert after.mentions == (sam,)
+
+
+async def test_presence_counts_connections_of_this_hub(store: Store) -> None:
+    presence = store.presence
+    room, user = "order:O1", UserId("u1")
+    assert not await presence.present(room, user)
+    await presence.enter(room, user)
+    await presence.enter(room, user)  # a second device
+    presence.leave(room, user)
+    assert await presence.present(room, user)
+    presence.leave(room, user)
+    assert not await presence.present(room, user)
