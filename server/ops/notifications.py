@@ -23,7 +23,11 @@ async def notifications(hub: Hub, conn: Conn, request: Notifications) -> dict[st
     room = user_room(conn.principal.user_id)
     entries = await hub.store.history(room, request.before, request.limit)
     state = await hub.store.read_state(room)
+    head = await hub.store.head(room)
     return {
+        "room": room,
+        "epoch": head.epoch,
+        "seq": head.seq,
         "notifications": [
             {
                 "seq": e.seq,
