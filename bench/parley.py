@@ -121,7 +121,9 @@ class ParleyTarget(Target):
         env = None
         if self.source is not None:
             # The snapshot's packages come first on sys.path, before the editable install.
-            argv = [sys.executable, "-c", _CLI, "serve", "--config", str(path)]
+            # -P: no working directory on sys.path, where the work tree's
+            # packages would shadow the snapshot's.
+            argv = [sys.executable, "-P", "-c", _CLI, "serve", "--config", str(path)]
             env = {**os.environ, "PYTHONPATH": str(self.source)}
         log = self.log_dir / f"{self.name}.log"
         proc = await procs.spawn(procs.pinned(procs.SERVER_CORE, argv), log, env=env)

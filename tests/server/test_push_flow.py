@@ -117,10 +117,10 @@ async def test_push_when_always_pushes_online_members_too_and_read_is_flagged(
 
 
 async def test_order_notifications_are_pushed_in_member_order_across_a_restart(
-    sqlite_url: str,
+    store_url: str,
 ) -> None:
     clock = FakeClock()
-    hub = await start_hub(sqlite_url, clock=clock)
+    hub = await start_hub(store_url, clock=clock)
     try:
         await setup(hub)
         await hub.order("O1", "L1", buyer="u1", seller="s1")
@@ -131,7 +131,7 @@ async def test_order_notifications_are_pushed_in_member_order_across_a_restart(
         assert [i["kind"] for i in taken] == ["order_opened"]
     finally:
         await stop_hub(hub)
-    hub = await start_hub(sqlite_url, clock=clock)
+    hub = await start_hub(store_url, clock=clock)
     try:
         # Held until its visibility timeout: no later item of those members overtakes it.
         early = await fetch(hub)

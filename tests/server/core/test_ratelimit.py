@@ -30,3 +30,11 @@ def test_a_clock_going_backwards_refills_nothing() -> None:
     assert bucket.take(clock.now())
     clock.advance(-10)
     assert not bucket.take(clock.now())
+
+
+def test_a_take_may_cost_several_tokens_and_takes_none_when_short() -> None:
+    bucket = TokenBucket(rate=1.0, burst=5, now=0.0)
+    assert bucket.take(0.0, 3)
+    assert not bucket.take(0.0, 3)  # two left: all or nothing
+    assert bucket.take(0.0, 2)
+    assert bucket.take(3.0, 3)  # three seconds refill three tokens
