@@ -1,11 +1,13 @@
 """Machine facts and the Markdown table of a run.
 
 ``python -m bench.report bench/results/<stamp>`` prints the table again from
-that folder's ``runs.jsonl`` and ``machine.json``.
+that folder's ``runs.jsonl`` and ``machine.json``, and draws one SVG chart per
+workload into ``<stamp>/charts`` (``--charts DIR`` elsewhere; see ``charts.py``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -200,6 +202,17 @@ def _spread(s: dict[str, Any], metric: str, digits: int = 1) -> str:
     return f"{_f(median, digits)} [{_f(lo_hi[0], digits)}, {_f(lo_hi[1], digits)}]"
 
 
+def marks(s: dict[str, Any]) -> list[str]:
+    """What qualifies a summary's figures: runs that failed, runs that saturated."""
+    out = []
+    if s.get("ok_runs", 0) < s.get("runs", 0):
+        out.append(f"{s['ok_runs']}/{s['runs']} runs ok")
+    if s.get("saturated_runs"):
+        n, total = s["saturated_runs"], s.get("ok_runs") or s.get("runs", 0)
+        out.append("saturated" if n >= total else f"saturated in {n}/{total} runs")
+    return out
+
+
 def _label(s: dict[str, Any], footnotes: list[str]) -> tuple[str, str | None]:
     """The row's first cell, and the text that replaces its figures when it has none."""
     label = s["server"]
@@ -207,17 +220,36 @@ def _label(s: dict[str, Any], footnotes: list[str]) -> tuple[str, str | None]:
         return label, "pending: " + "; ".join(s.get("notes", ["not run"]))
     if "basis" not in s:
         return label, f"{s.get('status', 'not run')}: " + "; ".join(s.get("notes", []))
-    marks = []
     if s.get("ok_runs", 0) < s.get("runs", 0):
-        marks.append(f"{s['ok_runs']}/{s['runs']} runs ok")
         for note in s.get("notes", []):
             footnotes.append(f"{s['server']}, {s['workload']}: {note}")
-    if s.get("saturated_runs"):
-        n, total = s["saturated_runs"], s.get("ok_runs") or s.get("runs", 0)
-        marks.append("saturated" if n >= total else f"saturated in {n}/{total} runs")
-    if marks:
-        label += " (" + ", ".join(marks) + ")"
+    if marks(s):
+        label += " (" + ", ".join(marks(s)) + ")"
     return label, None
+
+
+TITLES = {
+    "W1": "W1 fan-out: 1 room, {watchers} watchers, {messages} posts, window {window}",
+    "W2": "W2 many small rooms: {connections} connections in rooms of two, "
+    "{posts_per_conn} posts each, {rate} posts/s",
+    "W3": "W3 idle: {connections} authenticated, subscribed, idle connections",
+    "W4": "W4 durable posts: {connections} connections in rooms of two, window {window}, "
+    "{posts_per_conn} posts each",
+    "W5": "W5 latency under load: W2's shape at {rate} posts/s",
+}
+
+
+def params_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The workload's parameters, from the first summary of it that has them."""
+    return next((s.get("params") for s in rows if s.get("params")), None) or {}
+
+
+def title(workload: str, params: dict[str, Any]) -> str:
+    """The heading of a workload's table (and chart), filled in with its parameters."""
+    try:
+        return TITLES[workload].format(**params)
+    except (KeyError, ValueError):
+        return TITLES[workload].split(":")[0]
 
 
 def markdown(summaries: list[dict[str, Any]], machine: dict[str, Any]) -> str:
@@ -278,25 +310,12 @@ def markdown(summaries: list[dict[str, Any]], machine: dict[str, Any]) -> str:
             )
         out.append("")
 
-    titles = {
-        "W1": "W1 fan-out: 1 room, {watchers} watchers, {messages} posts, window {window}",
-        "W2": "W2 many small rooms: {connections} connections in rooms of two, "
-        "{posts_per_conn} posts each, {rate} posts/s",
-        "W3": "W3 idle: {connections} authenticated, subscribed, idle connections",
-        "W4": "W4 durable posts: {connections} connections in rooms of two, window {window}, "
-        "{posts_per_conn} posts each",
-        "W5": "W5 latency under load: W2's shape at {rate} posts/s",
-    }
-    for w in ("W1", "W2", "W3", "W4", "W5"):
+    for w in TITLES:
         rows = by_w.get(w)
         if not rows:
             continue
-        params = next((s.get("params") for s in rows if s.get("params")), None) or {}
-        try:
-            title = titles[w].format(**params)
-        except (KeyError, ValueError):
-            title = titles[w].split(":")[0]
-        out.append(f"### {title}")
+        params = params_of(rows)
+        out.append(f"### {title(w, params)}")
         out.append("")
         if w in ("W1", "W2"):
             traffic_table(rows)
@@ -380,10 +399,13 @@ def markdown(summaries: list[dict[str, Any]], machine: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m bench.report bench/results/<stamp>", file=sys.stderr)
-        return 2
-    folder = Path(argv[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.report", description=__doc__.split("\n\n")[0]
+    )
+    ap.add_argument("folder", type=Path, help="a results folder, bench/results/<stamp>")
+    ap.add_argument("--charts", type=Path, metavar="DIR", help="default: <folder>/charts")
+    args = ap.parse_args(argv)
+    folder: Path = args.folder
     rows = [json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines() if line]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
@@ -391,6 +413,11 @@ def main(argv: list[str]) -> int:
     summaries = [summarize(server, w, group) for (w, server), group in groups.items()]
     machine = json.loads((folder / "machine.json").read_text())
     print(markdown(summaries, machine))
+
+    from bench import charts  # matplotlib is needed for the charts only
+
+    for path in charts.write_charts(summaries, args.charts or folder / "charts"):
+        print(path)
     return 0
 
 
