@@ -125,7 +125,8 @@ class ParleyClient:
         finally:
             self._pending.pop(rid, None)
         if "error" in reply:
-            raise ParleyError(reply["error"]["code"], reply["error"]["message"])
+            error = reply["error"]
+            raise ParleyError(error["code"], error["message"], error.get("details"))
         result: dict[str, Any] = reply["result"]
         return result
 
@@ -228,7 +229,8 @@ class ParleyClient:
             raise ConnectionLost(*_close_of(exc)) from None
         if "error" in reply:
             await ws.close()
-            raise ParleyError(reply["error"]["code"], reply["error"]["message"])
+            error = reply["error"]
+            raise ParleyError(error["code"], error["message"], error.get("details"))
         self.user = reply["result"]["user"]
         self._on_joined(reply["result"]["inbox"])
         self._ws = ws

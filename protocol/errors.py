@@ -13,6 +13,7 @@ meaning once published; ``protocol/README.md`` documents each one.
 from __future__ import annotations
 
 from enum import IntEnum, StrEnum
+from typing import Any
 
 
 class ErrorCode(StrEnum):
@@ -32,6 +33,7 @@ class ErrorCode(StrEnum):
     forbidden = "forbidden"
     not_found = "not_found"
     order_required = "order_required"  # R2: no private conversation before an order
+    contact_details = "contact_details"  # R8: the room refuses e-mails, phones, handles
     not_subscribed = "not_subscribed"
     # Conflicts.
     conflict = "conflict"  # internal API: an order reported again with other parties
@@ -66,13 +68,19 @@ class ParleyError(Exception):
 
     code: ErrorCode = ErrorCode.internal
 
-    def __init__(self, code: ErrorCode | str, message: str) -> None:
+    def __init__(
+        self, code: ErrorCode | str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = ErrorCode(code)
         self.message = message
+        self.details = details  # machine-readable specifics, for the codes that have some
 
-    def to_wire(self) -> dict[str, str]:
-        return {"code": str(self.code), "message": self.message}
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"code": str(self.code), "message": self.message}
+        if self.details is not None:
+            wire["details"] = self.details
+        return wire
 
 
 class ProtocolError(ParleyError):

@@ -20,6 +20,7 @@ from server.core.rooms import user_room
 from server.hub import Hub
 from server.notify import Notifier
 from server.push_api import push_routes
+from server.runtime import SlowLog, tune_gc
 from server.store import Store, open_store
 from server.store.outbox import open_outbox
 
@@ -36,6 +37,7 @@ class App:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.store: Store = open_store(config.store)
+        self.store.slow_commit_s = config.slow_log_ms / 1000
         self.outbox = open_outbox(
             self.store,
             clock=self.clock,
@@ -80,6 +82,10 @@ async def run(config: Config, *, reuse_port: bool = False) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await app.start()
+    tune_gc()
+    slow = SlowLog(config.slow_log_ms)
+    if config.slow_log_ms:
+        slow.install()
     print(f"parley ready ws_port={app.ws_port} api_port={app.api_port}", flush=True)
     await stop.wait()
     log.info("shutting down")

@@ -15,6 +15,7 @@ from typing import Any, get_type_hints
 import yaml
 
 JWT_ALGORITHMS = ("HS256", "RS256", "EdDSA")
+CONTACT_POLICIES = ("mask", "reject", "off")
 
 
 class ConfigError(ValueError):
@@ -47,6 +48,10 @@ class Config:
     workers: int = 1
     log_level: str = "INFO"
     shutdown_grace: float = 10.0
+    slow_log_ms: float = 0.0
+    contact_policy_listing: str = "mask"
+    contact_policy_order: str = "mask"
+    phone_region: str = "CA"
     mention_rate: float = 0.5
     mention_burst: int = 30
     push_when: str = "offline"
@@ -97,6 +102,13 @@ class Config:
                 "workers: several hub processes need the Redis store; "
                 "the embedded SQLite store serves one process"
             )
+        for name in ("contact_policy_listing", "contact_policy_order"):
+            if getattr(self, name) not in CONTACT_POLICIES:
+                raise ConfigError(f"{name}: must be one of {', '.join(CONTACT_POLICIES)}")
+        if len(self.phone_region) != 2 or not self.phone_region.isupper():
+            raise ConfigError("phone_region: must be an ISO 3166 region code such as CA")
+        if self.slow_log_ms < 0:
+            raise ConfigError("slow_log_ms: must be 0 (off) or a positive number of ms")
         if self.push_when not in ("offline", "always"):
             raise ConfigError("push_when: must be offline or always")
         if not self.app_url.startswith(("https://", "http://")):

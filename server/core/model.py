@@ -115,6 +115,7 @@ class Draft:
     target: int | None = None
     data: dict[str, Any] | None = None
     mentions: tuple[Mention, ...] = ()
+    masked_kinds: tuple[str, ...] = ()  # contact details masked in the text (R8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,7 @@ class Entry:
     edited_ts: int | None = None
     deleted: bool = False
     mentions: tuple[Mention, ...] = ()
+    masked_kinds: tuple[str, ...] = ()
 
     @classmethod
     def from_draft(cls, room: str, seq: int, draft: Draft) -> Entry:
@@ -145,6 +147,7 @@ class Entry:
             draft.target,
             draft.data,
             mentions=draft.mentions,
+            masked_kinds=draft.masked_kinds,
         )
 
     @property
@@ -171,6 +174,8 @@ class Entry:
             out["deleted"] = True
         if self.mentions:
             out["mentions"] = [m.to_wire() for m in self.mentions]
+        if self.masked_kinds:
+            out["masked_kinds"] = list(self.masked_kinds)
         return out
 
     def to_event(self) -> dict[str, Any]:
@@ -184,6 +189,7 @@ class Entry:
                 "text": self.text,
                 "ts": self.ts,
                 "mentions": [m.to_wire() for m in self.mentions],
+                "masked_kinds": list(self.masked_kinds),
             }
         if self.kind == "delete":
             return {

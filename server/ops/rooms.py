@@ -7,13 +7,15 @@ here can never outlive a change of the room's state.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Final
 
 from protocol.errors import ErrorCode, ParleyError
 from protocol.messages import Delete, Edit, History, Ping, Post, Subscribe, Unsubscribe
 from server.core.clock import to_ms
+from server.core.contact_policy import Guarded, contact_notice, guard_text
 from server.core.mention_rules import Resolved, lookup_keys, newly_mentioned, resolve_mentions
-from server.core.mentions import MentionSpan, find_mentions
+from server.core.mentions import find_mentions
 from server.core.model import Author, Draft, Entry, EntryKind, Listing, Mention, Order, UserId
 from server.core.notices import excerpt
 from server.core.rooms import (
@@ -126,17 +128,15 @@ async def post(hub: Hub, conn: Conn, request: Post) -> dict[str, Any]:
         # A watcher was checked on subscribe; who may post where never narrows
         # while a room is open, and the store refuses posts into a closed one.
         _, _, order = await room_access(hub, me.user_id, request.room, check_may_post)
-    spans = find_mentions(request.text)  # no '@': nothing to pay
-    resolved = None
-    if spans:
-        resolved = await _resolve(hub, me.user_id, request.room, spans, order)
+    guarded, resolved = await _prepare(hub, me.user_id, request.room, request.text, order)
     draft = Draft(
         kind="comment",
-        text=request.text,
+        text=guarded.text,
         ts=to_ms(hub.clock.now()),
         author=Author(me.user_id, me.name),
         client_msg_id=request.client_msg_id,
         mentions=() if resolved is None else resolved.mentions,
+        masked_kinds=guarded.kinds,
     )
     appended = await hub.store.append(request.room, draft)
     entry = appended.entry
@@ -148,6 +148,7 @@ async def post(hub: Hub, conn: Conn, request: Post) -> dict[str, Any]:
     }
     if appended.duplicate:
         return result  # the first attempt notified
+    result |= _masked_reply(guarded, me.locale)
     if resolved is not None:
         result |= await _notify_mentions(hub, conn, entry, resolved, list(resolved.members))
     if request.room.startswith("order:"):
@@ -159,15 +160,15 @@ async def edit(hub: Hub, conn: Conn, request: Edit) -> dict[str, Any]:
     me = conn.principal
     _, _, order = await room_access(hub, me.user_id, request.room)
     target = check_may_edit(me.user_id, await hub.store.get_entry(request.room, request.seq))
-    spans = find_mentions(request.text)
-    resolved = None
-    if spans:
-        resolved = await _resolve(hub, me.user_id, request.room, spans, order)
+    guarded, resolved = await _prepare(hub, me.user_id, request.room, request.text, order)
     mentions = () if resolved is None else resolved.mentions
-    result = await _change(hub, conn, request.room, "edit", request.text, request.seq, mentions)
+    result = await _change(
+        hub, conn, request.room, "edit", guarded.text, request.seq, mentions, guarded.kinds
+    )
+    result |= _masked_reply(guarded, me.locale)
     if resolved is not None:
         fresh = newly_mentioned(target.mentions, resolved)
-        result |= await _notify_mentions(hub, conn, target, resolved, fresh, text=request.text)
+        result |= await _notify_mentions(hub, conn, target, resolved, fresh, text=guarded.text)
     return result
 
 
@@ -179,17 +180,45 @@ async def delete(hub: Hub, conn: Conn, request: Delete) -> dict[str, Any]:
     return await _change(hub, conn, request.room, "delete", "", request.seq)
 
 
-async def _resolve(
-    hub: Hub, author_id: str, room: str, spans: list[MentionSpan], order: Order | None
-) -> Resolved:
-    """The members a text mentions; in an order room only its parties count."""
+async def _prepare(
+    hub: Hub, author_id: str, room: str, text: str, order: Order | None
+) -> tuple[Guarded, Resolved | None]:
+    """A member's text as it will be stored: its contact details handled by the
+    room's policy (R8), its mentions resolved (R4; a member's @name is never
+    taken for a handle). A text with no '@' looks nobody up."""
+    spans = find_mentions(text)
+    if not spans:
+        return _guard(hub, room, text, ()), None
     found = await hub.store.users_by_name(lookup_keys(spans))
     may_read = None
     if room.startswith("order:"):
         if order is None:
             order = await hub.order(room.partition(":")[2])
         may_read = order.is_party if order is not None else (lambda _: False)
-    return resolve_mentions(spans, found, author_id, may_read)
+    # Masking keeps the text's length and never covers a member's @name, so
+    # the spans found in the original hold in the stored text.
+    guarded = _guard(hub, room, text, found.keys())
+    return guarded, resolve_mentions(spans, found, author_id, may_read)
+
+
+def _guard(hub: Hub, room: str, text: str, members: Collection[str]) -> Guarded:
+    config = hub.config
+    policy = (
+        config.contact_policy_order
+        if room.startswith("order:")
+        else (config.contact_policy_listing)
+    )
+    return guard_text(text, policy, region=config.phone_region, members=members)
+
+
+def _masked_reply(guarded: Guarded, locale: str) -> dict[str, Any]:
+    """What the author is told of the details masked in their text, and why."""
+    if not guarded.masked:
+        return {}
+    return {
+        "masked": [{"kind": f.kind, "start": f.start, "end": f.end} for f in guarded.masked],
+        "notice": contact_notice(guarded.kinds, locale),
+    }
 
 
 async def _notify_mentions(
@@ -255,6 +284,7 @@ async def _change(
     text: str,
     target: int,
     mentions: tuple[Mention, ...] = (),
+    masked_kinds: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Append an edit or a deletion of ``target``: an entry of the log like any other."""
     me = conn.principal
@@ -265,6 +295,7 @@ async def _change(
         author=Author(me.user_id, me.name),
         target=target,
         mentions=mentions,
+        masked_kinds=masked_kinds,
     )
     entry = (await hub.store.append(room, draft)).entry
     return {"room": room, "seq": entry.seq, "target": target}

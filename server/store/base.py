@@ -137,6 +137,7 @@ class LocalPresence(Presence):
 class Store(abc.ABC):
     fanout: Fanout
     presence: Presence
+    slow_commit_s: float = 0.0  # log writes slower than this (0: off)
 
     @abc.abstractmethod
     async def open(self) -> None: ...

@@ -65,20 +65,26 @@ def _head(draft: Draft) -> list[Any]:
 
 
 def encode_body(draft: Draft) -> bytes:
-    body = [*_head(draft), draft.data, [m.to_row() for m in draft.mentions]]
+    body = [
+        *_head(draft),
+        draft.data,
+        [m.to_row() for m in draft.mentions],
+        list(draft.masked_kinds),
+    ]
     return msgpack.packb(body, use_bin_type=True)
 
 
 def encode_read_prefix(draft: Draft) -> bytes:
-    """A read mark's body but its last two items (data, mentions), which the
-    append script adds once it knows where the mark lands."""
+    """A read mark's body but its data and mentions, which the append script
+    adds once it knows where the mark lands (a read mark masks nothing)."""
     packed = (msgpack.packb(item, use_bin_type=True) for item in _head(draft))
-    return b"\x99" + b"".join(packed)  # a msgpack array of 9, as encode_body's
+    return b"\x99" + b"".join(packed)  # a msgpack array of 9: no masked kinds
 
 
 def encode_edit(draft: Draft) -> bytes:
-    """What an edit leaves on its target: the new text, when, and its mentions."""
-    return msgpack.packb([draft.text, draft.ts, [m.to_row() for m in draft.mentions]])
+    """What an edit leaves on its target: the new text, when, its mentions and masks."""
+    mentions = [m.to_row() for m in draft.mentions]
+    return msgpack.packb([draft.text, draft.ts, mentions, list(draft.masked_kinds)])
 
 
 def decode_entry(room: str, seq: int, body: bytes, edit: bytes | None, deleted: Any) -> Entry:
@@ -89,13 +95,16 @@ def entry_from_body(
     room: str, seq: int, body: list[Any], edit: bytes | None, deleted: Any
 ) -> Entry:
     kind, text, ts, author_id, author_name, client_msg_id, target, data = body[:8]
-    rows = body[8] if len(body) > 8 else ()  # bodies stored before mentions have 8 items
+    # Bodies stored before mentions have 8 items, before masking 9.
+    rows = body[8] if len(body) > 8 else ()
+    masked = body[9] if len(body) > 9 else ()
     author = None if author_id is None else Author(UserId(author_id), author_name)
     edited_ts = None
     if edit is not None:
         text, edited_ts, *rest = msgpack.unpackb(edit)
         if rest:
             rows = rest[0]
+            masked = rest[1] if len(rest) > 1 else ()
     if deleted is not None:
         text = ""
     return Entry(
@@ -111,6 +120,7 @@ def entry_from_body(
         edited_ts,
         deleted is not None,
         tuple(Mention.from_row(row) for row in rows),
+        tuple(masked),
     )
 
 

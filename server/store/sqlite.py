@@ -19,6 +19,7 @@ import queue
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +78,7 @@ CREATE TABLE IF NOT EXISTS entries (
     room TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL,
     ts INTEGER NOT NULL, author_id TEXT, author_name TEXT, client_msg_id TEXT,
     target INTEGER, data TEXT, edited_ts INTEGER, deleted INTEGER NOT NULL DEFAULT 0,
-    mentions TEXT, PRIMARY KEY (room, seq)) WITHOUT ROWID;
+    mentions TEXT, masked TEXT, PRIMARY KEY (room, seq)) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS entries_client_msg_id
     ON entries (room, coalesce(author_id, ''), client_msg_id)
     WHERE client_msg_id IS NOT NULL;
@@ -86,16 +87,17 @@ COMMIT;
 
 _ENTRY_COLUMNS: Final = (
     "room, seq, kind, text, ts, author_id, author_name, client_msg_id,"
-    " target, data, edited_ts, deleted, mentions"
+    " target, data, edited_ts, deleted, mentions, masked"
 )
 _USER_COLUMNS: Final = "id, name, locale, email"
 
-# Schema 1 -> 2: unique usernames, closed rooms, inbox read marks, mentions.
+# Schema 1 -> 2: unique usernames, closed rooms, inbox read marks, mentions, masking.
 _MIGRATE_1: Final = (
     "ALTER TABLE users ADD COLUMN name_key TEXT",
     "ALTER TABLE rooms ADD COLUMN closed INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE rooms ADD COLUMN read_seq INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE entries ADD COLUMN mentions TEXT",
+    "ALTER TABLE entries ADD COLUMN masked TEXT",
 )
 _INDEXES: Final = ("CREATE UNIQUE INDEX IF NOT EXISTS users_name_key ON users (name_key)",)
 
@@ -418,6 +420,7 @@ class SqliteStore(Store):
         self._undo = {}
         outcomes: list[_Outcome] = []
         announced: list[tuple[Entry, str]] = []
+        started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
             for write in batch:
@@ -443,6 +446,9 @@ class SqliteStore(Store):
             outcomes = [(w.future, None, StoreUnavailable()) for w in batch]
         else:
             self.commits += 1
+            took = time.perf_counter() - started
+            if self.slow_commit_s and took >= self.slow_commit_s:
+                log.warning("slow commit writes=%d took_ms=%.1f", len(batch), took * 1000)
             for _, result, _ in outcomes:
                 if isinstance(result, AppendResult) and not result.duplicate:
                     entry = result.entry
@@ -480,9 +486,10 @@ class SqliteStore(Store):
             conn.execute("UPDATE rooms SET closed = ? WHERE room = ?", (closed, room))
         self._seq_cache[room] = (seq, epoch, closed)
         mentions = _mentions_json(draft.mentions)
+        masked = ",".join(draft.masked_kinds) or None
         conn.execute(
             f"INSERT INTO entries ({_ENTRY_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, ?, ?)",
             (
                 room,
                 seq,
@@ -495,13 +502,14 @@ class SqliteStore(Store):
                 draft.target,
                 data,
                 mentions,
+                masked,
             ),
         )
         if kind == "edit":
             conn.execute(
-                "UPDATE entries SET text = ?, edited_ts = ?, mentions = ?"
+                "UPDATE entries SET text = ?, edited_ts = ?, mentions = ?, masked = ?"
                 " WHERE room = ? AND seq = ?",
-                (draft.text, draft.ts, mentions, room, draft.target),
+                (draft.text, draft.ts, mentions, masked, room, draft.target),
             )
         elif kind == "delete":
             conn.execute(
@@ -692,7 +700,7 @@ def _select_order(conn: sqlite3.Connection, order_id: str) -> Order | None:
 
 def _entry_from_row(row: tuple[Any, ...]) -> Entry:
     room, seq, kind, text, ts, author_id, author_name, client_msg_id = row[:8]
-    target, data, edited_ts, deleted, mentions = row[8:]
+    target, data, edited_ts, deleted, mentions, masked = row[8:]
     return Entry(
         room=room,
         seq=seq,
@@ -708,4 +716,5 @@ def _entry_from_row(row: tuple[Any, ...]) -> Entry:
         mentions=()
         if mentions is None
         else tuple(Mention.from_row(m) for m in orjson.loads(mentions)),
+        masked_kinds=() if masked is None else tuple(masked.split(",")),
     )

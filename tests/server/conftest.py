@@ -41,9 +41,12 @@ class RunningHub:
     def token(self, user: str, name: str | None = None, **kw: Any) -> str:
         return mint_token(self.config, user, name or user, **kw)
 
-    async def client(self, user: str, name: str | None = None, **options: Any) -> ParleyClient:
+    async def client(
+        self, user: str, name: str | None = None, *, locale: str = "en", **options: Any
+    ) -> ParleyClient:
         options.setdefault("reconnect", False)
-        client = await ParleyClient.connect(self.ws_url, self.token(user, name), **options)
+        token = self.token(user, name, locale=locale)
+        client = await ParleyClient.connect(self.ws_url, token, **options)
         self.clients.append(client)
         return client
 

@@ -49,6 +49,7 @@ def test_edits_and_deletions_are_events_about_a_target() -> None:
         "text": "fixed",
         "ts": 7,
         "mentions": [],
+        "masked_kinds": [],
     }
     assert delete.to_event() == {
         "event": "message_deleted",
