@@ -115,7 +115,7 @@ class Hub:
         self.clock = clock
         self.notifier = notifier or Notifier(config, store, clock, None)
         self._mention_buckets: dict[str, TokenBucket] = {}
-        self._orders: dict[str, Order] = {}
+        self._orders: dict[str, asyncio.Future[Order | None]] = {}
         self.verifier = TokenVerifier(config)
         self.limits = Limits(max_text_chars=config.max_text_chars)
         self.rooms: dict[str, Room] = {}
@@ -339,15 +339,31 @@ class Hub:
             self._mention_buckets[user_id] = bucket
         return bucket.take(now, count)
 
+    def watched_by_other(self, name: str, user_id: str) -> bool:
+        """Whether a member other than ``user_id`` watches ``name`` on this hub."""
+        room = self.rooms.get(name)
+        return room is not None and any(c.principal.user_id != user_id for c in room.watchers)
+
     async def order(self, order_id: str) -> Order | None:
-        """An order, cached: its listing and parties never change once reported."""
-        order = self._orders.get(order_id)
+        """An order, cached: its listing and parties never change once reported.
+
+        Concurrent askers share one read, so the first posts into thousands of
+        order rooms at once do not each take a store connection.
+        """
+        cached = self._orders.get(order_id)
+        if cached is None:
+            if len(self._orders) >= MAX_TRACKED_MEMBERS:
+                self._orders.clear()
+            cached = self._orders[order_id] = asyncio.ensure_future(
+                self.store.get_order(order_id)  # type: ignore[arg-type]
+            )
+        try:
+            order = await asyncio.shield(cached)
+        except ParleyError:
+            self._orders.pop(order_id, None)  # not cached: the next asker tries again
+            raise
         if order is None:
-            order = await self.store.get_order(order_id)  # type: ignore[arg-type]
-            if order is not None:
-                if len(self._orders) >= MAX_TRACKED_MEMBERS:
-                    self._orders.clear()
-                self._orders[order_id] = order
+            self._orders.pop(order_id, None)  # an order reported later must be found
         return order
 
     # Rooms on this hub.

@@ -258,9 +258,11 @@ async def _notify_mentions(
 
 async def _notify_counterpart(hub: Hub, message: Entry, order: Order | None) -> None:
     """``order_message`` for the other party, unless they watch the room somewhere."""
+    if message.author is None or hub.watched_by_other(message.room, message.author.id):
+        return  # the usual case, settled without the store: only parties watch the room
     if order is None:
         order = await hub.order(message.room.partition(":")[2])
-    if order is None or message.author is None:
+    if order is None:
         return
     other = order.seller_id if message.author.id == order.buyer_id else order.buyer_id
     if await hub.store.presence.present(message.room, other):
