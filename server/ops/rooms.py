@@ -7,6 +7,7 @@ here can never outlive a change of the room's state.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Final
 
@@ -32,6 +33,8 @@ from server.notify import Notice
 if TYPE_CHECKING:
     from server.hub import Conn, Hub
     from server.ops import Handler
+
+log = logging.getLogger("parley.ops")
 
 SUBSCRIBE_CATCHUP_ROUNDS: Final = 4  # re-reads of the log while a room moves under a subscribe
 
@@ -152,7 +155,10 @@ async def post(hub: Hub, conn: Conn, request: Post) -> dict[str, Any]:
     if resolved is not None:
         result |= await _notify_mentions(hub, conn, entry, resolved, list(resolved.members))
     if request.room.startswith("order:"):
-        await _notify_counterpart(hub, entry, order)
+        try:
+            await _notify_counterpart(hub, entry, order)
+        except ParleyError as exc:  # stored all the same; the inbox misses one notice
+            log.warning("order_message failed room=%s: %s", request.room, exc.message)
     return result
 
 
@@ -249,7 +255,14 @@ async def _notify_mentions(
     notices = [
         Notice(member, payload, f"mention:{message.room}:{message.seq}") for member in members
     ]
-    outcome["notified"] = await hub.notifier.send(notices) if notices else 0
+    try:
+        outcome["notified"] = await hub.notifier.send(notices) if notices else 0
+    except ParleyError as exc:
+        # The message is stored: its author must not retry it for a notice.
+        log.warning("mention notifications failed room=%s: %s", message.room, exc.message)
+        outcome["notified"] = 0
+        not_notified += len(notices)
+        reason = "unavailable"
     if reason is not None:
         outcome["not_notified"] = not_notified
         outcome["reason"] = reason
