@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,26 @@ from tests.support.hubproc import API_KEY, test_settings
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = ROOT / "examples" / "push_gateway.py"
 GATEWAY_TIMEOUT = 60.0  # seconds the example gateway subprocess may take at most
+
+
+async def start_gateway(api: str, key: str, *args: str) -> asyncio.subprocess.Process:
+    """``examples/push_gateway.py`` as a process: group ``fcm``, consumer ``gw-1``."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, str(GATEWAY), "--api", api, "--key", key,
+        "--group", "fcm", "--consumer", "gw-1", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def finish_gateway(gateway: asyncio.subprocess.Process) -> bytes:
+    """Wait for the gateway to end (bounded; killed past it); its stderr."""
+    try:
+        _, err = await asyncio.wait_for(gateway.communicate(), GATEWAY_TIMEOUT)
+    finally:
+        if gateway.returncode is None:
+            gateway.kill()
+            await gateway.wait()
+    return err
 
 
 @dataclass

@@ -8,7 +8,6 @@ with the push routes over a real outbox and store, on port 0, with a
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from server.core.model import UserId
 from server.push_api import push_routes
 from server.store import Store, open_store
 from server.store.outbox import PushItem, PushOutbox, open_outbox
-from tests.server.conftest import GATEWAY, GATEWAY_TIMEOUT, MockProvider
+from tests.server.conftest import GATEWAY_TIMEOUT, MockProvider, finish_gateway, start_gateway
 from tests.support import hubproc
 from tests.support.hubproc import API_KEY
 
@@ -264,20 +263,12 @@ async def test_the_example_gateway_sends_each_unread_item_once_in_member_order(
     await push.outbox.enqueue(pushed[:9])
     push.read.add(("bob", 2))
 
-    gateway = await asyncio.create_subprocess_exec(
-        sys.executable, str(GATEWAY),
-        "--api", push.url, "--key", API_KEY, "--group", "fcm", "--consumer", "gw-1",
-        "--provider-url", provider_url, "--count", "4", "--wait", "1",
+    gateway = await start_gateway(
+        push.url, API_KEY, "--provider-url", provider_url, "--count", "4", "--wait", "1",
         "--backoff", "0.05", "--max-items", str(len(pushed)), "--exit-when-idle", "20",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     await push.outbox.enqueue(pushed[9:])  # while it runs
-    try:
-        _, err = await asyncio.wait_for(gateway.communicate(), GATEWAY_TIMEOUT)
-    finally:
-        if gateway.returncode is None:
-            gateway.kill()
-            await gateway.wait()
+    err = await finish_gateway(gateway)
     assert gateway.returncode == 0, err.decode()
 
     sent: dict[str, list[int]] = defaultdict(list)
@@ -295,12 +286,7 @@ async def test_the_example_gateway_prints_without_a_provider_and_stops_on_sigter
     push: PushApi,
 ) -> None:
     await push.outbox.enqueue([item("alice", 1), item("alice", 2)])
-    gateway = await asyncio.create_subprocess_exec(
-        sys.executable, str(GATEWAY),
-        "--api", push.url, "--key", API_KEY, "--group", "fcm", "--consumer", "gw-1",
-        "--wait", "30",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    gateway = await start_gateway(push.url, API_KEY, "--wait", "30")
     try:
         assert gateway.stdout is not None
         lines = [await asyncio.wait_for(gateway.stdout.readline(), GATEWAY_TIMEOUT) for _ in "12"]
@@ -323,16 +309,7 @@ async def test_the_example_gateway_prints_without_a_provider_and_stops_on_sigter
 
 
 async def test_the_example_gateway_stops_on_a_wrong_key(push: PushApi) -> None:
-    gateway = await asyncio.create_subprocess_exec(
-        sys.executable, str(GATEWAY),
-        "--api", push.url, "--key", "wrong", "--group", "fcm", "--consumer", "gw-1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        _, err = await asyncio.wait_for(gateway.communicate(), GATEWAY_TIMEOUT)
-    finally:
-        if gateway.returncode is None:
-            gateway.kill()
-            await gateway.wait()
+    gateway = await start_gateway(push.url, "wrong")
+    err = await finish_gateway(gateway)
     assert gateway.returncode == 2
     assert b"401" in err

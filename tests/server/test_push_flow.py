@@ -8,7 +8,6 @@ items, with ``push_when``, the ``read`` flag and a restart in the way.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,10 +15,10 @@ import pytest
 
 from server.core.clock import FakeClock
 from tests.server.conftest import (
-    GATEWAY,
-    GATEWAY_TIMEOUT,
     MockProvider,
     RunningHub,
+    finish_gateway,
+    start_gateway,
     start_hub,
     stop_hub,
 )
@@ -162,19 +161,11 @@ async def test_the_example_gateway_delivers_a_live_hubs_notifications(
         for i in range(3):
             await sam.post("listing:L1", f"@alice message {i}")
         await hub.order("O1", "L1", buyer="u1", seller="s1")
-        gateway = await asyncio.create_subprocess_exec(
-            sys.executable, str(GATEWAY),
-            "--api", hub.api_url, "--key", API_KEY, "--group", "fcm", "--consumer", "gw-1",
-            "--provider-url", provider_url, "--wait", "1", "--backoff", "0.05",
-            "--max-items", "4", "--exit-when-idle", "20",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        gateway = await start_gateway(
+            hub.api_url, API_KEY, "--provider-url", provider_url, "--wait", "1",
+            "--backoff", "0.05", "--max-items", "4", "--exit-when-idle", "20",
         )  # fmt: skip
-        try:
-            _, err = await asyncio.wait_for(gateway.communicate(), GATEWAY_TIMEOUT)
-        finally:
-            if gateway.returncode is None:
-                gateway.kill()
-                await gateway.wait()
+        err = await finish_gateway(gateway)
         assert gateway.returncode == 0, err.decode()
         to_alice = [body for body in mock.received if body["user_id"] == "u1"]
         assert [b["kind"] for b in to_alice] == ["mention"] * 3 + ["order_opened"]
