@@ -19,7 +19,7 @@ import msgpack
 from redis.asyncio.connection import AbstractConnection
 
 from server.store.base import Fanout
-from server.store.redis_wire import DOWN, entry_from_body
+from server.store.redis_wire import DOWN, cancel_firmly, entry_from_body
 
 if TYPE_CHECKING:
     from server.store.redis import RedisStore
@@ -88,14 +88,7 @@ class RedisFanout(Fanout):
         self._stopping = True
         reader = self._reader
         if reader is not None:
-            # A cancellation can land inside redis-py's own connect or
-            # disconnect and be swallowed there; the flag ends the loop then,
-            # and the bounded retry makes sure the task is gone.
-            for _ in range(100):
-                reader.cancel()
-                done, _ = await asyncio.wait({reader}, timeout=0.1)
-                if done:
-                    break
+            await cancel_firmly(reader)  # the flag ends the loop if redis-py eats the cancel
             self._reader = None
         if self._conn is not None:
             await self._dropped(self._conn)

@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from server.core.model import UserId
 from server.store.base import Presence
-from server.store.redis_wire import DOWN, as_text, edge
+from server.store.redis_wire import DOWN, as_text, cancel_firmly, edge
 
 if TYPE_CHECKING:
     from server.store.redis import RedisStore
@@ -62,13 +62,7 @@ class RedisPresence(Presence):
         self._stopping = True
         self._wake.set()
         for task in self._tasks:
-            # redis-py can swallow a cancellation that lands inside a command;
-            # the flag ends the loops then, and the retries bound the wait.
-            for _ in range(50):
-                task.cancel()
-                done, _ = await asyncio.wait({task}, timeout=0.1)
-                if done:
-                    break
+            await cancel_firmly(task)  # the flag ends the loops if redis-py eats the cancel
         self._tasks = []
         with contextlib.suppress(*DOWN, RedisError):
             await self._store._client.delete(self._hub_key(self.hub_id))

@@ -7,6 +7,7 @@ answer now" become ``StoreUnavailable`` here, once, for both modules.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from typing import Any, Final, cast
@@ -43,6 +44,20 @@ def edge() -> Iterator[None]:
         if isinstance(exc, NOT_NOW) or str(exc).startswith(NOT_NOW_CODES):
             raise StoreUnavailable() from exc
         raise
+
+
+async def cancel_firmly(task: asyncio.Task[Any], *, tries: int = 100) -> None:
+    """Cancel ``task`` and wait until it is gone, within about ``tries`` / 10 s.
+
+    redis-py can swallow a cancellation that lands inside its own connect,
+    disconnect or command; the task's loop must also check a stop flag, and the
+    bounded retries make sure nobody waits forever.
+    """
+    for _ in range(tries):
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=0.1)
+        if done:
+            return
 
 
 def as_text(value: bytes | str) -> str:

@@ -93,6 +93,12 @@ class RunningHub:
         return reply
 
 
+async def notification_kinds(client: ParleyClient) -> list[str]:
+    """The kinds of the member's notifications, oldest first."""
+    reply = await client.notifications()
+    return [n["notification"]["kind"] for n in reversed(reply["notifications"])]
+
+
 async def start_hub(store: str, *, clock: Clock | None = None, **overrides: Any) -> RunningHub:
     config = load_config(None, {}, **test_settings(store, **overrides))
     app = App(config, clock=clock)

@@ -6,18 +6,13 @@ from __future__ import annotations
 import pytest
 
 from client import ParleyClient
-from tests.server.conftest import RunningHub, start_hub, stop_hub
+from tests.server.conftest import RunningHub, notification_kinds, start_hub, stop_hub
 
 
 async def register(hub: RunningHub, *members: tuple[str, str]) -> None:
     for user_id, name in members:
         status, reply = await hub.api("PUT", f"/v1/users/{user_id}", {"name": name})
         assert status == 200, reply
-
-
-async def kinds(client: ParleyClient) -> list[str]:
-    reply = await client.notifications()
-    return [n["notification"]["kind"] for n in reversed(reply["notifications"])]
 
 
 async def test_r4_every_device_gets_the_notification_and_the_read_mark(hub: RunningHub) -> None:
@@ -112,7 +107,7 @@ async def test_r9_order_opened_and_status_notify_both_parties(hub: RunningHub) -
         status, _ = await hub.api("POST", "/v1/orders/O1/status", body)
         assert status == 200
     for party in (buyer, seller):
-        assert await kinds(party) == ["order_opened", "order_status"]
+        assert await notification_kinds(party) == ["order_opened", "order_status"]
         [latest, _] = (await party.notifications())["notifications"]
         assert latest["notification"]["tracking_number"] == "1Z999AA10123456784"
 
@@ -126,7 +121,7 @@ async def test_r9_order_message_goes_to_the_absent_party_only(hub: RunningHub) -
     await buyer.subscribe("order:O1")
     # The seller is online but not in the room: notified.
     await buyer.post("order:O1", "Pouvez-vous l'envoyer lundi ?")
-    assert await kinds(seller) == ["order_opened", "order_message"]
+    assert await notification_kinds(seller) == ["order_opened", "order_message"]
     [message, _] = (await seller.notifications())["notifications"]
     assert message["notification"]["excerpt"] == "Pouvez-vous l'envoyer lundi ?"
     assert message["notification"]["author"] == {"id": "b1", "name": "bea"}
@@ -134,12 +129,12 @@ async def test_r9_order_message_goes_to_the_absent_party_only(hub: RunningHub) -
     await seller.subscribe("order:O1")
     await buyer.post("order:O1", "Merci !")
     await seller.post("order:O1", "Oui, lundi.")
-    assert await kinds(seller) == ["order_opened", "order_message"]
-    assert await kinds(buyer) == ["order_opened"]
+    assert await notification_kinds(seller) == ["order_opened", "order_message"]
+    assert await notification_kinds(buyer) == ["order_opened"]
     # Once the seller leaves, the next message notifies again.
     await seller.unsubscribe("order:O1")
     await buyer.post("order:O1", "Parfait.")
-    assert await kinds(seller) == ["order_opened", "order_message", "order_message"]
+    assert await notification_kinds(seller) == ["order_opened", "order_message", "order_message"]
 
 
 async def test_unread_counts_survive_a_restart(sqlite_url: str) -> None:

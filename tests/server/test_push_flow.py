@@ -134,6 +134,7 @@ async def test_order_notifications_are_pushed_in_member_order_across_a_restart(
     try:
         # Held until its visibility timeout: no later item of those members overtakes it.
         early = await fetch(hub)
+        assert len(early) == 3  # the other party's three, in order
         assert all(i["user_id"] != taken[0]["user_id"] for i in early)
         await ack(hub, early)
         clock.advance(hub.config.push_visibility_timeout + 1)

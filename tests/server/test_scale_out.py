@@ -19,6 +19,7 @@ from client import ConnectionLost, ParleyClient
 from protocol.errors import ParleyError
 from server.auth import mint_token
 from server.config import load_config
+from tests.server.conftest import notification_kinds
 from tests.support.hubproc import API_KEY, SECRET, HubProcess
 from tests.support.redis_server import RedisServer
 
@@ -83,8 +84,15 @@ async def api(
         return response.status, await response.json()
 
 
-async def listing(http: aiohttp.ClientSession, hub: HubProcess, listing_id: str) -> None:
-    body = {"seller_id": "s1", "title": "Coat", "price": {"amount": 4500, "currency": "CAD"}}
+async def listing(
+    http: aiohttp.ClientSession, hub: HubProcess, listing_id: str, **fields: Any
+) -> None:
+    body = {
+        "seller_id": "s1",
+        "title": "Coat",
+        "price": {"amount": 4500, "currency": "CAD"},
+        **fields,
+    }
     status, reply = await api(http, hub, "PUT", f"/v1/listings/{listing_id}", body)
     assert status == 200, reply
 
@@ -347,11 +355,6 @@ async def test_serve_with_workers_runs_several_hub_processes_on_one_port(
         hub.stop()
 
 
-async def inbox_kinds(client: ParleyClient) -> list[str]:
-    reply = await client.notifications()
-    return [n["notification"]["kind"] for n in reversed(reply["notifications"])]
-
-
 async def test_r9_order_message_goes_to_the_absent_party_across_hubs(
     hubs: list[HubProcess], http: aiohttp.ClientSession, clients: Clients, redis: RedisServer
 ) -> None:
@@ -367,8 +370,8 @@ async def test_r9_order_message_goes_to_the_absent_party_across_hubs(
     # Both watch the room, each on a hub of its own: nobody is notified.
     await buyer.post("order:O1", "Bonjour, l'adresse est bonne ?")
     await seller.post("order:O1", "Oui, merci.")
-    assert await inbox_kinds(seller) == ["order_opened"]
-    assert await inbox_kinds(buyer) == ["order_opened"]
+    assert await notification_kinds(seller) == ["order_opened"]
+    assert await notification_kinds(buyer) == ["order_opened"]
     # The seller leaves the room on hub b; once hub b has said so, the buyer
     # posts on hub a.
     await seller.unsubscribe("order:O1")
@@ -380,12 +383,12 @@ async def test_r9_order_message_goes_to_the_absent_party_across_hubs(
 
     await until(seller_gone, timeout=5.0)
     await buyer.post("order:O1", "Expédié quand ?")
-    assert await inbox_kinds(seller) == ["order_opened", "order_message"]
+    assert await notification_kinds(seller) == ["order_opened", "order_message"]
     event = await seller.next_event(room=seller.inbox)
     while event["notification"]["kind"] != "order_message":
         event = await seller.next_event(room=seller.inbox)
     assert event["notification"]["excerpt"] == "Expédié quand ?"
-    assert await inbox_kinds(buyer) == ["order_opened"]
+    assert await notification_kinds(buyer) == ["order_opened"]
 
 
 async def test_a_deleted_listing_closes_its_room_on_every_hub(
@@ -397,14 +400,7 @@ async def test_a_deleted_listing_closes_its_room_on_every_hub(
     on_b = await clients.connect(b, "u2")
     for client in (on_a, on_b):
         await client.subscribe("listing:L1")
-    body = {
-        "seller_id": "s1",
-        "title": "Coat",
-        "price": {"amount": 4500, "currency": "CAD"},
-        "status": "deleted",
-    }
-    status, _ = await api(http, a, "PUT", "/v1/listings/L1", body)
-    assert status == 200
+    await listing(http, a, "L1", status="deleted")
     for client in (on_a, on_b):
         event = await client.next_event(room="listing:L1")
         assert event["event"] == "room_closed"
