@@ -72,3 +72,17 @@ async def test_first_calls_after_a_redis_restart_use_fresh_connections(
         *(store.append(ROOM, Draft("comment", f"n{i}", 2, ALICE)) for i in range(8))
     )
     assert sorted(r.entry.seq for r in results) == list(range(9, 17))
+
+
+async def test_appends_after_redis_lost_its_scripts_load_them_again_and_store_once(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    await store.append(ROOM, Draft("comment", "before", 1, ALICE))
+    with redis_server.client() as admin:
+        admin.script_flush()  # as after a restart without persistence of scripts
+    results = await asyncio.gather(
+        *(store.append(ROOM, Draft("comment", f"after {i}", 2, ALICE)) for i in range(5))
+    )
+    assert [r.entry.seq for r in results] == [2, 3, 4, 5, 6]
+    entries = await store.entries_after(ROOM, 0, 10)
+    assert [e.text for e in entries] == ["before"] + [f"after {i}" for i in range(5)]
