@@ -35,6 +35,16 @@ class ErrorCode(StrEnum):
     order_required = "order_required"  # R2: no private conversation before an order
     contact_details = "contact_details"  # R8: the room refuses e-mails, phones, handles
     not_subscribed = "not_subscribed"
+    # Offers (R5-R7).
+    offers_disabled = "offers_disabled"  # R5: the seller has not switched offers on for it
+    listing_unavailable = "listing_unavailable"  # the listing is not active (reserved, sold...)
+    not_your_turn = "not_your_turn"  # R5: that answer belongs to the other party
+    offer_exists = "offer_exists"  # one open negotiation per buyer per listing
+    offer_closed = "offer_closed"  # the negotiation ended; ``details.state`` says how
+    offer_expired = "offer_expired"  # R7: the price waited 72 hours; ``details.expires_at``
+    price_out_of_range = "price_out_of_range"  # not strictly between ``details`` bounds
+    discount_too_small = "discount_too_small"  # R6: an offer to likers takes 10 % off or more
+    too_many_recipients = "too_many_recipients"  # R6: at most 20 likers per offer
     # Conflicts.
     conflict = "conflict"  # internal API: an order reported again with other parties
     # Load and availability.

@@ -39,7 +39,6 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
-    NoScriptError,
     RedisError,
     ResponseError,
 )
@@ -581,37 +580,16 @@ class RedisStore(Store):
         self._append_tasks.add(task)
         task.add_done_callback(self._append_tasks.discard)
 
-    async def _run_appends(self, batch: list[_PendingAppend]) -> None:
-        """One round trip for the batch: plain ``EVALSHA`` commands in a pipeline.
-
-        redis-py's script objects would make every pipeline ask ``SCRIPT
-        EXISTS`` first, a second round trip per batch. A Redis that lost its
-        scripts (restarted, flushed) answers ``NOSCRIPT`` without running the
-        command; the script is loaded again and just those appends are sent
-        again, in their order.
-        """
-        replies: list[Any] = [None] * len(batch)
-        pending = list(range(len(batch)))
-        for attempt in range(2):
-            try:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for i in pending:
-                        keys, args, _ = batch[i]
-                        pipe.execute_command("EVALSHA", self._append.sha, len(keys), *keys, *args)
-                    answers = await pipe.execute(raise_on_error=False)
-            except (RedisError, OSError) as exc:
-                answers = [exc] * len(pending)
-            for i, answer in zip(pending, answers, strict=True):
-                replies[i] = answer
-            pending = [i for i in pending if isinstance(replies[i], NoScriptError)]
-            if not pending or attempt:
-                break
-            try:
-                self._append.sha = await self._client.script_load(_APPEND_LUA)
-            except (RedisError, OSError) as exc:
-                for i in pending:
-                    replies[i] = exc
-                break
+    async def _run_appends(
+        self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]
+    ) -> None:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for keys, args, _ in batch:
+                    await self._append(keys=keys, args=args, client=pipe)
+                replies = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            replies = [exc] * len(batch)
         for (_, _, future), reply in zip(batch, replies, strict=True):
             if future.done():
                 continue
