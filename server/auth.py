@@ -36,9 +36,11 @@ class TokenVerifier:
 
     def __init__(self, config: Config) -> None:
         self._algorithm = config.jwt_algorithm
-        self._key: Any = (
-            config.jwt_secret if config.jwt_algorithm == "HS256" else config.public_key_pem()
-        )
+        self._key: Any = config.jwt_secret
+        if config.jwt_algorithm != "HS256":
+            # Parsed once: a PEM string would be parsed again for every token.
+            algorithm = jwt.get_algorithm_by_name(config.jwt_algorithm)
+            self._key = algorithm.prepare_key(config.public_key_pem())
         self._leeway = config.jwt_leeway
         self._audience = config.jwt_audience or None
 
