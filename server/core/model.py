@@ -25,7 +25,16 @@ OrderId = NewType("OrderId", str)
 ID_RE: Final = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 EntryKind = Literal[
-    "comment", "system", "edit", "delete", "notification", "read", "close", "reopen"
+    "comment",
+    "system",
+    "edit",
+    "delete",
+    "notification",
+    "read",
+    "close",
+    "reopen",
+    "offer",  # a negotiation's new state, in both parties' own rooms: not a notification
+    "event",  # an event for the marketplace backend, in its feed (``backend:events``)
 ]
 # What history pages show: messages in rooms, notifications in a member's inbox.
 MESSAGE_KINDS: Final = frozenset({"comment", "system", "notification"})
@@ -224,6 +233,14 @@ class Entry:
                 "seq": self.seq,
                 "ts": self.ts,
                 "reason": (self.data or {}).get("reason"),
+            }
+        if self.kind == "offer":
+            return {
+                "event": "offer",
+                "room": self.room,
+                "seq": self.seq,
+                "ts": self.ts,
+                "offer": self.data or {},
             }
         return {"event": "message", **self.to_wire()}
 

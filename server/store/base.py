@@ -36,6 +36,7 @@ from server.core.model import (
     User,
     UserId,
 )
+from server.core.offers import Negotiation
 
 EntryListener = Callable[[Entry, str], None]
 """Called on the event loop with each announced entry and its room's epoch."""
@@ -71,6 +72,14 @@ class ReadState:
 
     up_to: int
     unread: int
+
+
+@dataclass(frozen=True, slots=True)
+class Like:
+    """A member who favourited a listing, and when (ms): the source of R6's likers."""
+
+    user_id: UserId
+    ts: int
 
 
 class Presence(abc.ABC):
@@ -242,3 +251,68 @@ class Store(abc.ABC):
         whole life; it changes when the log is reset or lost, so that clients
         holding old sequence numbers are told to reload rather than mislead.
         """
+
+    # Likes and negotiations (R5-R7). The rules are ``server.core.offers``; the
+    # store keeps the state and makes each change one atomic step.
+
+    @abc.abstractmethod
+    async def put_like(self, listing_id: ListingId, user_id: UserId, ts: int) -> bool:
+        """Record that the member favourited the listing at ``ts``; ``False`` if
+        they already did (the first time is kept: a retry does not reorder)."""
+
+    @abc.abstractmethod
+    async def delete_like(self, listing_id: ListingId, user_id: UserId) -> bool:
+        """Forget the like; ``False`` if there was none."""
+
+    @abc.abstractmethod
+    async def likers(self, listing_id: ListingId, before: int | None, limit: int) -> list[Like]:
+        """The listing's likes with ``ts < before``, most recent first (ties: by user id)."""
+
+    @abc.abstractmethod
+    async def set_offers_enabled(self, listing_id: ListingId, enabled: bool) -> Listing | None:
+        """Switch offers on or off (R5) without touching the rest; ``None`` if unknown."""
+
+    @abc.abstractmethod
+    async def create_negotiation(self, negotiation: Negotiation) -> Negotiation:
+        """Store a new open negotiation.
+
+        At most one open negotiation per (listing, buyer): while one is stored
+        open, this raises ``ParleyError(offer_exists, details={"offer_id": id})``
+        and stores nothing, whether or not its deadline passed (the caller
+        expires it first with ``replace_negotiation``).
+        """
+
+    @abc.abstractmethod
+    async def replace_negotiation(self, negotiation: Negotiation) -> bool:
+        """Compare-and-set: store ``negotiation`` if the stored one has version
+        ``negotiation.version - 1``; ``False`` (and nothing stored) otherwise.
+
+        Of two changes made from the same version, exactly one is stored: this
+        is what settles an accept racing a withdraw, and two hubs sweeping.
+        """
+
+    @abc.abstractmethod
+    async def get_negotiation(self, offer_id: str) -> Negotiation | None: ...
+
+    @abc.abstractmethod
+    async def negotiations_of(
+        self,
+        user_id: UserId,
+        *,
+        listing_id: ListingId | None = None,
+        open_only: bool = False,
+        limit: int = 100,
+    ) -> list[Negotiation]:
+        """The member's negotiations as buyer or seller, most recently changed first."""
+
+    @abc.abstractmethod
+    async def open_negotiations(self, listing_id: ListingId) -> list[Negotiation]:
+        """Every open negotiation on the listing (whatever its deadline)."""
+
+    @abc.abstractmethod
+    async def due_negotiations(self, now_ms: int, limit: int) -> list[Negotiation]:
+        """Open negotiations whose deadline is at or before ``now_ms``, earliest first."""
+
+    @abc.abstractmethod
+    async def next_deadline(self) -> int | None:
+        """The earliest deadline of an open negotiation (ms), ``None`` if none is open."""

@@ -15,6 +15,7 @@ room's keys and its channel live on one slot)::
     parley:user:<id>  parley:listing:<id>  parley:order:<id>     hashes
     parley:usernames      hash  username key (casefolded) -> user id: names are unique
     parley:instance       random id of this data set: gone or changed = data lost
+    parley:{offers}:...   likes and negotiations, on one slot (``redis_offers``)
 
 An append is one Lua script that checks idempotency, stores the entry, applies
 an edit or delete to its target and publishes ``[epoch, seq, body]`` on the
@@ -62,6 +63,7 @@ from server.core.model import (
 )
 from server.store.base import ReadState, Store, StoreUnavailable
 from server.store.redis_fanout import RedisFanout
+from server.store.redis_offers import RedisOffers
 from server.store.redis_presence import RedisPresence
 from server.store.redis_wire import (
     as_text,
@@ -136,7 +138,8 @@ end
 # ARGV new epoch, known epoch, known seq, body, op, target, edit, idem, channel, publish,
 #      member ('1' for a member's entry, refused while the room is closed)
 # op: m (a message or notification), e (edit), d (delete), r (read mark: ARGV[4] is
-# the body without its data and mentions, completed here), c (close), o (reopen)
+# the body without its data and mentions, completed here), c (close), o (reopen),
+# s (kept in the log only)
 _APPEND_LUA: Final = f"""
 if ARGV[8] ~= '' then
   local seq = redis.call('HGET', KEYS[6], ARGV[8])
@@ -191,6 +194,8 @@ _OPS: Final = {
     "read": "r",
     "close": "c",
     "reopen": "o",
+    "offer": "s",  # s: stored in the log only, neither a message nor a notification
+    "event": "s",
 }
 
 # KEYS seq, epoch; ARGV new epoch, known epoch, known seq
@@ -280,7 +285,7 @@ def _order(order_id: str, fields: list[Any]) -> Order:
     )
 
 
-class RedisStore(Store):
+class RedisStore(RedisOffers, Store):
     fanout: RedisFanout
 
     def __init__(
@@ -328,6 +333,7 @@ class RedisStore(Store):
         self._put_user = self._client.register_script(_PUT_USER_LUA)
         self._claim_user = self._client.register_script(_CLAIM_USER_LUA)
         self._read_state = self._client.register_script(_READ_STATE_LUA)
+        self._init_offers()
         self._instance: bytes | str | None = None
         # The last (epoch, seq) seen of each followed room, to notice a log
         # that went back in time (see _EPOCH_LUA).

@@ -47,6 +47,7 @@ from server.core.model import (
     UserId,
 )
 from server.store.base import Fanout, LocalPresence, ReadState, Store, StoreUnavailable
+from server.store.sqlite_offers import OFFERS_SCHEMA, SqliteOffers
 
 T = TypeVar("T")
 
@@ -126,7 +127,7 @@ class _Write:
 _Outcome = tuple[asyncio.Future[Any], object, ParleyError | None]
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteOffers, Store):
     _loop: asyncio.AbstractEventLoop
 
     def __init__(self, path: str, *, batch_max: int = 256) -> None:
@@ -616,7 +617,7 @@ def _create_schema(conn: sqlite3.Connection) -> str:
     if meta["schema_version"] != SCHEMA_VERSION:
         conn.execute("ROLLBACK")
         raise sqlite3.DatabaseError(f"schema version {meta['schema_version']} is not supported")
-    for sql in _INDEXES:
+    for sql in (*_INDEXES, *OFFERS_SCHEMA):
         conn.execute(sql)
     conn.execute("COMMIT")
     return cast(str, meta["store_id"])
