@@ -163,6 +163,46 @@ class ParleyClient:
     async def delete(self, room: str, seq: int) -> dict[str, Any]:
         return await self.request("delete", room=room, seq=seq)
 
+    # Offers (R5-R7).
+
+    async def offers_enable(self, listing: str, enabled: bool = True) -> dict[str, Any]:
+        return await self.request("offers_enable", listing=listing, enabled=enabled)
+
+    async def offer_make(self, listing: str, amount: int) -> dict[str, Any]:
+        """Offer ``amount`` minor units; the result's ``offer`` is the negotiation."""
+        return (await self.request("offer_make", listing=listing, amount=amount))["offer"]  # type: ignore[no-any-return]
+
+    async def offer_respond(
+        self, offer: str, action: str, amount: int | None = None
+    ) -> dict[str, Any]:
+        fields: dict[str, Any] = {"offer": offer, "action": action}
+        if amount is not None:
+            fields["amount"] = amount
+        return (await self.request("offer_respond", **fields))["offer"]  # type: ignore[no-any-return]
+
+    async def likers(
+        self, listing: str, before: int | None = None, limit: int = 50
+    ) -> dict[str, Any]:
+        fields: dict[str, Any] = {"listing": listing, "limit": limit}
+        if before is not None:
+            fields["before"] = before
+        return await self.request("likers", **fields)
+
+    async def offer_to_likers(
+        self, listing: str, amount: int, to: list[str] | str = "all"
+    ) -> dict[str, Any]:
+        return await self.request("offer_to_likers", listing=listing, amount=amount, to=to)
+
+    async def offers(
+        self, listing: str | None = None, state: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        fields: dict[str, Any] = {"limit": limit}
+        if listing is not None:
+            fields["listing"] = listing
+        if state is not None:
+            fields["state"] = state
+        return (await self.request("offers", **fields))["offers"]  # type: ignore[no-any-return]
+
     # Events.
 
     async def notifications(self, before: int | None = None, limit: int = 50) -> dict[str, Any]:

@@ -21,6 +21,13 @@ HISTORY_MAX_LIMIT: Final = 100
 
 ID_PATTERN: Final = r"[A-Za-z0-9_.\-]{1,64}"
 _ROOM = re.compile(rf"(listing|order):({ID_PATTERN})")
+_ID = re.compile(ID_PATTERN)
+MAX_AMOUNT: Final = 2**53 - 1  # minor units; exact in every JSON peer
+MAX_OFFER_RECIPIENTS_ASKED: Final = 100  # ids one offer_to_likers may name (20 are kept)
+OFFER_ACTIONS: Final = frozenset({"accept", "decline", "counter", "withdraw"})
+OFFER_STATES: Final = frozenset(
+    {"open", "accepted", "declined", "withdrawn", "expired", "item_sold"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +108,52 @@ class NotificationsRead:
     up_to: int
 
 
+@dataclass(frozen=True, slots=True)
+class OffersEnable:
+    id: int
+    listing: str
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OfferMake:
+    id: int
+    listing: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class OfferRespond:
+    id: int
+    offer: str
+    action: str  # one of OFFER_ACTIONS
+    amount: int | None = None  # a counter's price; absent otherwise
+
+
+@dataclass(frozen=True, slots=True)
+class Likers:
+    id: int
+    listing: str
+    before: int | None = None  # ms: likes strictly older than this
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class OfferToLikers:
+    id: int
+    listing: str
+    amount: int
+    to: tuple[str, ...] | None  # None: "all", the 20 most recent likers
+
+
+@dataclass(frozen=True, slots=True)
+class Offers:
+    id: int
+    listing: str | None = None
+    state: str | None = None  # one of OFFER_STATES
+    limit: int = 50
+
+
 Request = (
     Connect
     | Subscribe
@@ -112,6 +165,12 @@ Request = (
     | Ping
     | Notifications
     | NotificationsRead
+    | OffersEnable
+    | OfferMake
+    | OfferRespond
+    | Likers
+    | OfferToLikers
+    | Offers
 )
 
 
@@ -165,6 +224,36 @@ def _epoch(obj: dict[str, Any]) -> str | None:
     return epoch
 
 
+def _id(obj: dict[str, Any], name: str) -> str:
+    value = obj[name]
+    if type(value) is not str or _ID.fullmatch(value) is None:
+        raise _bad(f"{name} must be an id of [A-Za-z0-9_.-]{{1,64}}")
+    return value
+
+
+def _opt_id(obj: dict[str, Any], name: str) -> str | None:
+    return None if obj.get(name) is None else _id(obj, name)
+
+
+def _choice(obj: dict[str, Any], name: str, choices: frozenset[str]) -> str:
+    value = obj[name]
+    if type(value) is not str or value not in choices:
+        raise _bad(f"{name} must be one of {', '.join(sorted(choices))}")
+    return value
+
+
+def _recipients(value: object) -> tuple[str, ...] | None:
+    if value == "all":
+        return None
+    if type(value) is not list or not value:
+        raise _bad('to must be "all" or a non-empty list of user ids')
+    if len(value) > MAX_OFFER_RECIPIENTS_ASKED:
+        raise _bad(f"to names more than {MAX_OFFER_RECIPIENTS_ASKED} members")
+    if any(type(v) is not str or _ID.fullmatch(v) is None for v in value):
+        raise _bad("to must hold user ids of [A-Za-z0-9_.-]{1,64}")
+    return tuple(value)
+
+
 def parse_room(value: object) -> str:
     """A room a client may name: ``listing:<id>`` or ``order:<id>``."""
     if type(value) is not str:
@@ -186,6 +275,12 @@ _FIELDS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
     "ping": (frozenset(), frozenset()),
     "notifications": (frozenset(), frozenset({"before", "limit"})),
     "notifications_read": (frozenset({"up_to"}), frozenset()),
+    "offers_enable": (frozenset({"listing", "enabled"}), frozenset()),
+    "offer_make": (frozenset({"listing", "amount"}), frozenset()),
+    "offer_respond": (frozenset({"offer", "action"}), frozenset({"amount"})),
+    "likers": (frozenset({"listing"}), frozenset({"before", "limit"})),
+    "offer_to_likers": (frozenset({"listing", "amount", "to"}), frozenset()),
+    "offers": (frozenset(), frozenset({"listing", "state", "limit"})),
 }
 OPS: Final = frozenset(_FIELDS)
 
@@ -248,7 +343,33 @@ def parse_request(obj: object, limits: Limits) -> Request:
         return Notifications(rid, _opt_int(obj, "before", low=1), limit or 50)
     if op == "notifications_read":
         return NotificationsRead(rid, _int(obj, "up_to", low=0))
+    if op.startswith(("offer", "likers")):
+        return _parse_offer_op(op, rid, obj)
     return Ping(rid)
+
+
+def _parse_offer_op(op: str, rid: int, obj: dict[str, Any]) -> Request:
+    if op == "offer_make":
+        return OfferMake(rid, _id(obj, "listing"), _int(obj, "amount", low=1, high=MAX_AMOUNT))
+    if op == "offer_respond":
+        action = _choice(obj, "action", OFFER_ACTIONS)
+        amount = _opt_int(obj, "amount", low=1, high=MAX_AMOUNT)
+        if (action == "counter") != (amount is not None):
+            raise _bad("a counter needs an amount; accept, decline and withdraw take none")
+        return OfferRespond(rid, _id(obj, "offer"), action, amount)
+    if op == "offers_enable":
+        if type(obj["enabled"]) is not bool:
+            raise _bad("enabled must be true or false")
+        return OffersEnable(rid, _id(obj, "listing"), obj["enabled"])
+    if op == "likers":
+        limit = _opt_int(obj, "limit", low=1, high=HISTORY_MAX_LIMIT)
+        return Likers(rid, _id(obj, "listing"), _opt_int(obj, "before", low=1), limit or 50)
+    if op == "offer_to_likers":
+        amount = _int(obj, "amount", low=1, high=MAX_AMOUNT)
+        return OfferToLikers(rid, _id(obj, "listing"), amount, _recipients(obj["to"]))
+    limit = _opt_int(obj, "limit", low=1, high=HISTORY_MAX_LIMIT)
+    state = None if obj.get("state") is None else _choice(obj, "state", OFFER_STATES)
+    return Offers(rid, _opt_id(obj, "listing"), state, limit or 50)
 
 
 def reply(

@@ -8,6 +8,7 @@ listing changes (R3) and orders (R9); an order opens its private room at once.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -33,8 +34,10 @@ from server.core.model import (
     User,
     UserId,
 )
+from server.core.offers import to_wire as offer_wire
 from server.core.roomevents import listing_change, order_opened, order_status_changed
 from server.core.rooms import listing_room, order_room
+from server.negotiations import EVENTS_ROOM, Negotiations
 from server.notify import Notice, Notifier
 from server.store.base import Store
 
@@ -49,8 +52,13 @@ STATUS_OF: Final[dict[ErrorCode, int]] = {
     ErrorCode.not_found: 404,
     ErrorCode.conflict: 409,
     ErrorCode.unavailable: 503,
+    ErrorCode.offer_exists: 409,
+    ErrorCode.offer_closed: 409,
 }
 MAX_BODY: Final = 64 * 1024
+MAX_EVENTS: Final = 1000  # events one GET /v1/events returns at most
+MAX_EVENTS_WAIT: Final = 30  # seconds GET /v1/events may long-poll
+EVENTS_POLL: Final = 0.2  # seconds between looks while it long-polls
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -153,12 +161,18 @@ def _order_wire(order: Order) -> dict[str, Any]:
 
 class InternalApi:
     def __init__(
-        self, config: Config, store: Store, clock: Clock, notifier: Notifier | None = None
+        self,
+        config: Config,
+        store: Store,
+        clock: Clock,
+        notifier: Notifier | None = None,
+        negotiations: Negotiations | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.notifier = notifier or Notifier(config, store, clock, None)
+        self.negotiations = negotiations or Negotiations(config, store, clock, self.notifier)
         self.extra_routes: list[web.RouteDef] = []
         self._key = f"Bearer {config.api_key}".encode()
         self.runner: web.AppRunner | None = None
@@ -172,6 +186,10 @@ class InternalApi:
         app.router.add_post("/v1/listings/{id}/events", self.listing_event)
         app.router.add_put("/v1/orders/{id}", self.put_order)
         app.router.add_post("/v1/orders/{id}/status", self.order_status)
+        app.router.add_put("/v1/listings/{id}/likers/{user_id}", self.put_like)
+        app.router.add_delete("/v1/listings/{id}/likers/{user_id}", self.delete_like)
+        app.router.add_get("/v1/offers/{id}", self.get_offer)
+        app.router.add_get("/v1/events", self.events)
         app.router.add_routes(self.extra_routes)
         return app
 
@@ -238,16 +256,17 @@ class InternalApi:
     async def put_listing(self, request: web.Request) -> web.Response:
         listing_id = _path_id(request)
         body = await _body(request)
+        before = await self.store.get_listing(ListingId(listing_id))
         listing = Listing(
             ListingId(listing_id),
             UserId(body.id("seller_id")),
             body.text("title", max_len=200) or "",
             body.money("price"),
             body.text("photo_url", max_len=2048, optional=True),
-            body.flag("offers_enabled", False),
+            # The seller's own switch (``offers_enable``) stands unless the backend says.
+            body.flag("offers_enabled", before is not None and before.offers_enabled),
             body.choice("status", LISTING_STATUSES, "active"),
         )
-        before = await self.store.get_listing(listing.id)
         await self.store.put_listing(listing)
         was_deleted = before is not None and before.status == "deleted"
         if (listing.status == "deleted") != was_deleted:
@@ -329,6 +348,9 @@ class InternalApi:
             )
             for party, role in ((stored.buyer_id, "buyer"), (stored.seller_id, "seller"))
         )
+        # The item is sold: every negotiation still open on it closes (on a retry
+        # too, in case the first attempt stopped before this).
+        await self.negotiations.close_for_sale(stored.listing_id)
         if created:
             log.info("order opened order=%s listing=%s", stored.id, stored.listing_id)
         return _json({"order": _order_wire(stored), "created": created}, 201 if created else 200)
@@ -366,3 +388,62 @@ class InternalApi:
             Notice(party, payload, key) for party in (order.buyer_id, order.seller_id)
         )
         return _json({"order": _order_wire(order), "seq": appended.entry.seq})
+
+    # Likes (R6), negotiations and the backend's event feed.
+
+    async def put_like(self, request: web.Request) -> web.Response:
+        listing_id = ListingId(_path_id(request))
+        user_id = UserId(_path_id(request, "user_id"))
+        ts = to_ms(self.clock.now())
+        if request.can_read_body:
+            given = (await _body(request)).data.get("ts", ts)
+            if type(given) is not int or given < 0:
+                raise _bad("ts must be a non-negative integer of ms since the epoch")
+            ts = given
+        created = await self.store.put_like(listing_id, user_id, ts)
+        return _json({"listing_id": listing_id, "user_id": user_id, "created": created},
+                     201 if created else 200)  # fmt: skip
+
+    async def delete_like(self, request: web.Request) -> web.Response:
+        listing_id = ListingId(_path_id(request))
+        user_id = UserId(_path_id(request, "user_id"))
+        deleted = await self.store.delete_like(listing_id, user_id)
+        return _json({"listing_id": listing_id, "user_id": user_id, "deleted": deleted})
+
+    async def get_offer(self, request: web.Request) -> web.Response:
+        offer_id = _path_id(request)
+        negotiation = await self.store.get_negotiation(offer_id)
+        if negotiation is None:
+            raise ParleyError(ErrorCode.not_found, f"no offer {offer_id}")
+        return _json({"offer": offer_wire(negotiation, None, now_ms=to_ms(self.clock.now()))})
+
+    async def events(self, request: web.Request) -> web.Response:
+        """The backend's feed, oldest first after ``after``; long-polls up to ``wait`` s."""
+        after = _query_int(request, "after", 0, 0, 2**62)
+        limit = _query_int(request, "limit", 100, 1, MAX_EVENTS)
+        wait = _query_int(request, "wait", 0, 0, MAX_EVENTS_WAIT)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + wait
+        while True:
+            entries = await self.store.entries_after(EVENTS_ROOM, after, limit)
+            if entries or loop.time() >= until:
+                break
+            await asyncio.sleep(min(EVENTS_POLL, max(until - loop.time(), 0.0)))
+        head = await self.store.head(EVENTS_ROOM)
+        events = [{"seq": e.seq, "ts": e.ts, **(e.data or {})} for e in entries]
+        return _json(
+            {"events": events, "next": entries[-1].seq if entries else after, "epoch": head.epoch}
+        )
+
+
+def _query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad(f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise _bad(f"{name} must be between {low} and {high}")
+    return value

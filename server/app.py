@@ -18,6 +18,7 @@ from server.core.clock import Clock
 from server.core.model import UserId
 from server.core.rooms import user_room
 from server.hub import Hub
+from server.negotiations import Negotiations, stop_sweeper
 from server.notify import Notifier
 from server.push_api import push_routes
 from server.runtime import SlowLog, tune_gc
@@ -46,10 +47,12 @@ class App:
             max_items=config.push_max_items,
         )
         self.notifier = Notifier(config, self.store, self.clock, self.outbox)
-        self.hub = Hub(config, self.store, self.clock, self.notifier)
-        self.api = InternalApi(config, self.store, self.clock, self.notifier)
+        self.negotiations = Negotiations(config, self.store, self.clock, self.notifier)
+        self.hub = Hub(config, self.store, self.clock, self.notifier, self.negotiations)
+        self.api = InternalApi(config, self.store, self.clock, self.notifier, self.negotiations)
         self.api.extra_routes = push_routes(self.outbox)
         self.reuse_port = reuse_port
+        self.sweeper: asyncio.Task[None] | None = None
         self.ws_port = 0
         self.api_port = 0
 
@@ -66,8 +69,11 @@ class App:
         self.api_port = await self.api.start(
             self.config.api_host, self.config.api_port, reuse_port=self.reuse_port
         )
+        # Deadlines that passed while no hub ran are swept at once.
+        self.sweeper = asyncio.ensure_future(self.negotiations.run_sweeper())
 
     async def stop(self) -> None:
+        await stop_sweeper(self.sweeper)
         await self.hub.shutdown()
         await self.outbox.close()  # ends gateways' long-polls now; aiohttp would wait for them
         await self.api.stop()

@@ -58,6 +58,8 @@ class Config:
     push_visibility_timeout: float = 60.0
     push_max_items: int = 1_000_000
     app_url: str = "https://marketplace.example"
+    offer_ttl_hours: float = 72.0
+    offer_sweep_interval: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("ws_port", "api_port"):
@@ -84,6 +86,8 @@ class Config:
             "write_rate",
             "mention_rate",
             "push_visibility_timeout",
+            "offer_ttl_hours",
+            "offer_sweep_interval",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be a positive number of seconds")
@@ -115,6 +119,10 @@ class Config:
             raise ConfigError("app_url: must be an http(s) URL")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("log_level: must be DEBUG, INFO, WARNING or ERROR")
+
+    @property
+    def offer_ttl_ms(self) -> int:
+        return int(self.offer_ttl_hours * 3_600_000)
 
     def public_key_pem(self) -> str:
         key = self.jwt_public_key

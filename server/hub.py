@@ -34,6 +34,10 @@ from protocol.messages import (
     Edit,
     Limits,
     NotificationsRead,
+    OfferMake,
+    OfferRespond,
+    OffersEnable,
+    OfferToLikers,
     Post,
     Request,
     parse_request,
@@ -49,6 +53,7 @@ from server.core.ratelimit import TokenBucket
 from server.core.rooms import (
     user_room,
 )
+from server.negotiations import Negotiations
 from server.notify import Notifier
 from server.ops import HANDLERS
 from server.ops.rooms import join_from
@@ -58,7 +63,17 @@ log = logging.getLogger("parley.hub")
 
 MAX_IN_FLIGHT: Final = 32  # concurrent requests per connection before reading pauses
 FILL_BATCH: Final = 500  # entries read per gap fill
-WRITES: Final = (Post, Edit, Delete, NotificationsRead)  # ops under the write rate
+# Ops under the write rate.
+WRITES: Final = (
+    Post,
+    Edit,
+    Delete,
+    NotificationsRead,
+    OffersEnable,
+    OfferMake,
+    OfferRespond,
+    OfferToLikers,
+)
 MAX_TRACKED_MEMBERS: Final = 100_000  # mention buckets and cached orders kept per hub
 PRESENCE_ROOMS: Final = ("user:", "order:")  # rooms whose watchers other hubs ask about
 CLOSE_TIMEOUT: Final = 5.0  # seconds a closed client has to read its backlog and answer
@@ -110,12 +125,18 @@ class Room:
 
 class Hub:
     def __init__(
-        self, config: Config, store: Store, clock: Clock, notifier: Notifier | None = None
+        self,
+        config: Config,
+        store: Store,
+        clock: Clock,
+        notifier: Notifier | None = None,
+        negotiations: Negotiations | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.notifier = notifier or Notifier(config, store, clock, None)
+        self.negotiations = negotiations or Negotiations(config, store, clock, self.notifier)
         self._mention_buckets: dict[str, TokenBucket] = {}
         self._orders: dict[str, asyncio.Future[Order | None]] = {}
         self.verifier = TokenVerifier(config)

@@ -85,6 +85,9 @@ class _Phrases:
     shipped_with: str
     tracking_number: str
     quoted: str
+    offer_titles: Mapping[str, str]  # by kind: offer_received, offer_countered...
+    offer_price: str  # "{price}" on "{listing}"
+    offer_by: str
 
 
 _PHRASES: Final = {
@@ -115,6 +118,17 @@ _PHRASES: Final = {
         shipped_with="Your order has shipped with {carrier}.",
         tracking_number=" Tracking number: {number}.",
         quoted="“{text}”",
+        offer_titles={
+            "offer_received": "New offer from {name}",
+            "offer_countered": "{name} made a counter-offer",
+            "offer_accepted": "{name} accepted the offer",
+            "offer_declined": "{name} declined the offer",
+            "offer_withdrawn": "{name} withdrew the offer",
+            "offer_expired": "An offer expired",
+            "offer_item_sold": "The item was sold",
+        },
+        offer_price="{price} for {listing}",
+        offer_by="an item",
     ),
     "fr-CA": _Phrases(
         someone="Quelqu'un",
@@ -144,6 +158,17 @@ _PHRASES: Final = {
         shipped_with="Votre commande a été expédiée par {carrier}.",
         tracking_number=f" Numéro de suivi{_NBSP}: {{number}}.",
         quoted=f"«{_NBSP}{{text}}{_NBSP}»",
+        offer_titles={
+            "offer_received": "Nouvelle offre de {name}",
+            "offer_countered": "{name} a fait une contre-offre",
+            "offer_accepted": "{name} a accepté l'offre",
+            "offer_declined": "{name} a refusé l'offre",
+            "offer_withdrawn": "{name} a retiré l'offre",
+            "offer_expired": "Une offre a expiré",
+            "offer_item_sold": "L'article a été vendu",
+        },
+        offer_price="{price} pour {listing}",
+        offer_by="un article",
     ),
 }
 
@@ -205,9 +230,45 @@ def _order_status(payload: Mapping[str, Any], phrases: _Phrases) -> NoticeText:
     return NoticeText(phrases.order_status_title, body)
 
 
+# Currencies written without minor units; every other one has two.
+_ZERO_DECIMAL: Final = frozenset({"JPY", "KRW", "CLP", "ISK", "VND"})
+_SYMBOLS: Final = {"CAD": "$", "USD": "$", "EUR": "€", "GBP": "£"}
+
+
+def format_price(amount: int, currency: str, locale: str | None) -> str:
+    """``amount`` minor units as members read it: ``$12.50`` in English, ``12,50 $`` in French."""
+    french = pick_locale(locale) == "fr-CA"
+    if currency in _ZERO_DECIMAL:
+        number = f"{amount:,}".replace(",", _NBSP if french else ",")
+    else:
+        whole, cents = divmod(abs(amount), 100)
+        sign = "-" if amount < 0 else ""
+        grouped = f"{whole:,}".replace(",", _NBSP if french else ",")
+        number = f"{sign}{grouped}{',' if french else '.'}{cents:02d}"
+    symbol = _SYMBOLS.get(currency)
+    if symbol is None:
+        return f"{number}{_NBSP}{currency}"
+    return f"{number}{_NBSP}{symbol}" if french else f"{symbol}{number}"
+
+
+def _offer(payload: Mapping[str, Any], phrases: _Phrases, locale: str | None) -> NoticeText:
+    kind = str(payload.get("kind"))
+    title = phrases.offer_titles.get(kind, phrases.generic_title)
+    title = title.format(name=_author_name(payload, phrases))
+    listing = _text(payload, "listing_title", _LISTING_TITLE_LIMIT)
+    listing_text = phrases.offer_by if listing is None else phrases.quoted.format(text=listing)
+    amount, currency = payload.get("amount"), payload.get("currency")
+    if type(amount) is not int or not isinstance(currency, str):
+        return NoticeText(title, phrases.generic_body)
+    price = format_price(amount, currency[:3], locale)
+    return NoticeText(title, phrases.offer_price.format(price=price, listing=listing_text))
+
+
 def _generic(payload: Mapping[str, Any], phrases: _Phrases) -> NoticeText:
     return NoticeText(phrases.generic_title, phrases.generic_body)
 
+
+OFFER_KINDS: Final = frozenset(_PHRASES["en"].offer_titles)
 
 _RENDERERS: Final = {
     "mention": _mention,
@@ -221,5 +282,7 @@ def render_notice(payload: Mapping[str, Any], locale: str | None) -> NoticeText:
     """The title and body of a notification payload, in the member's language."""
     phrases = _PHRASES[pick_locale(locale)]
     kind = payload.get("kind")
+    if isinstance(kind, str) and kind in OFFER_KINDS:
+        return _offer(payload, phrases, locale)
     render = _RENDERERS.get(kind, _generic) if isinstance(kind, str) else _generic
     return render(payload, phrases)

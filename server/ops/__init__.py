@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from server.ops import notifications, rooms
+from server.ops import notifications, offers, rooms
 
 Handler = Callable[..., Awaitable[dict[str, Any]]]
 
-HANDLERS: Final[dict[type, Handler]] = {**rooms.HANDLERS, **notifications.HANDLERS}
+HANDLERS: Final[dict[type, Handler]] = {
+    **rooms.HANDLERS,
+    **notifications.HANDLERS,
+    **offers.HANDLERS,
+}

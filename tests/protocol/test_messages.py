@@ -17,9 +17,15 @@ from protocol.messages import (
     Delete,
     Edit,
     History,
+    Likers,
     Limits,
     Notifications,
     NotificationsRead,
+    OfferMake,
+    OfferRespond,
+    Offers,
+    OffersEnable,
+    OfferToLikers,
     Ping,
     Post,
     Request,
@@ -80,7 +86,70 @@ GOOD: list[tuple[dict[str, Any], Request]] = [
     ({"id": 0, "op": "ping"}, Ping(0)),
     ({"id": MAX_REQUEST_ID, "op": "ping"}, Ping(MAX_REQUEST_ID)),
     ({"op": "ping", "id": 9}, Ping(9)),
+    (
+        {"id": 20, "op": "offers_enable", "listing": "42", "enabled": False},
+        OffersEnable(20, "42", False),
+    ),
+    ({"id": 21, "op": "offer_make", "listing": "42", "amount": 4000}, OfferMake(21, "42", 4000)),
+    (
+        {"id": 22, "op": "offer_respond", "offer": "f1", "action": "counter", "amount": 4500},
+        OfferRespond(22, "f1", "counter", 4500),
+    ),
+    (
+        {"id": 23, "op": "offer_respond", "offer": "f1", "action": "accept"},
+        OfferRespond(23, "f1", "accept", None),
+    ),
+    ({"id": 24, "op": "likers", "listing": "42"}, Likers(24, "42", None, 50)),
+    (
+        {"id": 25, "op": "likers", "listing": "42", "before": 9, "limit": 5},
+        Likers(25, "42", 9, 5),
+    ),
+    (
+        {"id": 26, "op": "offer_to_likers", "listing": "42", "amount": 900, "to": "all"},
+        OfferToLikers(26, "42", 900, None),
+    ),
+    (
+        {"id": 27, "op": "offer_to_likers", "listing": "42", "amount": 900, "to": ["u1", "u2"]},
+        OfferToLikers(27, "42", 900, ("u1", "u2")),
+    ),
+    ({"id": 28, "op": "offers"}, Offers(28, None, None, 50)),
+    (
+        {"id": 29, "op": "offers", "listing": "42", "state": "open", "limit": 3},
+        Offers(29, "42", "open", 3),
+    ),
 ]
+
+BAD_OFFERS: list[dict[str, Any]] = [
+    {"op": "offers_enable", "listing": "42", "enabled": 1},
+    {"op": "offers_enable", "listing": "42"},
+    {"op": "offer_make", "listing": "42", "amount": 0},
+    {"op": "offer_make", "listing": "42", "amount": -5},
+    {"op": "offer_make", "listing": "42", "amount": 12.5},
+    {"op": "offer_make", "listing": "42", "amount": "12"},
+    {"op": "offer_make", "listing": "42", "amount": True},
+    {"op": "offer_make", "listing": "42", "amount": 2**53},
+    {"op": "offer_make", "listing": "listing:42", "amount": 10},
+    {"op": "offer_make", "listing": "", "amount": 10},
+    {"op": "offer_respond", "offer": "f1", "action": "counter"},
+    {"op": "offer_respond", "offer": "f1", "action": "accept", "amount": 10},
+    {"op": "offer_respond", "offer": "f1", "action": "ACCEPT"},
+    {"op": "offer_respond", "offer": "f1", "action": "buy"},
+    {"op": "offer_respond", "offer": "f 1", "action": "decline"},
+    {"op": "likers", "listing": "42", "limit": 0},
+    {"op": "likers", "listing": "42", "limit": 101},
+    {"op": "offer_to_likers", "listing": "42", "amount": 900, "to": []},
+    {"op": "offer_to_likers", "listing": "42", "amount": 900, "to": "everyone"},
+    {"op": "offer_to_likers", "listing": "42", "amount": 900, "to": ["u1", 7]},
+    {"op": "offer_to_likers", "listing": "42", "amount": 900, "to": [f"u{i}" for i in range(101)]},
+    {"op": "offers", "state": "pending"},
+    {"op": "offers", "listing": 42},
+    {"op": "offers", "extra": 1},
+]
+
+
+@pytest.mark.parametrize("fields", BAD_OFFERS, ids=repr)
+def test_bad_offer_requests_are_bad_request(fields: dict[str, Any]) -> None:
+    assert refused({"id": 1, **fields}) is ErrorCode.bad_request
 
 
 @pytest.mark.parametrize(("obj", "expected"), GOOD)
@@ -101,6 +170,12 @@ def test_every_op_has_a_good_example() -> None:
         "delete",
         "notifications",
         "notifications_read",
+        "offers_enable",
+        "offer_make",
+        "offer_respond",
+        "likers",
+        "offer_to_likers",
+        "offers",
     }
     assert every_op == OPS
 

@@ -184,14 +184,51 @@ def test_excerpt_refuses_a_limit_with_no_room() -> None:
             NoticeText("Mise à jour de la commande", "Votre commande a été expédiée."),
         ),
         (
-            {"kind": "offer_received", "offer_id": "F1"},
+            {"kind": "price_drop", "listing_id": "F1"},
             "en",
             NoticeText("New notification", "Open the app to see it."),
         ),
         (
-            {"kind": "offer_received", "offer_id": "F1"},
+            {"kind": "price_drop", "listing_id": "F1"},
             "fr-CA",
             NoticeText("Nouvelle notification", "Ouvrez l'application pour la consulter."),
+        ),
+        (
+            {
+                "kind": "offer_received",
+                "offer_id": "F1",
+                "author": {"id": "u7", "name": "marie"},
+                "listing_title": "Manteau de laine",
+                "amount": 123456,
+                "currency": "CAD",
+            },
+            "en",
+            NoticeText("New offer from marie", "$1,234.56 for “Manteau de laine”"),
+        ),
+        (
+            {
+                "kind": "offer_countered",
+                "offer_id": "F1",
+                "author": {"id": "u7", "name": "marie"},
+                "listing_title": "Manteau de laine",
+                "amount": 123456,
+                "currency": "CAD",
+            },
+            "fr-CA",
+            NoticeText(
+                "marie a fait une contre-offre",
+                "1\u00a0234,56\u00a0$ pour «\u00a0Manteau de laine\u00a0»",
+            ),
+        ),
+        (
+            {"kind": "offer_expired", "offer_id": "F1", "amount": 500, "currency": "EUR"},
+            "en",
+            NoticeText("An offer expired", "€5.00 for an item"),
+        ),
+        (
+            {"kind": "offer_item_sold", "offer_id": "F1", "amount": "500", "currency": "CAD"},
+            "fr-CA",
+            NoticeText("L'article a été vendu", "Ouvrez l'application pour la consulter."),
         ),
     ],
 )
