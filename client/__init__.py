@@ -68,6 +68,7 @@ class ParleyClient:
         self.max_backoff = max_backoff
         self.request_timeout = request_timeout
         self.user: dict[str, Any] = {}
+        self.scope: str | None = None  # the one room a session token from an e-mail link opens
         # room -> (epoch, last seq seen); what a reconnect resumes from.
         self.positions: dict[str, tuple[str, int]] = {}
         self._ids = itertools.count(1)
@@ -162,6 +163,11 @@ class ParleyClient:
 
     async def delete(self, room: str, seq: int) -> dict[str, Any]:
         return await self.request("delete", room=room, seq=seq)
+
+    async def typing(self, room: str) -> bool:
+        """Tell an order room's other party that this member is typing; ``False``
+        when the hub skipped it (sent too often): nothing to retry."""
+        return bool((await self.request("typing", room=room))["sent"])
 
     # Offers (R5-R7).
 
@@ -272,7 +278,9 @@ class ParleyClient:
             error = reply["error"]
             raise ParleyError(error["code"], error["message"], error.get("details"))
         self.user = reply["result"]["user"]
-        self._on_joined(reply["result"]["inbox"])
+        self.scope = reply["result"].get("scope")
+        if reply["result"].get("inbox") is not None:  # none for a session from an e-mail link
+            self._on_joined(reply["result"]["inbox"])
         self._ws = ws
         self._reader = asyncio.create_task(self._read(ws))
 

@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     order_required = "order_required"  # R2: no private conversation before an order
     contact_details = "contact_details"  # R8: the room refuses e-mails, phones, handles
     not_subscribed = "not_subscribed"
+    read_only = "read_only"  # an ended order's room, when order_room_after_end is read_only
     # Offers (R5-R7).
     offers_disabled = "offers_disabled"  # R5: the seller has not switched offers on for it
     listing_unavailable = "listing_unavailable"  # the listing is not active (reserved, sold...)

@@ -154,6 +154,27 @@ class Offers:
     limit: int = 50
 
 
+@dataclass(frozen=True, slots=True)
+class Read:
+    id: int
+    room: str  # an order room
+    seq: int  # read up to this seq of the room
+
+
+@dataclass(frozen=True, slots=True)
+class Conversations:
+    id: int
+    role: str  # "sales" (as seller) or "purchases" (as buyer)
+    before: int | None = None  # ms: orders created strictly before this (a page's last)
+    limit: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    id: int
+    room: str  # an order room
+
+
 Request = (
     Connect
     | Subscribe
@@ -171,6 +192,9 @@ Request = (
     | Likers
     | OfferToLikers
     | Offers
+    | Read
+    | Conversations
+    | Typing
 )
 
 
@@ -254,6 +278,13 @@ def _recipients(value: object) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+def _order_room(obj: dict[str, Any]) -> str:
+    room = parse_room(obj["room"])
+    if not room.startswith("order:"):
+        raise _bad("room must be an order room, 'order:<id>'")
+    return room
+
+
 def parse_room(value: object) -> str:
     """A room a client may name: ``listing:<id>`` or ``order:<id>``."""
     if type(value) is not str:
@@ -281,7 +312,12 @@ _FIELDS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
     "likers": (frozenset({"listing"}), frozenset({"before", "limit"})),
     "offer_to_likers": (frozenset({"listing", "amount", "to"}), frozenset()),
     "offers": (frozenset(), frozenset({"listing", "state", "limit"})),
+    "read": (frozenset({"room", "seq"}), frozenset()),
+    "conversations": (frozenset({"role"}), frozenset({"before", "limit"})),
+    "typing": (frozenset({"room"}), frozenset()),
 }
+CONVERSATION_ROLES: Final = frozenset({"sales", "purchases"})
+CONVERSATIONS_MAX_LIMIT: Final = 50
 OPS: Final = frozenset(_FIELDS)
 
 
@@ -345,6 +381,14 @@ def parse_request(obj: object, limits: Limits) -> Request:
         return NotificationsRead(rid, _int(obj, "up_to", low=0))
     if op.startswith(("offer", "likers")):
         return _parse_offer_op(op, rid, obj)
+    if op == "read":
+        return Read(rid, _order_room(obj), _int(obj, "seq", low=0))
+    if op == "typing":
+        return Typing(rid, _order_room(obj))
+    if op == "conversations":
+        limit = _opt_int(obj, "limit", low=1, high=CONVERSATIONS_MAX_LIMIT)
+        role = _choice(obj, "role", CONVERSATION_ROLES)
+        return Conversations(rid, role, _opt_int(obj, "before", low=1), limit or 20)
     return Ping(rid)
 
 

@@ -24,7 +24,6 @@ from server.core.mentions import MAX_USERNAME, is_valid_username
 from server.core.model import (
     ID_RE,
     LISTING_STATUSES,
-    ORDER_STATUSES,
     Draft,
     Listing,
     ListingId,
@@ -35,10 +34,20 @@ from server.core.model import (
     UserId,
 )
 from server.core.offers import to_wire as offer_wire
-from server.core.roomevents import listing_change, order_opened, order_status_changed
+from server.core.order_status import (
+    CARRIERS,
+    ENDED,
+    check_report,
+    status_data,
+    status_text,
+    tracking_url,
+)
+from server.core.roomevents import listing_change, order_opened
 from server.core.rooms import listing_room, order_room
+from server.mail.outbox import queue_order_confirmation
 from server.negotiations import EVENTS_ROOM, Negotiations
 from server.notify import Notice, Notifier
+from server.openapi import spec as openapi_spec
 from server.store.base import Store
 
 log = logging.getLogger("parley.api")
@@ -56,6 +65,7 @@ STATUS_OF: Final[dict[ErrorCode, int]] = {
     ErrorCode.offer_closed: 409,
 }
 MAX_BODY: Final = 64 * 1024
+PUBLIC_PATHS: Final = ("/healthz", "/readyz", "/v1/openapi.json")  # served without the API key
 MAX_EVENTS: Final = 1000  # events one GET /v1/events returns at most
 MAX_EVENTS_WAIT: Final = 30  # seconds GET /v1/events may long-poll
 EVENTS_POLL: Final = 0.2  # seconds between looks while it long-polls
@@ -116,7 +126,7 @@ class Body:
 
     def choice(self, name: str, choices: frozenset[str], default: str | None = None) -> str:
         value = self.data.get(name, default)
-        if value not in choices:
+        if not isinstance(value, str) or value not in choices:
             raise _bad(f"{name} must be one of {', '.join(sorted(choices))}")
         return str(value)
 
@@ -174,6 +184,7 @@ class InternalApi:
         self.notifier = notifier or Notifier(config, store, clock, None)
         self.negotiations = negotiations or Negotiations(config, store, clock, self.notifier)
         self.extra_routes: list[web.RouteDef] = []
+        self.on_mail_queued: Callable[[], None] = lambda: None  # wakes this hub's sender
         self._key = f"Bearer {config.api_key}".encode()
         self.runner: web.AppRunner | None = None
 
@@ -190,6 +201,7 @@ class InternalApi:
         app.router.add_delete("/v1/listings/{id}/likers/{user_id}", self.delete_like)
         app.router.add_get("/v1/offers/{id}", self.get_offer)
         app.router.add_get("/v1/events", self.events)
+        app.router.add_get("/v1/openapi.json", self.openapi)
         app.router.add_routes(self.extra_routes)
         return app
 
@@ -209,7 +221,7 @@ class InternalApi:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in ("/healthz", "/readyz"):
+        if request.path not in PUBLIC_PATHS:
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, self._key):
                 return _error(ParleyError(ErrorCode.unauthorized, "a valid API key is required"))
@@ -224,6 +236,9 @@ class InternalApi:
                 )
             code = ErrorCode.not_found if exc.status == 404 else ErrorCode.bad_request
             return _json({"error": {"code": code, "message": exc.reason}}, exc.status)
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return _json(openapi_spec())
 
     async def healthz(self, request: web.Request) -> web.Response:
         return _json({"status": "ok"})
@@ -332,6 +347,9 @@ class InternalApi:
                 data=opened.data,
             ),
         )
+        # R11: one confirmation e-mail per party, idempotent by its key like the room.
+        if await queue_order_confirmation(self.store, stored, stored.created_ts):
+            self.on_mail_queued()
         title = None if listing is None else listing.title
         await self.notifier.send(
             Notice(
@@ -356,38 +374,71 @@ class InternalApi:
         return _json({"order": _order_wire(stored), "created": created}, 201 if created else 200)
 
     async def order_status(self, request: web.Request) -> web.Response:
-        """R9: shipped (with tracking), delivered, return requested... shown in the room."""
+        """R9: shipped (carrier, tracking), delivered, returns... shown in the room."""
         order_id = OrderId(_path_id(request))
         body = await _body(request)
-        status = body.choice("status", ORDER_STATUSES)
-        tracking = body.text("tracking_number", max_len=64, optional=True)
-        order = await self.store.set_order_status(order_id, status)
+        report = check_report(
+            body.data.get("status"),
+            body.data.get("tracking_number"),
+            body.data.get("carrier"),
+            body.data.get("reason"),
+        )
+        before = await self.store.get_order(order_id)
+        if before is None:
+            raise ParleyError(ErrorCode.not_found, f"no order {order_id}")
+        order = await self.store.set_order_status(order_id, report.status)
         if order is None:
             raise ParleyError(ErrorCode.not_found, f"no order {order_id}")
-        change = order_status_changed(status, tracking)
+        event_key = _event_key(body)
         appended = await self.store.append(
             order_room(order_id),
             Draft(
                 kind="system",
-                text=change.text,
+                text=status_text(report, "en"),
                 ts=to_ms(self.clock.now()),
-                client_msg_id=_event_key(body),
-                data=change.data,
+                client_msg_id=event_key,
+                data=status_data(report),
             ),
         )
+        await self._end_or_resume(order, before.status, event_key)
         payload: dict[str, Any] = {
             "kind": "order_status",
             "order_id": order.id,
             "room": order_room(order.id),
-            "status": status,
+            "status": report.status,
         }
-        if tracking is not None:
-            payload["tracking_number"] = tracking
+        if report.tracking_number is not None:
+            payload["tracking_number"] = report.tracking_number
+        if report.carrier is not None:
+            payload["carrier"] = CARRIERS[report.carrier].name
+            if report.tracking_number is not None:
+                payload["tracking_url"] = tracking_url(report.carrier, report.tracking_number)
+        if report.reason is not None:
+            payload["reason"] = report.reason
         key = f"order_status:{order.id}:{appended.entry.seq}"
         await self.notifier.send(
             Notice(party, payload, key) for party in (order.buyer_id, order.seller_id)
         )
         return _json({"order": _order_wire(order), "seq": appended.entry.seq})
+
+    async def _end_or_resume(self, order: Order, before: str, event_key: str | None) -> None:
+        """With ``order_room_after_end: read_only``, an ended order's room takes no
+        more messages (it stays readable); a status after the end opens it again."""
+        if self.config.order_room_after_end != "read_only":
+            return
+        ended, was_ended = order.status in ENDED, before in ENDED
+        if ended == was_ended:
+            return
+        await self.store.append(
+            order_room(order.id),
+            Draft(
+                kind="close" if ended else "reopen",
+                text="",
+                ts=to_ms(self.clock.now()),
+                client_msg_id=None if event_key is None else f"{event_key}:end",
+                data={"reason": f"order_{order.status}" if ended else "order_resumed"},
+            ),
+        )
 
     # Likes (R6), negotiations and the backend's event feed.
 

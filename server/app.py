@@ -18,6 +18,8 @@ from server.core.clock import Clock
 from server.core.model import UserId
 from server.core.rooms import user_room
 from server.hub import Hub
+from server.mail.outbox import MailSender
+from server.mail.transports import open_transport
 from server.negotiations import Negotiations, stop_sweeper
 from server.notify import Notifier
 from server.push_api import push_routes
@@ -51,6 +53,8 @@ class App:
         self.hub = Hub(config, self.store, self.clock, self.notifier, self.negotiations)
         self.api = InternalApi(config, self.store, self.clock, self.notifier, self.negotiations)
         self.api.extra_routes = push_routes(self.outbox)
+        self.mail = MailSender(config, self.store, self.clock, open_transport(config))
+        self.api.on_mail_queued = self.mail.wake
         self.reuse_port = reuse_port
         self.sweeper: asyncio.Task[None] | None = None
         self.ws_port = 0
@@ -71,9 +75,11 @@ class App:
         )
         # Deadlines that passed while no hub ran are swept at once.
         self.sweeper = asyncio.ensure_future(self.negotiations.run_sweeper())
+        self.mail.start()  # in the background: a slow mail server never holds the hub
 
     async def stop(self) -> None:
         await stop_sweeper(self.sweeper)
+        await self.mail.stop()
         await self.hub.shutdown()
         await self.outbox.close()  # ends gateways' long-polls now; aiohttp would wait for them
         await self.api.stop()

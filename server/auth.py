@@ -3,6 +3,10 @@
 The algorithm is pinned by config; a token signed otherwise, or with
 ``alg: none``, is refused. Claims: ``sub`` (user id), ``name`` (username),
 ``locale`` (optional, default ``en``), ``exp`` (required).
+
+A session token from an e-mail link (``server.links``) is accepted too: it
+names its member the same way and carries a ``scope``, the one room the
+connection may use.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from typing import Any
 import jwt
 
 from server.config import Config
+from server.core.clock import Clock
 from server.core.model import ID_RE, UserId
+from server.links import LinkError, LinkExpired, Links, is_session_token
 
 MAX_NAME = 64
 MAX_LOCALE = 16
@@ -29,12 +35,14 @@ class Principal:
     user_id: UserId
     name: str
     locale: str
+    scope: str | None = None  # a session from an e-mail link: the one room it may use
 
 
 class TokenVerifier:
-    __slots__ = ("_algorithm", "_audience", "_key", "_leeway")
+    __slots__ = ("_algorithm", "_audience", "_key", "_leeway", "_links")
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+        self._links = Links(config, clock or _WallClock())
         self._algorithm = config.jwt_algorithm
         self._key: Any = config.jwt_secret
         if config.jwt_algorithm != "HS256":
@@ -45,6 +53,8 @@ class TokenVerifier:
         self._audience = config.jwt_audience or None
 
     def verify(self, token: str) -> Principal:
+        if is_session_token(token):
+            return self._verify_session(token)
         try:
             claims = jwt.decode(
                 token,
@@ -66,6 +76,20 @@ class TokenVerifier:
         if not isinstance(locale, str) or not 0 < len(locale) <= MAX_LOCALE:
             raise AuthError("invalid token: locale must be a short string such as fr-CA")
         return Principal(UserId(sub), name, locale)
+
+    def _verify_session(self, token: str) -> Principal:
+        try:
+            session = self._links.verify_session(token)
+        except LinkExpired:
+            raise AuthError("session expired; open the conversation again") from None
+        except LinkError as exc:
+            raise AuthError(f"invalid session token: {exc}") from None
+        return Principal(session.user_id, session.name, session.locale, session.scope)
+
+
+class _WallClock:
+    def now(self) -> float:
+        return time.time()
 
 
 def mint_token(

@@ -58,6 +58,23 @@ class Config:
     push_visibility_timeout: float = 60.0
     push_max_items: int = 1_000_000
     app_url: str = "https://marketplace.example"
+    order_room_after_end: str = "writable"
+    typing_rate: float = 1.0
+    typing_burst: int = 3
+    public_url: str = "http://127.0.0.1:8700"
+    link_secret: str = ""
+    link_ttl_hours: float = 168.0
+    mail_backend: str = "files"
+    mail_dir: str = "data/mail"
+    mail_from: str = "Marketplace <no-reply@marketplace.example>"
+    mail_default_locale: str = "en"
+    mail_max_attempts: int = 8
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_tls: str = "none"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    unread_reminder_minutes: float = 0.0
     offer_ttl_hours: float = 72.0
     offer_sweep_interval: float = 1.0
 
@@ -75,6 +92,8 @@ class Config:
             "workers",
             "mention_burst",
             "push_max_items",
+            "typing_burst",
+            "mail_max_attempts",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
@@ -88,6 +107,8 @@ class Config:
             "push_visibility_timeout",
             "offer_ttl_hours",
             "offer_sweep_interval",
+            "typing_rate",
+            "link_ttl_hours",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be a positive number of seconds")
@@ -113,6 +134,20 @@ class Config:
             raise ConfigError("phone_region: must be an ISO 3166 region code such as CA")
         if self.slow_log_ms < 0:
             raise ConfigError("slow_log_ms: must be 0 (off) or a positive number of ms")
+        if self.mail_backend not in ("files", "smtp"):
+            raise ConfigError("mail_backend: must be files (an .eml per message) or smtp")
+        if self.smtp_tls not in ("none", "starttls", "tls"):
+            raise ConfigError("smtp_tls: must be none, starttls or tls")
+        if not 0 <= self.smtp_port <= 65535:
+            raise ConfigError("smtp_port: must be a port number")
+        if self.link_secret and len(self.link_secret.encode()) < 32:
+            raise ConfigError("link_secret: needs at least 32 bytes (empty: derived from api_key)")
+        if not self.public_url.startswith(("https://", "http://")):
+            raise ConfigError("public_url: must be an http(s) URL")
+        if self.unread_reminder_minutes < 0:
+            raise ConfigError("unread_reminder_minutes: must be 0 (off) or a number of minutes")
+        if self.order_room_after_end not in ("writable", "read_only"):
+            raise ConfigError("order_room_after_end: must be writable or read_only")
         if self.push_when not in ("offline", "always"):
             raise ConfigError("push_when: must be offline or always")
         if not self.app_url.startswith(("https://", "http://")):

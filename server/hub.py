@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable
 from functools import partial
@@ -39,6 +40,7 @@ from protocol.messages import (
     OffersEnable,
     OfferToLikers,
     Post,
+    Read,
     Request,
     parse_request,
     reply,
@@ -53,9 +55,12 @@ from server.core.ratelimit import TokenBucket
 from server.core.rooms import (
     user_room,
 )
+from server.core.sessions import check_in_scope
+from server.landing import LandingPage
 from server.negotiations import Negotiations
 from server.notify import Notifier
 from server.ops import HANDLERS
+from server.ops.presence import announce, contradicts
 from server.ops.rooms import join_from
 from server.store.base import Store
 
@@ -73,9 +78,12 @@ WRITES: Final = (
     OfferMake,
     OfferRespond,
     OfferToLikers,
+    Read,
 )
 MAX_TRACKED_MEMBERS: Final = 100_000  # mention buckets and cached orders kept per hub
-PRESENCE_ROOMS: Final = ("user:", "order:")  # rooms whose watchers other hubs ask about
+# Rooms whose watchers other hubs ask about (listing rooms: how many, never who).
+PRESENCE_ROOMS: Final = ("user:", "order:", "listing:")
+TYPING_LAG_FRACTION: Final = 8  # no typing to a connection over 1/8 of send_buffer_bytes
 CLOSE_TIMEOUT: Final = 5.0  # seconds a closed client has to read its backlog and answer
 
 
@@ -91,6 +99,7 @@ class Conn:
         "principal",
         "rooms",
         "transport",
+        "typing_bucket",
         "unpaused",
         "writes",
         "ws",
@@ -110,6 +119,7 @@ class Conn:
         self.in_flight = 0  # requests being served; reading pauses at MAX_IN_FLIGHT
         self.unpaused: asyncio.Future[None] | None = None
         self.pending: list[bytes] | None = None  # frames written this loop iteration
+        self.typing_bucket: TokenBucket | None = None  # made on the first typing
 
 
 class Room:
@@ -139,7 +149,8 @@ class Hub:
         self.negotiations = negotiations or Negotiations(config, store, clock, self.notifier)
         self._mention_buckets: dict[str, TokenBucket] = {}
         self._orders: dict[str, asyncio.Future[Order | None]] = {}
-        self.verifier = TokenVerifier(config)
+        self.verifier = TokenVerifier(config, clock)
+        self.landing = LandingPage(config, store, clock)  # GET /open: the e-mail's links
         self.limits = Limits(max_text_chars=config.max_text_chars)
         self.rooms: dict[str, Room] = {}
         self._opening: dict[str, asyncio.Future[Room]] = {}
@@ -149,6 +160,7 @@ class Hub:
         self._unflushed: list[Conn] = []  # connections with pending frames
         store.fanout.listener = self._on_entry
         store.fanout.on_resync = self._on_resync
+        store.fanout.ephemeral_listener = self._on_ephemeral
 
     # Life cycle.
 
@@ -164,6 +176,7 @@ class Hub:
             ping_timeout=self.config.ping_timeout,
             close_timeout=CLOSE_TIMEOUT,
             reuse_port=reuse_port,
+            process_request=self.landing.process_request,  # plain GETs; upgrades go on
         )
         sock = next(iter(self.server.sockets))
         bound: int = sock.getsockname()[1]
@@ -192,7 +205,14 @@ class Hub:
         inbox = user_room(conn.principal.user_id)
         try:
             try:
-                result["inbox"] = await join_from(self, conn, inbox, request.since, request.epoch)
+                if conn.principal.scope is not None:
+                    # A session from an e-mail link opens its one room, not the inbox.
+                    result["inbox"] = None
+                    result["scope"] = conn.principal.scope
+                else:
+                    result["inbox"] = await join_from(
+                        self, conn, inbox, request.since, request.epoch
+                    )
             except ParleyError as exc:
                 await self._send_reply(ws, codec, request.id, error=exc)
                 await ws.close(CloseCode.internal_error, exc.message[:100])
@@ -295,7 +315,7 @@ class Hub:
         user = await self.store.claim_user(principal.user_id, principal.name, principal.locale)
         if user.name == principal.name:
             return principal
-        return Principal(principal.user_id, user.name, principal.locale)
+        return dataclasses.replace(principal, name=user.name)
 
     async def _send_reply(
         self,
@@ -348,6 +368,8 @@ class Hub:
         handler = HANDLERS.get(type(request))
         if handler is None:  # only Connect: it is valid once, at the start
             raise ParleyError(ErrorCode.already_connected, "this connection is authenticated")
+        if conn.principal.scope is not None:
+            check_in_scope(conn.principal.scope, request)
         if isinstance(request, WRITES) and not conn.writes.take(self.clock.now()):
             raise ParleyError(ErrorCode.rate_limited, "too many writes; slow down and retry")
         return handler(self, conn, request)
@@ -423,13 +445,22 @@ class Hub:
 
     async def entered(self, conn: Conn, name: str) -> None:
         """Tell every hub that the member is here, in the rooms where it matters:
-        their own (push only when away) and order rooms (``order_message``)."""
+        their own (push only when away), order rooms (``order_message``, and
+        ``presence`` to the other party) and listing rooms (counted only)."""
         if name in conn.rooms and name.startswith(PRESENCE_ROOMS):
-            await self.store.presence.enter(name, conn.principal.user_id)
+            user_id = conn.principal.user_id
+            first = not self.store.presence.here(name, user_id)
+            await self.store.presence.enter(name, user_id)
+            if first and name.startswith("order:"):
+                # Not awaited: a subscribe's reply goes before the room's events.
+                self._track(asyncio.ensure_future(announce(self, name, user_id, online=True)))
 
     def unwatch(self, conn: Conn, name: str) -> None:
         if name in conn.rooms and name.startswith(PRESENCE_ROOMS):
-            self.store.presence.leave(name, conn.principal.user_id)
+            user_id = conn.principal.user_id
+            self.store.presence.leave(name, user_id)
+            if name.startswith("order:") and not self.store.presence.here(name, user_id):
+                self._track(asyncio.ensure_future(announce(self, name, user_id, online=False)))
         conn.rooms.discard(name)
         room = self.rooms.get(name)
         if room is None:
@@ -466,6 +497,32 @@ class Hub:
             if frame is None:
                 frame = frames[conn.codec] = conn.codec.frame(event)
             write(conn, frame)
+
+    def _on_ephemeral(self, name: str, event: dict[str, Any]) -> None:
+        """Typing or presence, from any hub: to this hub's watchers of the room,
+        except the connections of the member it is about.
+
+        Typing is the first thing a slow client goes without: a connection
+        already lagging (``TYPING_LAG_FRACTION``) is skipped, not closed.
+        """
+        room = self.rooms.get(name)
+        if room is None:
+            return
+        about = event.get("user_id")
+        lag = self.config.send_buffer_bytes // TYPING_LAG_FRACTION
+        lossy = event.get("event") == "typing"
+        frames: dict[Codec, bytes] = {}
+        for conn in room.watchers:
+            if conn.principal.user_id == about:
+                continue
+            if lossy and conn.transport.get_write_buffer_size() > lag:
+                continue
+            frame = frames.get(conn.codec)
+            if frame is None:
+                frame = frames[conn.codec] = conn.codec.frame(event)
+            self._write(conn, frame)
+        if about is not None and contradicts(self, name, event):
+            self._track(asyncio.ensure_future(announce(self, name, about, online=True)))
 
     def _write(self, conn: Conn, frame: bytes) -> None:
         """Queue a frame for ``conn``; the frames of one loop iteration leave together.
@@ -555,8 +612,9 @@ class Hub:
             self._broadcast(room, {"event": "reload", "room": name, "epoch": epoch})
         for ready in step.ready:
             self._broadcast(room, ready.to_event())
-            if ready.kind == "close":
+            if ready.kind == "close" and not name.startswith("order:"):
                 # The backend closed the room: its watchers are let go on every hub.
+                # (An ended order's room stays readable: only writes are refused.)
                 for conn in list(room.watchers):
                     self.unwatch(conn, name)
         return step

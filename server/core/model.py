@@ -10,6 +10,10 @@ watchers are let go, members' writes refused) and opening it again.
 A member's own room ``user:<id>`` holds their inbox: ``notification``
 entries, and ``read`` entries that move the member's read mark (``target``)
 so that every device learns of it the same way.
+
+In an order room, a ``receipt`` entry says that a party's read mark moved
+(``data``: ``{"user_id", "up_to"}``), so that the counterpart and the reader's
+other devices hear of it live; it is neither a message nor unread.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ EntryKind = Literal[
     "reopen",
     "offer",  # a negotiation's new state, in both parties' own rooms: not a notification
     "event",  # an event for the marketplace backend, in its feed (``backend:events``)
+    "receipt",  # a party's read mark moved, in an order room: not a message
 ]
 # What history pages show: messages in rooms, notifications in a member's inbox.
 MESSAGE_KINDS: Final = frozenset({"comment", "system", "notification"})
@@ -42,7 +47,16 @@ MESSAGE_KINDS: Final = frozenset({"comment", "system", "notification"})
 MEMBER_KINDS: Final = frozenset({"comment", "edit", "delete"})
 LISTING_STATUSES: Final = frozenset({"active", "reserved", "sold", "hidden", "deleted"})
 ORDER_STATUSES: Final = frozenset(
-    {"created", "shipped", "delivered", "return_requested", "completed", "cancelled"}
+    {
+        "created",
+        "shipped",
+        "delivered",
+        "return_requested",
+        "return_accepted",
+        "return_declined",
+        "completed",
+        "cancelled",
+    }
 )
 
 
@@ -233,6 +247,16 @@ class Entry:
                 "seq": self.seq,
                 "ts": self.ts,
                 "reason": (self.data or {}).get("reason"),
+            }
+        if self.kind == "receipt":
+            data = self.data or {}
+            return {
+                "event": "read",
+                "room": self.room,
+                "seq": self.seq,
+                "ts": self.ts,
+                "user_id": data.get("user_id"),
+                "up_to": data.get("up_to"),
             }
         if self.kind == "offer":
             return {

@@ -27,7 +27,7 @@ class SystemMessage:
 def listing_change(body: dict[str, Any]) -> SystemMessage:
     """R3: ``{"type": "edited" | "photos_added" | ..., "count"?: int, "fields"?: [str]}``."""
     kind = body.get("type")
-    if kind not in LISTING_CHANGES:
+    if not isinstance(kind, str) or kind not in LISTING_CHANGES:
         raise ParleyError(
             ErrorCode.bad_request, f"type must be one of {', '.join(sorted(LISTING_CHANGES))}"
         )
@@ -72,23 +72,3 @@ def order_opened(order: Order) -> SystemMessage:
             "disclaimer": "off_platform_not_covered",
         },
     )
-
-
-_STATUS_TEXT: Final = {
-    "created": "The order was created.",
-    "shipped": "The order has shipped.",
-    "delivered": "The order was delivered.",
-    "return_requested": "A return was requested.",
-    "completed": "The order is complete.",
-    "cancelled": "The order was cancelled.",
-}
-
-
-def order_status_changed(status: str, tracking_number: str | None) -> SystemMessage:
-    """R9: the backend's status changes appear in the order room."""
-    data: dict[str, Any] = {"type": "order_status", "status": status}
-    text = _STATUS_TEXT[status]
-    if tracking_number is not None:
-        data["tracking_number"] = tracking_number
-        text = f"{text[:-1]}: tracking number {tracking_number}."
-    return SystemMessage(text, data)

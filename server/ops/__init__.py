@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from server.ops import notifications, offers, rooms
+from server.ops import conversations, notifications, offers, presence, rooms
 
 Handler = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -18,4 +18,6 @@ HANDLERS: Final[dict[type, Handler]] = {
     **rooms.HANDLERS,
     **notifications.HANDLERS,
     **offers.HANDLERS,
+    **conversations.HANDLERS,
+    **presence.HANDLERS,
 }

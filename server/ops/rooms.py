@@ -17,7 +17,17 @@ from server.core.clock import to_ms
 from server.core.contact_policy import Guarded, contact_notice, guard_text
 from server.core.mention_rules import Resolved, lookup_keys, newly_mentioned, resolve_mentions
 from server.core.mentions import find_mentions
-from server.core.model import Author, Draft, Entry, EntryKind, Listing, Mention, Order, UserId
+from server.core.model import (
+    AppendResult,
+    Author,
+    Draft,
+    Entry,
+    EntryKind,
+    Listing,
+    Mention,
+    Order,
+    UserId,
+)
 from server.core.notices import excerpt
 from server.core.rooms import (
     RoomCheck,
@@ -28,7 +38,9 @@ from server.core.rooms import (
     check_may_read,
     room_ref,
 )
+from server.mail.reminders import queue_unread_reminder
 from server.notify import Notice
+from server.ops.presence import presence_of
 
 if TYPE_CHECKING:
     from server.hub import Conn, Hub
@@ -60,8 +72,20 @@ async def ping(hub: Hub, conn: Conn, request: Ping) -> dict[str, Any]:
 
 async def subscribe(hub: Hub, conn: Conn, request: Subscribe) -> dict[str, Any]:
     again = request.room in conn.rooms
-    await room_access(hub, conn.principal.user_id, request.room)
+    me = conn.principal.user_id
+    _, _, order = await room_access(hub, me, request.room)
+    reads: dict[str, Any] = {}
+    if order is not None:
+        # R10: how far each party has read ("seen"), and the badge. Read before
+        # joining: once joined, no await may let an event precede the reply.
+        marks = await hub.store.read_marks(request.room)
+        parties = (order.buyer_id, order.seller_id)
+        reads["read"] = {party: marks.get(party, 0) for party in parties}
+        reads["unread"] = await hub.store.unread_count(request.room, me)
+    others = await presence_of(hub, me, request.room, order)  # before joining, as reads
     result = await join_from(hub, conn, request.room, request.since, request.epoch)
+    result |= reads
+    result |= others
     if not again:
         await hub.entered(conn, request.room)
     return result
@@ -141,7 +165,7 @@ async def post(hub: Hub, conn: Conn, request: Post) -> dict[str, Any]:
         mentions=() if resolved is None else resolved.mentions,
         masked_kinds=guarded.kinds,
     )
-    appended = await hub.store.append(request.room, draft)
+    appended = await _append(hub, request.room, draft)
     entry = appended.entry
     result: dict[str, Any] = {
         "room": request.room,
@@ -289,6 +313,8 @@ async def _notify_counterpart(hub: Hub, message: Entry, order: Order | None) -> 
         "excerpt": excerpt(message.text),
     }
     await hub.notifier.send([Notice(other, payload, f"order_message:{message.room}:{message.seq}")])
+    if hub.config.unread_reminder_minutes > 0:  # an e-mail if it stays unread (the mail sender)
+        await queue_unread_reminder(hub.store, order.id, other, message.seq, message.ts)
 
 
 async def _change(
@@ -312,8 +338,20 @@ async def _change(
         mentions=mentions,
         masked_kinds=masked_kinds,
     )
-    entry = (await hub.store.append(room, draft)).entry
+    entry = (await _append(hub, room, draft)).entry
     return {"room": room, "seq": entry.seq, "target": target}
+
+
+async def _append(hub: Hub, room: str, draft: Draft) -> AppendResult:
+    """A member's entry; an ended order's room that is read-only says so."""
+    try:
+        return await hub.store.append(room, draft)
+    except ParleyError as exc:
+        if exc.code is ErrorCode.not_found and room.startswith("order:"):
+            raise ParleyError(
+                ErrorCode.read_only, "this order has ended: its conversation is read-only"
+            ) from None
+        raise
 
 
 HANDLERS: Final[dict[type, Handler]] = {

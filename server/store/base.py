@@ -11,6 +11,8 @@ in commit order on the event loop, the Redis store publishes inside the same
 script that appends. Hubs ``follow`` the rooms their members watch and get each
 entry through the listener; a lost announcement is never a lost entry, since
 ``RoomFeed`` notices the gap and the hub fills it from ``entries_after``.
+Ephemeral events (typing, presence) travel the same way but are never stored
+and have no ``seq``: one lost is simply lost.
 
 Errors: every method raises ``StoreUnavailable`` (code ``unavailable``) when
 the store cannot answer now, translated once at the store's edge. Nothing else
@@ -22,6 +24,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 from protocol.errors import ErrorCode, ParleyError
 from server.core.model import (
@@ -44,6 +47,15 @@ EntryListener = Callable[[Entry, str], None]
 ResyncListener = Callable[[], None]
 """Called when announcements may have been lost (a reconnect): re-check rooms."""
 
+EphemeralListener = Callable[[str, dict[str, Any]], None]
+"""Called on the event loop with a room and an ephemeral event published to it."""
+
+COUNTED_ROOMS: Final = ("listing:",)  # public rooms: presence says how many, never who
+
+OrderRole = Literal["buyer", "seller"]
+
+UNREAD_CAP: Final = 999  # unread counts stop here: a badge shows "999+", a count stays cheap
+
 
 class StoreUnavailable(ParleyError):
     def __init__(self, message: str = "the store is unavailable; retry later") -> None:
@@ -56,6 +68,7 @@ class Fanout(abc.ABC):
     def __init__(self) -> None:
         self.listener: EntryListener | None = None
         self.on_resync: ResyncListener | None = None
+        self.ephemeral_listener: EphemeralListener | None = None
 
     @abc.abstractmethod
     async def follow(self, room: str) -> None:
@@ -64,6 +77,15 @@ class Fanout(abc.ABC):
     @abc.abstractmethod
     async def unfollow(self, room: str) -> None:
         """Stop receiving ``room``'s entries (its last watcher left)."""
+
+    @abc.abstractmethod
+    async def publish_ephemeral(self, room: str, event: dict[str, Any]) -> None:
+        """Pass ``event`` to ``ephemeral_listener`` on every hub following ``room``,
+        this one included, in order with the room's entries; never stored.
+
+        At most once: a hub whose fan-out is reconnecting never hears it, and
+        no resync brings it back.
+        """
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +108,20 @@ class Presence(abc.ABC):
     """Who watches which room, on any hub: decides who gets a push or an order_message.
 
     The hub calls ``enter`` and ``leave`` once per connection joining and
-    leaving a room it tracks (order rooms, members' own rooms); ``enter``
-    returns once other hubs can see it, ``leave`` never blocks. ``present``
-    answers for every hub sharing the store.
+    leaving a room it tracks (order rooms, members' own rooms, listing rooms);
+    ``enter`` returns once other hubs can see it (a counted room's: at once,
+    the count follows), ``leave`` never blocks.
+    ``present`` and ``watchers`` answer for every hub sharing the store.
+
+    Who is present is shared for order and members' own rooms only. Of a
+    public room (``COUNTED_ROOMS``) each hub shares only how many distinct
+    members watch it there: ``watchers`` adds these up, so a member watching
+    from two hubs counts twice, and nobody can learn who watches a listing.
     """
 
     def __init__(self) -> None:
         self._count: dict[tuple[str, str], int] = {}
+        self._members: dict[str, int] = {}  # counted room -> distinct members here
 
     def _add(self, room: str, user_id: str, delta: int) -> bool:
         """Count this hub's connections; ``True`` when the member came or went."""
@@ -102,10 +131,21 @@ class Presence(abc.ABC):
             self._count[key] = count
         else:
             self._count.pop(key, None)
-        return count == (1 if delta > 0 else 0)
+        changed = count == (1 if delta > 0 else 0)
+        if changed and room.startswith(COUNTED_ROOMS):
+            members = self._members.get(room, 0) + (1 if delta > 0 else -1)
+            if members > 0:
+                self._members[room] = members
+            else:
+                self._members.pop(room, None)
+        return changed
 
     def here(self, room: str, user_id: str) -> bool:
         return (room, user_id) in self._count
+
+    def members_here(self, room: str) -> int:
+        """Distinct members watching a counted room on this hub."""
+        return self._members.get(room, 0)
 
     @abc.abstractmethod
     async def start(self) -> None:
@@ -122,6 +162,14 @@ class Presence(abc.ABC):
 
     @abc.abstractmethod
     async def present(self, room: str, user_id: UserId) -> bool: ...
+
+    @abc.abstractmethod
+    async def watchers(self, room: str) -> int:
+        """Members watching a counted room, summed over the live hubs."""
+
+    @abc.abstractmethod
+    async def wait_written(self) -> None:
+        """Return once other hubs can see this hub's changes so far (bounded)."""
 
 
 class LocalPresence(Presence):
@@ -141,6 +189,12 @@ class LocalPresence(Presence):
 
     async def present(self, room: str, user_id: UserId) -> bool:
         return self.here(room, user_id)
+
+    async def watchers(self, room: str) -> int:
+        return self.members_here(room)
+
+    async def wait_written(self) -> None:
+        pass
 
 
 class Store(abc.ABC):
@@ -316,3 +370,47 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def next_deadline(self) -> int | None:
         """The earliest deadline of an open negotiation (ms), ``None`` if none is open."""
+
+    # Read marks in order rooms and "My orders" (R9, R10).
+
+    @abc.abstractmethod
+    async def set_read_mark(self, room: str, user_id: UserId, seq: int) -> tuple[int, bool]:
+        """Move the member's read mark in ``room`` to ``max(mark, min(seq, last))``, in
+        one step; return the mark and whether it moved.
+
+        ``last`` is the seq of the room's last message (an entry ``history``
+        returns): reading past it, over a receipt or an edit, moves nothing, so a
+        receipt never calls for another. Marks start at 0 and never go back.
+        """
+
+    @abc.abstractmethod
+    async def read_marks(self, room: str) -> dict[UserId, int]:
+        """The members' read marks in ``room``; a member who never read is absent."""
+
+    @abc.abstractmethod
+    async def unread_count(self, room: str, user_id: UserId) -> int:
+        """Messages (``comment`` and ``system`` entries) after the member's read mark
+        that the member did not write, at most ``UNREAD_CAP``."""
+
+    @abc.abstractmethod
+    async def orders_of(
+        self, user_id: UserId, role: OrderRole, before: int | None, limit: int
+    ) -> list[Order]:
+        """The member's orders as ``role`` with ``created_ts < before``, newest first
+        (ties: by id, descending), at most ``limit``."""
+
+    # Leases: one holder at a time for a background job shared by every hub.
+
+    @abc.abstractmethod
+    async def try_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
+        """Take the lease ``name`` for ``holder``, or renew it, for ``ttl_ms``.
+
+        ``True`` when ``holder`` holds it now; ``False`` while another holder's
+        lease runs. A lease nobody renews ends ``ttl_ms`` after its last renewal,
+        so a hub that died gives its job to another one. It is a best effort
+        (clocks, pauses): a job run under it stays safe if run twice.
+        """
+
+    @abc.abstractmethod
+    async def release_lease(self, name: str, holder: str) -> None:
+        """End ``holder``'s lease at once (a hub stopping); another holder's stays."""

@@ -16,6 +16,8 @@ room's keys and its channel live on one slot)::
     parley:usernames      hash  username key (casefolded) -> user id: names are unique
     parley:instance       random id of this data set: gone or changed = data lost
     parley:{offers}:...   likes and negotiations, on one slot (``redis_offers``)
+    parley:{room}:marks   read marks in order rooms (``redis_conversations``)
+    parley:{orders}:...   each member's orders as buyer and as seller (same)
 
 An append is one Lua script that checks idempotency, stores the entry, applies
 an edit or delete to its target and publishes ``[epoch, seq, body]`` on the
@@ -62,7 +64,9 @@ from server.core.model import (
     UserId,
 )
 from server.store.base import ReadState, Store, StoreUnavailable
+from server.store.redis_conversations import RedisConversations
 from server.store.redis_fanout import RedisFanout
+from server.store.redis_lease import RedisLeases
 from server.store.redis_offers import RedisOffers
 from server.store.redis_presence import RedisPresence
 from server.store.redis_wire import (
@@ -196,6 +200,7 @@ _OPS: Final = {
     "reopen": "o",
     "offer": "s",  # s: stored in the log only, neither a message nor a notification
     "event": "s",
+    "receipt": "s",
 }
 
 # KEYS seq, epoch; ARGV new epoch, known epoch, known seq
@@ -233,15 +238,23 @@ end
 return out
 """
 
-# KEYS order; ARGV the order's fields. Returns {1} when stored, else {0, stored...}.
+# KEYS order, buyer's orders, seller's orders (``redis_conversations``); ARGV the
+# order's fields, its id. Returns {1} when stored, else {0, stored...}. The same
+# order reported again indexes it again: a retry repairs what a crash left out.
 _PUT_ORDER_LUA: Final = """
 local cur = redis.call('HMGET', KEYS[1], 'listing_id', 'buyer_id', 'seller_id', 'status',
                        'created_ts')
 if cur[1] then
+  if cur[1] == ARGV[1] and cur[2] == ARGV[2] and cur[3] == ARGV[3] then
+    redis.call('ZADD', KEYS[2], cur[5], ARGV[6])
+    redis.call('ZADD', KEYS[3], cur[5], ARGV[6])
+  end
   return {0, cur[1], cur[2], cur[3], cur[4], cur[5]}
 end
 redis.call('HSET', KEYS[1], 'listing_id', ARGV[1], 'buyer_id', ARGV[2], 'seller_id', ARGV[3],
            'status', ARGV[4], 'created_ts', ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
 return {1}
 """
 
@@ -285,7 +298,7 @@ def _order(order_id: str, fields: list[Any]) -> Order:
     )
 
 
-class RedisStore(RedisOffers, Store):
+class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
     fanout: RedisFanout
 
     def __init__(
@@ -334,6 +347,7 @@ class RedisStore(RedisOffers, Store):
         self._claim_user = self._client.register_script(_CLAIM_USER_LUA)
         self._read_state = self._client.register_script(_READ_STATE_LUA)
         self._init_offers()
+        self._init_conversations()
         self._instance: bytes | str | None = None
         # The last (epoch, seq) seen of each followed room, to notice a log
         # that went back in time (see _EPOCH_LUA).
@@ -357,6 +371,7 @@ class RedisStore(RedisOffers, Store):
         with edge():
             await self._client.ping()
             await self._warn_about_durability()
+            await self._index_orders()
             await self.fanout.start()
             await self.presence.start()
 
@@ -502,9 +517,11 @@ class RedisStore(RedisOffers, Store):
     async def put_order(self, order: Order) -> tuple[Order, bool]:
         with edge():
             reply = await self._put_order(
-                keys=[f"{self._prefix}:order:{order.id}"],
+                keys=[f"{self._prefix}:order:{order.id}",
+                      self._orders_key("buyer", order.buyer_id),
+                      self._orders_key("seller", order.seller_id)],
                 args=[order.listing_id, order.buyer_id, order.seller_id, order.status,
-                      order.created_ts],
+                      order.created_ts, order.id],
             )  # fmt: skip
         if reply[0] == 1:
             return order, True

@@ -4,6 +4,11 @@ Hubs follow the rooms their members watch; each appended entry arrives here
 from the room's channel (``SSUBSCRIBE`` on Redis 7+, else ``SUBSCRIBE``) and is
 passed to the hub's listener. Every drop of the connection ends in a resync
 request, so a lost announcement is never a silently lost entry.
+
+The channel carries two kinds of message, told apart by their first byte:
+an entry is a msgpack array of 3, ``[epoch, seq, body]`` (``ENTRY_MARK``);
+anything else is an ephemeral event, a msgpack map (typing, presence). Both
+on one channel, so a room's events arrive in the order they were published.
 """
 
 from __future__ import annotations
@@ -13,18 +18,20 @@ import contextlib
 import logging
 import math
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
 from redis.asyncio.connection import AbstractConnection
 
 from server.store.base import Fanout
-from server.store.redis_wire import DOWN, cancel_firmly, entry_from_body
+from server.store.redis_wire import DOWN, cancel_firmly, edge, entry_from_body
 
 if TYPE_CHECKING:
     from server.store.redis import RedisStore
 
 log = logging.getLogger("parley.store.redis")
+
+ENTRY_MARK: Final = b"\x93"  # msgpack fixarray of 3: what the append script publishes
 
 
 class RedisFanout(Fanout):
@@ -154,6 +161,16 @@ class RedisFanout(Fanout):
             with contextlib.suppress(ValueError):
                 waiting.remove((epoch, seq, echo))
 
+    async def publish_ephemeral(self, room: str, event: dict[str, Any]) -> None:
+        channel = self._store._key(room, "ch")
+        payload = msgpack.packb(event)  # a map: never starts with ENTRY_MARK
+        client = self._store._client
+        with edge():
+            if self._sharded:
+                await client.spublish(channel, payload)
+            else:
+                await client.publish(channel, payload)
+
     def _command(self, name: str) -> str:
         return "S" + name if self._sharded else name
 
@@ -258,6 +275,9 @@ class RedisFanout(Fanout):
         room = self._rooms.get(channel)
         if room is None:
             return  # unfollowed while the message was on its way
+        if not payload.startswith(ENTRY_MARK):
+            self._ephemeral(room, channel, payload)
+            return
         try:
             epoch, seq, body = msgpack.unpackb(payload)
             entry = entry_from_body(room, seq, body, None, None)
@@ -271,6 +291,17 @@ class RedisFanout(Fanout):
         for want_epoch, want_seq, echo in self._echoes.get(channel, ()):
             if want_epoch == epoch and want_seq <= seq and not echo.done():
                 echo.set_result(None)
+
+    def _ephemeral(self, room: str, channel: bytes, payload: bytes) -> None:
+        try:
+            event = msgpack.unpackb(payload)
+        except (ValueError, TypeError):
+            event = None
+        if not isinstance(event, dict):
+            log.warning("fan-out: undecodable event on %r; ignored", channel)
+            return
+        if self.ephemeral_listener is not None:
+            self.ephemeral_listener(room, event)
 
     def _maybe_resync(self) -> None:
         if self._resync_due and not self._unconfirmed:

@@ -4,11 +4,14 @@ Keys (``parley`` is the store's prefix)::
 
     parley:{room}:present   hash  "<user id>|<hub id>" -> 1, while that hub has
                             a connection of that member in the room
+    parley:{room}:watching  hash  "<hub id>" -> how many distinct members watch
+                            the room on that hub; public rooms only, no ids
     parley:hub:<hub id>     exists while the hub lives (refreshed, with a TTL)
 
 A hub that dies leaves its fields behind; they stop counting once its key
-expires, and are removed by the next ``present`` that meets them. Writes go
-through one task in order, so a quick leave-then-enter can never land reversed.
+expires, and are removed by the next ``present`` or ``watchers`` that meets
+them. Writes go through one task in order, so a quick leave-then-enter can
+never land reversed, and the changes of one moment share one pipeline.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 from redis.exceptions import RedisError
 
 from server.core.model import UserId
-from server.store.base import Presence
+from server.store.base import COUNTED_ROOMS, Presence
 from server.store.redis_wire import DOWN, as_text, cancel_firmly, edge
 
 if TYPE_CHECKING:
@@ -70,10 +73,8 @@ class RedisPresence(Presence):
     async def enter(self, room: str, user_id: UserId) -> None:
         if self._add(room, user_id, 1):
             generation = self._mark(room, user_id)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(ENTER_WAIT):
-                    while self._written < generation:
-                        await self._written_event.wait()
+            if not room.startswith(COUNTED_ROOMS):  # a count may lag; who is here may not
+                await self._wait(generation)
 
     def leave(self, room: str, user_id: UserId) -> None:
         if self._add(room, user_id, -1):
@@ -92,14 +93,41 @@ class RedisPresence(Presence):
             mine = [f for f in fields if f.startswith(prefix) and f != own]
             if not mine:
                 return False
-            async with client.pipeline(transaction=False) as pipe:
-                for field in mine:
-                    pipe.exists(self._hub_key(field[len(prefix) :]))
-                alive = await pipe.execute()
-            dead = [field for field, up in zip(mine, alive, strict=True) if not up]
-            if dead:
-                await client.hdel(key, *dead)
+            alive = await self._alive(key, mine, [f[len(prefix) :] for f in mine])
         return any(alive)
+
+    async def watchers(self, room: str) -> int:
+        key = self._store._key(room, "watching")
+        with edge():
+            fields = await self._store._client.hgetall(key)
+            counts = {as_text(hub_id): int(n) for hub_id, n in fields.items()}
+            # This hub's own count may lag: the one in memory is the truth here.
+            counts.pop(self.hub_id, None)
+            hubs = list(counts)
+            alive = await self._alive(key, hubs, hubs) if hubs else []
+        others = sum(counts[hub] for hub, up in zip(hubs, alive, strict=True) if up)
+        return self.members_here(room) + others
+
+    async def _alive(self, key: str, fields: list[str], hubs: list[str]) -> list[bool]:
+        """Whether each hub lives; the fields of dead ones are removed from ``key``."""
+        client = self._store._client
+        async with client.pipeline(transaction=False) as pipe:
+            for hub_id in hubs:
+                pipe.exists(self._hub_key(hub_id))
+            alive = [bool(up) for up in await pipe.execute()]
+        dead = [field for field, up in zip(fields, alive, strict=True) if not up]
+        if dead:
+            await client.hdel(key, *dead)
+        return alive
+
+    async def wait_written(self) -> None:
+        await self._wait(self._wanted)
+
+    async def _wait(self, generation: int) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ENTER_WAIT):
+                while self._written < generation:
+                    await self._written_event.wait()
 
     def _mark(self, room: str, user_id: str) -> int:
         self._dirty.add((room, user_id))
@@ -114,13 +142,23 @@ class RedisPresence(Presence):
             self._wake.clear()
             generation, dirty, self._dirty = self._wanted, self._dirty, set()
             try:
+                counted: set[str] = set()
                 async with self._store._client.pipeline(transaction=False) as pipe:
                     for room, user_id in dirty:
+                        if room.startswith(COUNTED_ROOMS):
+                            counted.add(room)
+                            continue
                         key, field = self._store._key(room, "present"), f"{user_id}|{self.hub_id}"
                         if self.here(room, user_id):
                             pipe.hset(key, field, 1)
                         else:
                             pipe.hdel(key, field)
+                    for room in counted:
+                        key, members = self._store._key(room, "watching"), self.members_here(room)
+                        if members:
+                            pipe.hset(key, self.hub_id, members)
+                        else:
+                            pipe.hdel(key, self.hub_id)
                     await pipe.execute()
             except (*DOWN, RedisError) as exc:
                 self._dirty |= dirty

@@ -47,6 +47,8 @@ from server.core.model import (
     UserId,
 )
 from server.store.base import Fanout, LocalPresence, ReadState, Store, StoreUnavailable
+from server.store.lease import LocalLeases
+from server.store.sqlite_conversations import CONVERSATIONS_SCHEMA, SqliteConversations
 from server.store.sqlite_offers import OFFERS_SCHEMA, SqliteOffers
 
 T = TypeVar("T")
@@ -116,6 +118,12 @@ class LocalFanout(Fanout):
     async def unfollow(self, room: str) -> None:
         self.rooms.discard(room)
 
+    async def publish_ephemeral(self, room: str, event: dict[str, Any]) -> None:
+        listener = self.ephemeral_listener
+        if listener is not None and room in self.rooms:
+            # Scheduled like an entry's announcement, so the two keep their order.
+            asyncio.get_running_loop().call_soon(listener, room, event)
+
 
 @dataclass(slots=True)
 class _Write:
@@ -127,7 +135,7 @@ class _Write:
 _Outcome = tuple[asyncio.Future[Any], object, ParleyError | None]
 
 
-class SqliteStore(SqliteOffers, Store):
+class SqliteStore(SqliteOffers, SqliteConversations, LocalLeases, Store):
     _loop: asyncio.AbstractEventLoop
 
     def __init__(self, path: str, *, batch_max: int = 256) -> None:
@@ -617,7 +625,7 @@ def _create_schema(conn: sqlite3.Connection) -> str:
     if meta["schema_version"] != SCHEMA_VERSION:
         conn.execute("ROLLBACK")
         raise sqlite3.DatabaseError(f"schema version {meta['schema_version']} is not supported")
-    for sql in (*_INDEXES, *OFFERS_SCHEMA):
+    for sql in (*_INDEXES, *OFFERS_SCHEMA, *CONVERSATIONS_SCHEMA):
         conn.execute(sql)
     conn.execute("COMMIT")
     return cast(str, meta["store_id"])

@@ -14,6 +14,7 @@ from protocol.messages import (
     MAX_TOKEN,
     OPS,
     Connect,
+    Conversations,
     Delete,
     Edit,
     History,
@@ -28,8 +29,10 @@ from protocol.messages import (
     OfferToLikers,
     Ping,
     Post,
+    Read,
     Request,
     Subscribe,
+    Typing,
     Unsubscribe,
     parse_request,
     parse_room,
@@ -117,6 +120,16 @@ GOOD: list[tuple[dict[str, Any], Request]] = [
         {"id": 29, "op": "offers", "listing": "42", "state": "open", "limit": 3},
         Offers(29, "42", "open", 3),
     ),
+    ({"id": 30, "op": "read", "room": "order:7", "seq": 12}, Read(30, "order:7", 12)),
+    (
+        {"id": 31, "op": "conversations", "role": "sales"},
+        Conversations(31, "sales", None, 20),
+    ),
+    (
+        {"id": 32, "op": "conversations", "role": "purchases", "before": 5, "limit": 50},
+        Conversations(32, "purchases", 5, 50),
+    ),
+    ({"id": 33, "op": "typing", "room": "order:7"}, Typing(33, "order:7")),
 ]
 
 BAD_OFFERS: list[dict[str, Any]] = [
@@ -144,6 +157,12 @@ BAD_OFFERS: list[dict[str, Any]] = [
     {"op": "offers", "state": "pending"},
     {"op": "offers", "listing": 42},
     {"op": "offers", "extra": 1},
+    {"op": "read", "room": "listing:42", "seq": 1},
+    {"op": "read", "room": "order:7", "seq": -1},
+    {"op": "read", "room": "order:7"},
+    {"op": "typing", "room": "listing:42"},
+    {"op": "conversations", "role": "buyer"},
+    {"op": "conversations", "role": "sales", "limit": 51},
 ]
 
 
@@ -176,6 +195,9 @@ def test_every_op_has_a_good_example() -> None:
         "likers",
         "offer_to_likers",
         "offers",
+        "read",
+        "conversations",
+        "typing",
     }
     assert every_op == OPS
 

@@ -17,7 +17,7 @@ from client import ParleyClient
 from server.app import App
 from server.auth import mint_token
 from server.config import Config, load_config
-from server.core.clock import Clock
+from server.core.clock import Clock, FakeClock
 from tests.support.hubproc import API_KEY, test_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,6 +117,23 @@ async def stop_hub(hub: RunningHub) -> None:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'parley.sqlite3'}"
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def store_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    """Each store's URL, empty, for tests that start hubs themselves."""
+    if request.param == "redis":
+        redis_server = request.getfixturevalue("redis_server")
+        redis_server.start()
+        await redis_server.flushall()
+        return str(redis_server.url)
+    return sqlite_url
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock that moves only when a test says so."""
+    return FakeClock()
 
 
 @pytest.fixture(params=["sqlite", "redis"])

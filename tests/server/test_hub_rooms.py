@@ -223,6 +223,10 @@ async def test_r9_order_status_changes_appear_in_the_order_room(hub: RunningHub)
         "type": "order_status",
         "status": "shipped",
         "tracking_number": "1Z999AA10123456784",
+        "texts": {
+            "en": "The order has shipped. Tracking number: 1Z999AA10123456784.",
+            "fr-CA": "La commande a été expédiée. Numéro de suivi\u00a0: 1Z999AA10123456784.",
+        },
     }
     for body, code in (
         ({"status": "teleported"}, "bad_request"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,21 +18,6 @@ from tests.support.redis_server import RedisServer
 HOUR = 3600.0
 # Sweeps only when a test says so (and once at start): counts stay exact.
 SETTINGS: dict[str, Any] = {"offer_sweep_interval": 3600.0}
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        redis_server: RedisServer = request.getfixturevalue("redis_server")
-        redis_server.start()
-        await redis_server.flushall()
-        return redis_server.url
-    return f"sqlite:///{tmp_path / 'parley.sqlite3'}"
-
-
-@pytest.fixture
-async def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

@@ -98,12 +98,13 @@ async def listing(
 
 
 async def events(client: ParleyClient, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-    """The next ``count`` message events, skipping ``resumed`` markers."""
+    """The next ``count`` message events, skipping ``resumed`` markers and the
+    ephemeral ``presence`` and ``typing`` events (they have no ``seq``)."""
     out: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while len(out) < count:
         event = await client.next_event(max(0.01, deadline - time.monotonic()))
-        if event["event"] != "resumed":
+        if event["event"] not in ("resumed", "presence", "typing"):
             out.append(event)
     return out
 

@@ -20,6 +20,7 @@ from server.core.model import Author, Draft, Entry, RoomHead, UserId
 from server.store.base import StoreUnavailable
 from server.store.redis import RedisStore
 from server.store.redis_fanout import RedisFanout
+from server.store.redis_presence import RedisPresence
 from tests.support.redis_server import RedisServer
 
 ROOM = "listing:l1"
@@ -363,3 +364,95 @@ def test_reconnect_backoff_grows_with_jitter_up_to_its_bound() -> None:
         delays = {fanout._backoff(failures) for _ in range(50)}
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(delays) > 1
+
+
+# Ephemeral events (typing, presence) and public rooms' watcher counts.
+
+TYPING = {"event": "typing", "room": ROOM, "user_id": "alice", "name": "Alice"}
+
+
+class Heard:
+    """What a store's fan-out passes on, entries and ephemeral events, in order."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.items: list[tuple[str, Any]] = []
+        self._changed = asyncio.Event()
+        store.fanout.listener = lambda entry, _epoch: self._add(("entry", entry.seq))
+        store.fanout.ephemeral_listener = lambda room, event: self._add((room, event))
+
+    def _add(self, item: tuple[str, Any]) -> None:
+        self.items.append(item)
+        self._changed.set()
+
+    async def until(self, count: int) -> None:
+        async with asyncio.timeout(WAIT):
+            while len(self.items) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def test_ephemeral_events_reach_every_follower_in_order_and_are_never_stored(
+    hubs: tuple[RedisStore, RedisStore],
+) -> None:
+    a, b = hubs
+    heard = Heard(a), Heard(b)
+    for store in (a, b):
+        await store.fanout.follow(ROOM)
+    await a.append(ROOM, comment("before"))
+    await a.fanout.publish_ephemeral(ROOM, TYPING)
+    await a.append(ROOM, comment("after"))
+    for hub in heard:  # the publishing hub hears it too
+        await hub.until(3)
+        assert hub.items == [("entry", 1), (ROOM, TYPING), ("entry", 2)]
+    assert (await b.head(ROOM)).seq == 2
+    assert seqs_of(await b.entries_after(ROOM, 0, 10)) == [1, 2]
+
+
+async def test_only_followers_hear_an_event_and_a_bad_payload_is_dropped(
+    hubs: tuple[RedisStore, RedisStore],
+    redis_server: RedisServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a, b = hubs
+    heard = Heard(b)
+    await b.fanout.follow(ROOM)
+    caplog.set_level(logging.WARNING, logger="parley.store.redis")
+    channel = f"parley:{{{ROOM}}}:ch"
+    with redis_server.client() as client:
+        publish = b.fanout._command("PUBLISH")
+        client.execute_command(publish, channel, b"\x92\x01\x02")  # an array, not an event
+        client.execute_command(publish, channel, b"\xc1")  # not msgpack at all
+    await a.fanout.publish_ephemeral("listing:unfollowed", TYPING)
+    await a.fanout.publish_ephemeral(ROOM, TYPING)
+    await a.append(ROOM, comment("still heard"))
+    await heard.until(2)
+    assert heard.items == [(ROOM, TYPING), ("entry", 1)]
+    assert caplog.text.count("undecodable event") == 2
+
+
+async def test_watchers_of_a_public_room_add_up_over_live_hubs_and_name_nobody(
+    hubs: tuple[RedisStore, RedisStore], redis_server: RedisServer
+) -> None:
+    a, b = hubs
+    assert isinstance(a.presence, RedisPresence) and isinstance(b.presence, RedisPresence)
+    for store, user in [(a, "u1"), (a, "u1"), (a, "u2"), (b, "u3")]:
+        await store.presence.enter(ROOM, UserId(user))  # u1 twice: two devices
+    for store in (a, b):
+        await store.presence.wait_written()  # a count is written behind the enter
+    assert await a.presence.watchers(ROOM) == 3
+    assert await b.presence.watchers(ROOM) == 3
+    a.presence.leave(ROOM, UserId("u2"))
+    await a.presence.wait_written()
+    assert await b.presence.watchers(ROOM) == 2
+    watching = f"parley:{{{ROOM}}}:watching"
+    with redis_server.client() as client:
+        assert client.exists(f"parley:{{{ROOM}}}:present") == 0
+        assert client.hgetall(watching) == {
+            a.presence.hub_id.encode(): b"1",
+            b.presence.hub_id.encode(): b"1",
+        }
+    # A hub gone stops counting; its field goes with it.
+    await a.presence.stop()
+    assert await b.presence.watchers(ROOM) == 1
+    with redis_server.client() as client:
+        assert client.hkeys(watching) == [b.presence.hub_id.encode()]

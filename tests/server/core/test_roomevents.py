@@ -8,12 +8,11 @@ from typing import Any
 import pytest
 
 from protocol.errors import ErrorCode, ParleyError
-from server.core.model import ORDER_STATUSES, ListingId, Order, OrderId, UserId
+from server.core.model import ListingId, Order, OrderId, UserId
 from server.core.roomevents import (
     OFF_PLATFORM_DISCLAIMER,
     listing_change,
     order_opened,
-    order_status_changed,
 )
 
 ORDER = Order(OrderId("o1"), ListingId("42"), UserId("u-buyer"), UserId("u-seller"))
@@ -93,38 +92,6 @@ def test_r3_listing_change_limits_are_inclusive() -> None:
     assert listing_change({"type": "photos_added", "count": 100}).data["count"] == 100
     fields = ["x" * 32] * 20
     assert listing_change({"type": "edited", "fields": fields}).data["fields"] == fields
-
-
-def test_r9_order_status_changed_with_tracking_number() -> None:
-    message = order_status_changed("shipped", "1Z999AA10123456784")
-    assert message.text == "The order has shipped: tracking number 1Z999AA10123456784."
-    assert message.data == {
-        "type": "order_status",
-        "status": "shipped",
-        "tracking_number": "1Z999AA10123456784",
-    }
-
-
-@pytest.mark.parametrize(
-    ("status", "text"),
-    [
-        ("created", "The order was created."),
-        ("shipped", "The order has shipped."),
-        ("delivered", "The order was delivered."),
-        ("return_requested", "A return was requested."),
-        ("completed", "The order is complete."),
-        ("cancelled", "The order was cancelled."),
-    ],
-)
-def test_r9_order_status_changed_text(status: str, text: str) -> None:
-    message = order_status_changed(status, None)
-    assert message.text == text
-    assert message.data == {"type": "order_status", "status": status}
-
-
-def test_r9_every_order_status_has_a_text() -> None:
-    for status in ORDER_STATUSES:
-        assert order_status_changed(status, None).text
 
 
 def test_r9_order_opened_names_the_order_and_its_parties() -> None:
