@@ -27,6 +27,7 @@ typecheck: setup
 
 unit: setup
 	scripts/ensure-redis
+	scripts/ensure-chromium
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

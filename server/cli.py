@@ -1,4 +1,4 @@
-"""``parley``: serve the hub, or mint a development token."""
+"""``parley``: serve the hub, mint a development token, or seed the demo marketplace."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server.auth import mint_token
+from server.auth import AuthError, mint_token
 from server.config import Config, ConfigError, load_config
 
 
@@ -68,6 +68,29 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from server.demo import DemoError, describe, run_demo
+
+    config = _config(args.config)
+    public_url = args.public_url or config.public_url
+    try:
+        logins = asyncio.run(
+            run_demo(
+                config,
+                api_url=args.api,
+                ws_url=args.ws,
+                public_url=public_url,
+                wait=args.wait,
+                ttl=args.ttl,
+            )
+        )
+    except (DemoError, AuthError) as exc:  # AuthError: the demo mints HS256 tokens only
+        print(f"parley demo: {exc}", file=sys.stderr)
+        return 1
+    print(describe(logins, config, public_url))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="parley", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--locale", default="en", help="locale, e.g. fr-CA")
     token.add_argument("--ttl", type=float, default=86400.0, help="seconds until it expires")
     token.set_defaults(func=_token)
+    demo = sub.add_parser(
+        "demo", help="seed a demo marketplace into a running hub; print one login link per member"
+    )
+    demo.add_argument("--config", help="path to config.yaml (default: ./config.yaml)")
+    demo.add_argument("--api", help="the hub's internal API (default: from api_host, api_port)")
+    demo.add_argument("--ws", help="the hub's WebSocket URL (default: from ws_host, ws_port)")
+    demo.add_argument("--public-url", help="base of the printed links (default: public_url)")
+    demo.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the hub")
+    demo.add_argument("--ttl", type=float, default=7 * 86400.0, help="seconds the links last")
+    demo.set_defaults(func=_demo)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
