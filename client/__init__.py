@@ -164,6 +164,19 @@ class ParleyClient:
     async def delete(self, room: str, seq: int) -> dict[str, Any]:
         return await self.request("delete", room=room, seq=seq)
 
+    async def read(self, room: str, seq: int) -> dict[str, Any]:
+        """Mark an order room read up to ``seq``, on every device of this member."""
+        return await self.request("read", room=room, seq=seq)
+
+    async def conversations(
+        self, role: str, before: int | None = None, limit: int = 20
+    ) -> dict[str, Any]:
+        """My orders: ``role`` is ``sales`` or ``purchases``, newest order first."""
+        fields: dict[str, Any] = {"role": role, "limit": limit}
+        if before is not None:
+            fields["before"] = before
+        return await self.request("conversations", **fields)
+
     async def typing(self, room: str) -> bool:
         """Tell an order room's other party that this member is typing; ``False``
         when the hub skipped it (sent too often): nothing to retry."""
