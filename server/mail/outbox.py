@@ -216,22 +216,37 @@ class MailSender:
         await self._consume(MAIL_ROOM, self._deliver)
 
     async def _consume(self, room: str, handle: Handle) -> None:
-        """Handle the jobs of ``room`` after its cursor, moving the cursor after each."""
+        """Handle the jobs of ``room`` after its cursor, moving the cursor durably.
+
+        The cursor moves right after each e-mail handed to the transport, so a
+        crash sends at most that one again. Jobs that sent nothing (a member
+        without an address, a reminder queued by its idempotent key) move it
+        once per batch: a burst of thousands of orders costs a few writes, not
+        one per job, and redoing them after a crash is harmless.
+        """
         cursor = (await self.store.read_state(room)).up_to
-        scan = cursor
-        while True:
+        scan = done = cursor
+        stop = False
+        while not stop:
             entries = await self.store.entries_after(room, scan, READ_BATCH)
             if not entries:
                 break
             for entry in entries:
                 if entry.kind == "event":  # not one of the cursor's own entries
+                    sent = self.sent
                     if not await handle(entry):
-                        return
-                    await self._advance(room, entry.seq)
-                    cursor = entry.seq
+                        stop = True
+                        break
+                    done = entry.seq
+                    if self.sent != sent:
+                        await self._advance(room, done)
+                        cursor = done
                 scan = entry.seq
+            if done > cursor:
+                await self._advance(room, done)
+                cursor = done
         # The cursor's entries pile up behind the last job; past a few, skip them for good.
-        if scan - cursor >= SKIP_ADVANCE:
+        if not stop and scan - cursor >= SKIP_ADVANCE:
             await self._advance(room, scan)
 
     async def _advance(self, room: str, seq: int) -> None:
