@@ -47,7 +47,14 @@ class Codec:
         try:
             # Containers are bounded by the frame size limit already; ext types
             # and non-string map keys have no meaning in the protocol.
-            return msgpack.unpackb(frame, raw=False, strict_map_key=True, max_ext_len=0)
+            return msgpack.unpackb(
+                frame,
+                raw=False,
+                strict_map_key=True,  # str or bin keys; _str_keys refuses bin ones
+                max_ext_len=0,  # ext types of length 0 get past it: _no_ext refuses them
+                ext_hook=_no_ext,
+                object_hook=_str_keys,
+            )
         except UnicodeDecodeError:
             raise ProtocolError(ErrorCode.bad_encoding, "invalid UTF-8 in a string") from None
         except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
@@ -62,6 +69,18 @@ class Codec:
     def frame(self, obj: Any) -> bytes:
         """A complete server-to-client WebSocket frame carrying ``obj``."""
         return server_frame(self.encode(obj), text=self.text_frames)
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise ValueError("ext types have no meaning in the protocol")
+
+
+def _str_keys(obj: dict[Any, Any]) -> dict[str, Any]:
+    # strict_map_key lets bin keys through; a field is never named by bytes.
+    for key in obj:
+        if type(key) is not str:
+            raise ValueError("map keys must be strings")
+    return obj
 
 
 JSON: Final = Codec(JSON_SUBPROTOCOL, text_frames=True)
