@@ -2,7 +2,13 @@
 
 The algorithm is pinned by config; a token signed otherwise, or with
 ``alg: none``, is refused. Claims: ``sub`` (user id), ``name`` (username),
-``locale`` (optional, default ``en``), ``exp`` (required).
+``locale`` (optional, default ``en``), ``exp`` (required); ``nbf`` and ``iat``,
+when present, must not lie in the future (all within ``jwt_leeway``).
+
+Keys rotate by ``kid``: a token whose header names a ``kid`` is verified with
+that key of ``jwt_keys`` (an unknown ``kid`` is refused), a token without one
+with ``jwt_secret`` / ``jwt_public_key``. During a rotation both the old and the
+new key are listed, so tokens signed with either verify.
 
 A session token from an e-mail link (``server.links``) is accepted too: it
 names its member the same way and carries a ``scope``, the one room the
@@ -20,7 +26,7 @@ import jwt
 from server.config import Config
 from server.core.clock import Clock
 from server.core.model import ID_RE, UserId
-from server.links import LinkError, LinkExpired, Links, is_session_token
+from server.links import SESSION_KID, LinkError, LinkExpired, Links
 
 MAX_NAME = 64
 MAX_LOCALE = 16
@@ -39,33 +45,59 @@ class Principal:
 
 
 class TokenVerifier:
-    __slots__ = ("_algorithm", "_audience", "_key", "_leeway", "_links")
+    __slots__ = ("_algorithm", "_audience", "_key", "_keys", "_leeway", "_links")
 
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self._links = Links(config, clock or _WallClock())
         self._algorithm = config.jwt_algorithm
-        self._key: Any = config.jwt_secret
-        if config.jwt_algorithm != "HS256":
-            # Parsed once: a PEM string would be parsed again for every token.
-            algorithm = jwt.get_algorithm_by_name(config.jwt_algorithm)
-            self._key = algorithm.prepare_key(config.public_key_pem())
+        hs256 = config.jwt_algorithm == "HS256"
+        default, setting = (
+            (config.jwt_secret, "jwt_secret")
+            if hs256
+            else (config.jwt_public_key, "jwt_public_key")
+        )
+        # The key for tokens without kid; None (not configured): every token must name one.
+        self._key: Any = _prepare(config, default, setting) if default else None
+        self._keys: dict[str, Any] = {
+            kid: _prepare(config, key, "jwt_keys") for kid, key in config.jwt_keys.items()
+        }
         self._leeway = config.jwt_leeway
         self._audience = config.jwt_audience or None
 
     def verify(self, token: str) -> Principal:
-        if is_session_token(token):
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError as exc:
+            raise AuthError(f"invalid token: {exc}") from None
+        if kid == SESSION_KID:
             return self._verify_session(token)
+        if kid is None:
+            key = self._key
+            if key is None:
+                raise AuthError("invalid token: no kid, and no key without kid is configured")
+        else:
+            # Never echoed back: the header is the sender's, and unverified.
+            key = self._keys.get(kid) if isinstance(kid, str) else None
+            if key is None:
+                raise AuthError("invalid token: unknown key id (kid)")
         try:
             claims = jwt.decode(
                 token,
-                self._key,
+                key,
                 algorithms=[self._algorithm],
-                options={"require": ["sub", "exp", "name"]},
+                options={
+                    "require": ["sub", "exp", "name"],
+                    "verify_exp": True,
+                    "verify_nbf": True,
+                    "verify_iat": True,
+                },
                 audience=self._audience,
                 leeway=self._leeway,
             )
         except jwt.ExpiredSignatureError:
             raise AuthError("token expired") from None
+        except jwt.ImmatureSignatureError:
+            raise AuthError("token not yet valid (nbf or iat in the future)") from None
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"invalid token: {exc}") from None
         sub, name, locale = claims["sub"], claims["name"], claims.get("locale", "en")
@@ -87,6 +119,14 @@ class TokenVerifier:
         return Principal(session.user_id, session.name, session.locale, session.scope)
 
 
+def _prepare(config: Config, key: str, setting: str) -> Any:
+    """A verification key: the HS256 secret as is; a public key parsed once (not per token)."""
+    if config.jwt_algorithm == "HS256":
+        return key
+    algorithm = jwt.get_algorithm_by_name(config.jwt_algorithm)
+    return algorithm.prepare_key(config.public_key_pem(key, setting))
+
+
 class _WallClock:
     def now(self) -> float:
         return time.time()
@@ -96,7 +136,7 @@ def mint_token(
     config: Config, user_id: str, name: str, *, locale: str = "en", ttl: float = 3600.0
 ) -> str:
     """A token for development and tests (HS256 with the configured secret only)."""
-    if config.jwt_algorithm != "HS256":
-        raise AuthError("minting needs jwt_algorithm HS256; the backend mints RS256/EdDSA tokens")
+    if config.jwt_algorithm != "HS256" or not config.jwt_secret:
+        raise AuthError("minting needs jwt_algorithm HS256 and jwt_secret (a key without kid)")
     claims = {"sub": user_id, "name": name, "locale": locale, "exp": int(time.time() + ttl)}
     return jwt.encode(claims, config.jwt_secret, algorithm="HS256")

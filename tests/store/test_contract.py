@@ -269,6 +269,19 @@ async def test_delete_blanks_the_text_and_takes_a_seq(store: Store) -> None:
     assert (target.text, target.deleted) == ("", True)
 
 
+async def test_a_deleted_comments_edits_are_read_back_blank(store: Store) -> None:
+    await store.append(ROOM, comment("call me"))
+    await store.append(ROOM, Draft("edit", "call me at 514 555 0199", 20, ALICE, target=1))
+    await store.append(ROOM, comment("another"))
+    await store.append(ROOM, Draft("edit", "another, edited", 21, ALICE, target=3))
+    await store.append(ROOM, Draft("delete", "", 30, ALICE, target=1))
+    log = {e.seq: e for e in await store.entries_after(ROOM, 0, 10)}
+    assert (log[1].text, log[2].text, log[2].kind) == ("", "", "edit")
+    assert log[4].text == "another, edited"  # the other comment's edit stays
+    edit = await store.get_entry(ROOM, 2)
+    assert edit is not None and edit.text == ""
+
+
 async def test_edits_and_deletes_are_in_the_log_but_not_in_history(store: Store) -> None:
     await store.append(ROOM, comment("one"))
     await store.append(ROOM, comment("two"))
