@@ -45,6 +45,8 @@ from server.core.order_status import (
 from server.core.roomevents import listing_change, order_opened
 from server.core.rooms import listing_room, order_room
 from server.mail.outbox import queue_order_confirmation
+from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from server.metrics import Metrics
 from server.negotiations import EVENTS_ROOM, Negotiations
 from server.notify import Notice, Notifier
 from server.openapi import spec as openapi_spec
@@ -185,6 +187,7 @@ class InternalApi:
         self.negotiations = negotiations or Negotiations(config, store, clock, self.notifier)
         self.extra_routes: list[web.RouteDef] = []
         self.on_mail_queued: Callable[[], None] = lambda: None  # wakes this hub's sender
+        self.metrics = Metrics(store)  # GET /metrics; the app adds its hub, outbox and mail
         self._key = f"Bearer {config.api_key}".encode()
         self.runner: web.AppRunner | None = None
 
@@ -202,6 +205,7 @@ class InternalApi:
         app.router.add_get("/v1/offers/{id}", self.get_offer)
         app.router.add_get("/v1/events", self.events)
         app.router.add_get("/v1/openapi.json", self.openapi)
+        app.router.add_get("/metrics", self.scrape)  # behind the API key: Prometheus sends it
         app.router.add_routes(self.extra_routes)
         return app
 
@@ -239,6 +243,10 @@ class InternalApi:
 
     async def openapi(self, request: web.Request) -> web.Response:
         return _json(openapi_spec())
+
+    async def scrape(self, request: web.Request) -> web.Response:
+        body = await self.metrics.scrape()
+        return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
     async def healthz(self, request: web.Request) -> web.Response:
         return _json({"status": "ok"})

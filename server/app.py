@@ -2,7 +2,8 @@
 
 ``App`` is what ``parley serve`` runs and what the tests start in-process on
 port 0. ``run`` adds the signals: SIGTERM stops accepting, closes clients with
-1012 so they reconnect elsewhere, finishes pending writes and returns.
+1012 spread over ``drain_window`` so they reconnect elsewhere without arriving
+all at once, finishes pending writes and returns.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from server.core.rooms import user_room
 from server.hub import Hub
 from server.mail.outbox import MailSender
 from server.mail.transports import open_transport
+from server.metrics import Metrics
 from server.negotiations import Negotiations, stop_sweeper
 from server.notify import Notifier
 from server.push_api import push_routes
@@ -55,6 +57,7 @@ class App:
         self.api.extra_routes = push_routes(self.outbox)
         self.mail = MailSender(config, self.store, self.clock, open_transport(config))
         self.api.on_mail_queued = self.mail.wake
+        self.api.metrics = Metrics(self.store, hub=self.hub, outbox=self.outbox, mail=self.mail)
         self.reuse_port = reuse_port
         self.sweeper: asyncio.Task[None] | None = None
         self.ws_port = 0

@@ -141,7 +141,11 @@ def spec() -> dict[str, Any]:
             "get": {"summary": "the process answers", "security": [], "responses": _answers(200)}
         },
         "/readyz": {
-            "get": {"summary": "the store answers", "security": [], "responses": _answers(200)}
+            "get": {
+                "summary": "the store answers; on Redis, a pub/sub canary comes back (503: why)",
+                "security": [],
+                "responses": _answers(200),
+            }
         },
         "/v1/users/{id}": {
             "parameters": _path_ids("id"),
@@ -238,6 +242,18 @@ def spec() -> dict[str, Any]:
         },
         "/v1/openapi.json": {
             "get": {"summary": "this document", "security": [], "responses": _answers(200)},
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (text format 0.0.4); the API key as bearer token",
+                "responses": {
+                    "200": {
+                        "description": "the exposition",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_answers(errors=()),
+                },
+            }
         },
     }
     return {

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from protocol.errors import ErrorCode, ParleyError
+from server.core.buckets import Buckets
 from server.core.model import (
     AppendResult,
     Draft,
@@ -54,6 +55,7 @@ COUNTED_ROOMS: Final = ("listing:",)  # public rooms: presence says how many, ne
 
 OrderRole = Literal["buyer", "seller"]
 
+WRITE_BOUNDS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5)  # s, write_seconds
 UNREAD_CAP: Final = 999  # unread counts stop here: a badge shows "999+", a count stays cheap
 
 
@@ -201,6 +203,9 @@ class Store(abc.ABC):
     fanout: Fanout
     presence: Presence
     slow_commit_s: float = 0.0  # log writes slower than this (0: off)
+    # Read by GET /metrics at scrape time; the backends bump them in place.
+    appended: int = 0  # entries stored and acknowledged (a retried duplicate is not)
+    write_seconds: Buckets  # SQLite: each batch's commit; Redis: each append round trip
 
     @abc.abstractmethod
     async def open(self) -> None: ...

@@ -33,8 +33,10 @@ Redis must not evict keys (``maxmemory-policy noeviction``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
+import time
 from collections.abc import Collection
 from typing import Any, Final
 
@@ -48,6 +50,7 @@ from redis.exceptions import (
 from redis.maint_notifications import MaintNotificationsConfig
 
 from protocol.errors import ErrorCode, ParleyError
+from server.core.buckets import Buckets
 from server.core.mentions import username_key
 from server.core.model import (
     MEMBER_KINDS,
@@ -63,7 +66,7 @@ from server.core.model import (
     User,
     UserId,
 )
-from server.store.base import ReadState, Store, StoreUnavailable
+from server.store.base import WRITE_BOUNDS, ReadState, Store, StoreUnavailable
 from server.store.redis_conversations import RedisConversations
 from server.store.redis_fanout import RedisFanout
 from server.store.redis_lease import RedisLeases
@@ -314,8 +317,11 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         reconnect_min: float = 0.05,
         reconnect_max: float = 5.0,
         echo_timeout: float = 1.0,
+        canary_timeout: float = 2.0,
     ) -> None:
         self._sharded_option = sharded_pubsub
+        self._canary_timeout = canary_timeout
+        self.write_seconds = Buckets(WRITE_BOUNDS)
         self._prefix = key_prefix
         self._echo_timeout = echo_timeout
         self._socket_timeout = socket_timeout
@@ -391,6 +397,8 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         if not self.fanout.live:
             # Writes would work, but this hub would not hear them: not ready.
             raise StoreUnavailable("the fan-out connection is down; retry later")
+        # Connected is not hearing: a canary must go around through Redis and back.
+        await self.fanout.canary(self._canary_timeout)
 
     async def _warn_about_durability(self) -> None:
         try:
@@ -577,6 +585,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         if reply[0] == 2:
             raise ParleyError(ErrorCode.not_found, f"{room} is closed")
         seq, epoch = reply[1], as_text(reply[2])
+        self.appended += 1
         self._saw(room, epoch, seq)
         await self.fanout.wait_echo(room, epoch, seq, self._echo_timeout)
         if reply[0] == 3:
@@ -606,6 +615,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
     async def _run_appends(
         self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]
     ) -> None:
+        started = time.perf_counter()
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for keys, args, _ in batch:
@@ -613,6 +623,8 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
                 replies = await pipe.execute(raise_on_error=False)
         except (RedisError, OSError) as exc:
             replies = [exc] * len(batch)
+        else:
+            self.write_seconds.observe(time.perf_counter() - started)
         for (_, _, future), reply in zip(batch, replies, strict=True):
             if future.done():
                 continue
@@ -626,7 +638,23 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
             flat = await self._read(
                 keys=self._room_keys(room, "seq", "log", "msgs", "mod"), args=args
             )
-        return decode_entries(room, flat)
+        entries = decode_entries(room, flat)
+        # A deleted comment's earlier edits keep their words in the log: they
+        # are read back blank, like the comment (one more read, only when the
+        # page holds edits).
+        targets = list({e.target for e in entries if e.kind == "edit" and e.target is not None})
+        if not targets:
+            return entries
+        [mod] = self._room_keys(room, "mod")
+        with edge():
+            flags = await self._client.hmget(mod, [f"d{t}" for t in targets])
+        gone = {t for t, flag in zip(targets, flags, strict=True) if flag is not None}
+        return [
+            dataclasses.replace(e, text="", mentions=(), masked_kinds=())
+            if e.kind == "edit" and e.target in gone
+            else e
+            for e in entries
+        ]
 
     async def get_entry(self, room: str, seq: int) -> Entry | None:
         found = await self._read_entries(room, "one", seq)

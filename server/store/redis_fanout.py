@@ -18,12 +18,13 @@ import contextlib
 import logging
 import math
 import random
+import secrets
 from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
 from redis.asyncio.connection import AbstractConnection
 
-from server.store.base import Fanout
+from server.store.base import Fanout, StoreUnavailable
 from server.store.redis_wire import DOWN, cancel_firmly, edge, entry_from_body
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("parley.store.redis")
 
 ENTRY_MARK: Final = b"\x93"  # msgpack fixarray of 3: what the append script publishes
+CANARY_ROOM: Final = "canary:"  # + a random id per hub: the channel /readyz sends itself through
 
 
 class RedisFanout(Fanout):
@@ -72,6 +74,11 @@ class RedisFanout(Fanout):
         self._reader: asyncio.Task[None] | None = None
         self._stopping = False
         self._last_heard = 0.0  # loop time of the last reply on the connection
+        self.reconnects = 0  # connections made again after a drop (GET /metrics)
+        # Followed like a room on the first canary, so every reconnect subscribes it again.
+        self._canary_room = CANARY_ROOM + secrets.token_hex(8)
+        self._canary_channel = store._key(self._canary_room, "ch").encode()
+        self._canaries: dict[str, asyncio.Future[None]] = {}
 
     @property
     def live(self) -> bool:
@@ -161,6 +168,36 @@ class RedisFanout(Fanout):
             with contextlib.suppress(ValueError):
                 waiting.remove((epoch, seq, echo))
 
+    async def canary(self, timeout: float) -> None:
+        """Publish on this hub's canary channel and wait to hear it back (``/readyz``).
+
+        Proves the whole path an entry takes: Redis takes the publish, still
+        counts this hub's subscription, and the reader gets the message. Raises
+        ``StoreUnavailable`` saying which part failed; waits ``timeout`` at most
+        for the echo (the publish itself is bounded by the socket timeout).
+        """
+        await self.follow(self._canary_room)  # at once unless this is the first canary
+        token = secrets.token_hex(8)
+        heard = self._canaries[token] = asyncio.get_running_loop().create_future()
+        try:
+            payload = msgpack.packb({"canary": token})  # a map, like ephemeral events
+            client = self._store._client
+            with edge():
+                if self._sharded:
+                    receivers = await client.spublish(self._canary_channel, payload)
+                else:
+                    receivers = await client.publish(self._canary_channel, payload)
+            if not receivers:
+                raise StoreUnavailable("the pub/sub canary has no subscriber: the hub is deaf")
+            try:
+                await asyncio.wait_for(heard, timeout)
+            except TimeoutError:
+                raise StoreUnavailable(
+                    f"the pub/sub canary did not come back within {timeout:g}s"
+                ) from None
+        finally:
+            del self._canaries[token]
+
     async def publish_ephemeral(self, room: str, event: dict[str, Any]) -> None:
         channel = self._store._key(room, "ch")
         payload = msgpack.packb(event)  # a map: never starts with ENTRY_MARK
@@ -205,6 +242,7 @@ class RedisFanout(Fanout):
                     await asyncio.sleep(delay)
                     continue
                 log.info("fan-out: reconnected after %d failed attempts", failures)
+                self.reconnects += 1
                 failures = 0
                 self._resync_due = True
                 self._maybe_resync()
@@ -299,6 +337,11 @@ class RedisFanout(Fanout):
             event = None
         if not isinstance(event, dict):
             log.warning("fan-out: undecodable event on %r; ignored", channel)
+            return
+        if channel == self._canary_channel:
+            heard = self._canaries.get(event.get("canary"))  # type: ignore[arg-type]
+            if heard is not None and not heard.done():
+                heard.set_result(None)
             return
         if self.ephemeral_listener is not None:
             self.ephemeral_listener(room, event)

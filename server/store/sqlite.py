@@ -28,6 +28,7 @@ from typing import Any, Final, TypeVar, cast
 import orjson
 
 from protocol.errors import ErrorCode, ParleyError
+from server.core.buckets import Buckets
 from server.core.mentions import username_key
 from server.core.model import (
     MEMBER_KINDS,
@@ -46,7 +47,14 @@ from server.core.model import (
     User,
     UserId,
 )
-from server.store.base import Fanout, LocalPresence, ReadState, Store, StoreUnavailable
+from server.store.base import (
+    WRITE_BOUNDS,
+    Fanout,
+    LocalPresence,
+    ReadState,
+    Store,
+    StoreUnavailable,
+)
 from server.store.lease import LocalLeases
 from server.store.sqlite_conversations import CONVERSATIONS_SCHEMA, SqliteConversations
 from server.store.sqlite_offers import OFFERS_SCHEMA, SqliteOffers
@@ -146,6 +154,7 @@ class SqliteStore(SqliteOffers, SqliteConversations, LocalLeases, Store):
         self.fanout: LocalFanout = LocalFanout()
         self.presence = LocalPresence()
         self.commits = 0  # transactions committed by the writer (one per batch)
+        self.write_seconds = Buckets(WRITE_BOUNDS)  # observed by the writer thread only
         self._accepting = False
         # The loop gathers the writes of one iteration and hands them over as
         # one list: one lock and one wake-up of the writer per batch, not per write.
@@ -456,12 +465,14 @@ class SqliteStore(SqliteOffers, SqliteConversations, LocalLeases, Store):
         else:
             self.commits += 1
             took = time.perf_counter() - started
+            self.write_seconds.observe(took)
             if self.slow_commit_s and took >= self.slow_commit_s:
                 log.warning("slow commit writes=%d took_ms=%.1f", len(batch), took * 1000)
             for _, result, _ in outcomes:
                 if isinstance(result, AppendResult) and not result.duplicate:
                     entry = result.entry
                     announced.append((entry, self._seq_cache[entry.room][1]))
+            self.appended += len(announced)  # the writer thread is its only writer
         if len(self._seq_cache) > SEQ_CACHE_MAX:
             self._seq_cache.clear()
         self._loop.call_soon_threadsafe(self._deliver, outcomes, announced)
@@ -523,6 +534,12 @@ class SqliteStore(SqliteOffers, SqliteConversations, LocalLeases, Store):
         elif kind == "delete":
             conn.execute(
                 "UPDATE entries SET text = '', deleted = 1 WHERE room = ? AND seq = ?",
+                (room, draft.target),
+            )
+            # Its earlier edits carried its words too: they go with it.
+            conn.execute(
+                "UPDATE entries SET text = '', mentions = NULL, masked = NULL"
+                " WHERE room = ? AND kind = 'edit' AND target = ?",
                 (room, draft.target),
             )
         return AppendResult(Entry.from_draft(room, seq, draft))
