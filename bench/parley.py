@@ -118,13 +118,16 @@ class ParleyTarget(Target):
         path = self.tmp / "config.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         argv = [str(PARLEY), "serve", "--config", str(path)]
-        env = None
+        # Every load connection comes from 127.0.0.1: no cap per address, and
+        # no staggered drain at the end. As environment variables, which
+        # snapshots older than these settings ignore (in the file: refused).
+        env = {**os.environ, "PARLEY_MAX_CONNECTIONS_PER_IP": "0", "PARLEY_DRAIN_WINDOW": "0"}
         if self.source is not None:
             # The snapshot's packages come first on sys.path, before the editable install.
             # -P: no working directory on sys.path, where the work tree's
             # packages would shadow the snapshot's.
             argv = [sys.executable, "-P", "-c", _CLI, "serve", "--config", str(path)]
-            env = {**os.environ, "PYTHONPATH": str(self.source)}
+            env["PYTHONPATH"] = str(self.source)
         log = self.log_dir / f"{self.name}.log"
         proc = await procs.spawn(procs.pinned(procs.SERVER_CORE, argv), log, env=env)
         self.procs.append(proc)

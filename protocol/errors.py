@@ -72,6 +72,7 @@ class CloseCode(IntEnum):
     auth_timeout = 4002  # no connect frame within the deadline
     too_many_errors = 4003  # a client that keeps sending bad frames
     slow_consumer = 4008  # send buffer over its limit: reconnect and resume with since
+    too_many_connections = 4009  # the member or the address holds its cap of connections
 
 
 class ParleyError(Exception):

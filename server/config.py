@@ -6,16 +6,21 @@ A bad setting fails at start with a message naming it; nothing is guessed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_origin, get_type_hints
 
 import yaml
 
 JWT_ALGORITHMS = ("HS256", "RS256", "EdDSA")
 CONTACT_POLICIES = ("mask", "reject", "off")
+# A key id the e-mail link's session tokens carry (``server.links.SESSION_KID``):
+# a member key under it would be taken for a session key.
+RESERVED_KIDS = ("parley-session",)
+MAX_KID = 64
 
 
 class ConfigError(ValueError):
@@ -30,6 +35,8 @@ class Config:
     max_frame_bytes: int = 65536
     max_text_chars: int = 4000
     send_buffer_bytes: int = 1 << 20
+    max_connections_per_member: int = 20
+    max_connections_per_ip: int = 200
     resume_max_missed: int = 500
     max_bad_frames: int = 10
     write_rate: float = 20.0
@@ -41,6 +48,8 @@ class Config:
     jwt_public_key: str = ""
     jwt_leeway: int = 30
     jwt_audience: str = ""
+    jwt_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    allowed_origins: tuple[str, ...] = ()
     api_host: str = "127.0.0.1"
     api_port: int = 8701
     api_key: str = ""
@@ -48,6 +57,7 @@ class Config:
     workers: int = 1
     log_level: str = "INFO"
     shutdown_grace: float = 10.0
+    drain_window: float = 10.0
     slow_log_ms: float = 0.0
     contact_policy_listing: str = "mask"
     contact_policy_order: str = "mask"
@@ -86,6 +96,7 @@ class Config:
             "max_frame_bytes",
             "max_text_chars",
             "send_buffer_bytes",
+            "max_connections_per_member",
             "resume_max_missed",
             "max_bad_frames",
             "write_burst",
@@ -114,10 +125,14 @@ class Config:
                 raise ConfigError(f"{name}: must be a positive number of seconds")
         if self.jwt_algorithm not in JWT_ALGORITHMS:
             raise ConfigError(f"jwt_algorithm: must be one of {', '.join(JWT_ALGORITHMS)}")
-        if self.jwt_algorithm == "HS256" and len(self.jwt_secret.encode()) < 32:
+        # With jwt_keys, the key without kid may be left empty: tokens must then name a kid.
+        hs256_secret = self.jwt_secret or not self.jwt_keys
+        if self.jwt_algorithm == "HS256" and hs256_secret and len(self.jwt_secret.encode()) < 32:
             raise ConfigError("jwt_secret: HS256 needs a secret of at least 32 bytes")
-        if self.jwt_algorithm != "HS256" and not self.jwt_public_key:
+        if self.jwt_algorithm != "HS256" and not self.jwt_public_key and not self.jwt_keys:
             raise ConfigError(f"jwt_public_key: {self.jwt_algorithm} needs a public key")
+        self._check_jwt_keys()
+        self._check_origins()
         if not self.api_key:
             raise ConfigError("api_key: must be set")
         if self.store.partition("://")[0] not in ("sqlite", "redis", "rediss", "unix"):
@@ -132,6 +147,10 @@ class Config:
                 raise ConfigError(f"{name}: must be one of {', '.join(CONTACT_POLICIES)}")
         if len(self.phone_region) != 2 or not self.phone_region.isupper():
             raise ConfigError("phone_region: must be an ISO 3166 region code such as CA")
+        if self.max_connections_per_ip < 0:
+            raise ConfigError("max_connections_per_ip: must be 0 (off) or a number of connections")
+        if self.drain_window < 0:
+            raise ConfigError("drain_window: must be 0 (close all at once) or a number of seconds")
         if self.slow_log_ms < 0:
             raise ConfigError("slow_log_ms: must be 0 (off) or a positive number of ms")
         if self.mail_backend not in ("files", "smtp"):
@@ -159,20 +178,44 @@ class Config:
     def offer_ttl_ms(self) -> int:
         return int(self.offer_ttl_hours * 3_600_000)
 
-    def public_key_pem(self) -> str:
-        key = self.jwt_public_key
+    def _check_jwt_keys(self) -> None:
+        for kid, key in self.jwt_keys.items():
+            if not 0 < len(kid) <= MAX_KID or kid in RESERVED_KIDS:
+                raise ConfigError(f"jwt_keys: a kid is 1..{MAX_KID} characters, not {kid[:70]!r}")
+            if self.jwt_algorithm == "HS256" and len(key.encode()) < 32:
+                raise ConfigError(f"jwt_keys: the secret of kid {kid!r} needs at least 32 bytes")
+            if not key:
+                raise ConfigError(f"jwt_keys: kid {kid!r} needs a public key (PEM or path)")
+
+    def _check_origins(self) -> None:
+        for origin in self.allowed_origins:
+            scheme, sep, host = origin.partition("://")
+            if scheme not in ("https", "http") or not sep or not host or "/" in host:
+                raise ConfigError(
+                    f"allowed_origins: {origin[:100]!r} is not an origin such as "
+                    "https://www.marketplace.example (scheme and host, no path)"
+                )
+
+    def public_key_pem(self, key: str | None = None, setting: str = "jwt_public_key") -> str:
+        """A public key as PEM text: ``key`` (default ``jwt_public_key``) or the file it names."""
+        key = self.jwt_public_key if key is None else key
         if key.lstrip().startswith("-----BEGIN"):
             return key
         try:
             return Path(key).read_text()
         except OSError as exc:
-            raise ConfigError(f"jwt_public_key: cannot read {key}: {exc.strerror}") from None
+            raise ConfigError(f"{setting}: cannot read {key}: {exc.strerror}") from None
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
 
-def _coerce(name: str, kind: type, value: Any) -> Any:
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    origin = get_origin(kind)
+    if origin is tuple:
+        return _coerce_strings(name, value)
+    if origin is Mapping:
+        return _coerce_mapping(name, value)
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -197,6 +240,37 @@ def _coerce(name: str, kind: type, value: Any) -> Any:
     elif kind is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
     raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}")
+
+
+def _coerce_strings(name: str, value: Any) -> tuple[str, ...]:
+    """A YAML list, or in the environment a comma-separated list (or a JSON array)."""
+    if isinstance(value, str):
+        if value.lstrip().startswith("["):
+            value = _json(name, value)
+        else:
+            value = [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise ConfigError(f"{name}: expected a list of strings, got {value!r}")
+
+
+def _coerce_mapping(name: str, value: Any) -> dict[str, str]:
+    """A YAML mapping, or in the environment a JSON object, of strings to strings."""
+    if isinstance(value, str):
+        value = _json(name, value)
+    if isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return dict(value)
+    # Never echoed: the values may be secrets.
+    raise ConfigError(f"{name}: expected a mapping of names to strings")
+
+
+def _json(name: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ConfigError(f"{name}: not valid JSON") from None
 
 
 def load_config(

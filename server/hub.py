@@ -11,6 +11,9 @@ per encoding into a complete WebSocket frame, and the same bytes are written to
 every watcher's transport. No task, future or await per recipient. A watcher
 whose send buffer is over ``send_buffer_bytes`` is closed with 4008 instead of
 slowing the others; it reconnects and resumes with ``since``.
+
+A member holds at most ``max_connections_per_member`` connections on a hub, a
+client address ``max_connections_per_ip``; past either, 4009.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any, Final
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
+from websockets.typing import Origin
 
 from protocol.codec import CODECS, SUBPROTOCOLS, Codec
 from protocol.errors import CloseCode, ErrorCode, ParleyError, ProtocolError
@@ -48,7 +52,9 @@ from protocol.messages import (
 )
 from server.auth import AuthError, Principal, TokenVerifier
 from server.config import Config
+from server.core.buckets import Buckets
 from server.core.clock import Clock
+from server.core.connection_caps import ConnectionCap
 from server.core.feed import FeedStep, RoomFeed
 from server.core.model import Entry, Order
 from server.core.ratelimit import TokenBucket
@@ -57,9 +63,10 @@ from server.core.rooms import (
 )
 from server.core.sessions import check_in_scope
 from server.landing import LandingPage
+from server.metrics import LAG_BOUNDS, RESULT_SLOT, OpCounts
 from server.negotiations import Negotiations
 from server.notify import Notifier
-from server.ops import HANDLERS
+from server.ops import HANDLERS, Handler
 from server.ops.presence import announce, contradicts
 from server.ops.rooms import join_from
 from server.store.base import Store
@@ -83,8 +90,20 @@ WRITES: Final = (
 MAX_TRACKED_MEMBERS: Final = 100_000  # mention buckets and cached orders kept per hub
 # Rooms whose watchers other hubs ask about (listing rooms: how many, never who).
 PRESENCE_ROOMS: Final = ("user:", "order:", "listing:")
-TYPING_LAG_FRACTION: Final = 8  # no typing to a connection over 1/8 of send_buffer_bytes
+TYPING_LAG_FRACTION: Final = 8  # no typing, no presence to one over 1/8 of send_buffer_bytes
 CLOSE_TIMEOUT: Final = 5.0  # seconds a closed client has to read its backlog and answer
+
+
+def allowed_origins(config: Config) -> list[Origin | None] | None:
+    """websockets' ``origins``: ``None`` checks nothing (``allowed_origins`` empty).
+
+    A handshake without ``Origin`` is let through: browsers always send one on
+    a WebSocket handshake, so a page elsewhere cannot omit it, while native
+    apps usually send none. The token in ``connect`` stays the credential.
+    """
+    if not config.allowed_origins:
+        return None
+    return [None, *(Origin(origin.lower()) for origin in config.allowed_origins)]
 
 
 class Conn:
@@ -158,6 +177,18 @@ class Hub:
         self.server: Server | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._unflushed: list[Conn] = []  # connections with pending frames
+        # Counted in place on the hot path (plain ints, no lock); GET /metrics reads them.
+        self.ops = OpCounts(HANDLERS)
+        self._routes = self.ops.routes  # request type -> (handler, its row of ops counts)
+        self._unparsed = self.ops.unparsed
+        self._unrouted: tuple[Handler | None, list[int]] = (None, self.ops.unparsed)
+        self.accepted = 0  # connections authenticated
+        self.delivered = 0  # room events queued to watchers: one per watcher per event
+        self.closes: dict[int, int] = {}  # closes made by ``_close``, by code
+        self.lag = Buckets(LAG_BOUNDS)  # seconds from an entry's ts to its delivery here
+        self.member_cap = ConnectionCap(config.max_connections_per_member)
+        self.address_cap = ConnectionCap(config.max_connections_per_ip)
+        self.draining = False  # SIGTERM: closing members over drain_window
         store.fanout.listener = self._on_entry
         store.fanout.on_resync = self._on_resync
         store.fanout.ephemeral_listener = self._on_ephemeral
@@ -177,6 +208,7 @@ class Hub:
             close_timeout=CLOSE_TIMEOUT,
             reuse_port=reuse_port,
             process_request=self.landing.process_request,  # plain GETs; upgrades go on
+            origins=allowed_origins(self.config),  # upgrades only: a bad Origin gets 403
         )
         sock = next(iter(self.server.sockets))
         bound: int = sock.getsockname()[1]
@@ -184,22 +216,66 @@ class Hub:
         return bound
 
     async def shutdown(self) -> None:
-        """Stop accepting, tell clients to reconnect elsewhere (1012), finish requests."""
+        """Stop accepting at once; close members with 1012 over ``drain_window``.
+
+        Spread out, so that a fleet of clients told to reconnect elsewhere does
+        not arrive there all in the same second. Each close goes behind the
+        frames already queued for its connection. Then requests in flight and
+        closing handshakes get ``shutdown_grace``, and the hub is done.
+        """
         if self.server is None:
             return
-        self.server.close(close_connections=True, code=CloseCode.service_restart)
-        await self.server.wait_closed()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=self.config.shutdown_grace)
+        self.draining = True
+        self.server.close(close_connections=False)  # no new connections from here
+        await self._drain(self.config.drain_window)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.shutdown_grace):
+                await self.server.wait_closed()
+                if self._tasks:
+                    await asyncio.wait(set(self._tasks))
+
+    async def _drain(self, window: float) -> None:
+        members = list(self.conns)
+        # Not yet authenticated: nobody's session is lost by closing them now.
+        known = {conn.ws for conn in members}
+        assert self.server is not None
+        for ws in self.server.connections - known:
+            self._track(asyncio.ensure_future(ws.close(CloseCode.service_restart, "restarting")))
+        log.info("draining %d connections over %.1f s", len(members), window)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i, conn in enumerate(members):
+            delay = start + window * i / len(members) - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._close(conn, CloseCode.service_restart, "restarting; reconnect")
 
     # One connection.
 
     async def _handle(self, ws: ServerConnection) -> None:
+        if self.draining:  # its handshake crossed the listener's closing
+            await ws.close(CloseCode.service_restart, "restarting; reconnect")
+            return
+        address = ws.remote_address[0] if ws.remote_address else ""
+        if not self.address_cap.admit(address):
+            log.warning("too many connections address=%s", address)
+            await ws.close(CloseCode.too_many_connections, "too many connections from here")
+            return
+        try:
+            await self._serve(ws)
+        finally:
+            self.address_cap.release(address)
+
+    async def _serve(self, ws: ServerConnection) -> None:
         codec = CODECS[ws.subprotocol or ""]
         connected = await self._authenticate(ws, codec)
         if connected is None:
             return
         conn, request, result = connected
+        if not self.member_cap.admit(conn.principal.user_id):
+            log.warning("too many connections user=%s", conn.principal.user_id)
+            await ws.close(CloseCode.too_many_connections, "too many connections for this member")
+            return
         self.conns.add(conn)
         loop = asyncio.get_running_loop()
         inbox = user_room(conn.principal.user_id)
@@ -233,6 +309,7 @@ class Hub:
             pass
         finally:
             self.conns.discard(conn)
+            self.member_cap.release(conn.principal.user_id)
             for room in list(conn.rooms):
                 self.unwatch(conn, room)
 
@@ -292,6 +369,7 @@ class Hub:
                 return None
             writes = TokenBucket(self.config.write_rate, self.config.write_burst, self.clock.now())
             conn = Conn(ws, codec, principal, writes)
+            self.accepted += 1
             result = {
                 "user": {
                     "id": principal.user_id,
@@ -332,25 +410,31 @@ class Hub:
 
     async def _serve_frame(self, conn: Conn, frame: str | bytes) -> None:
         rid: int | None = None
+        served = self._unparsed  # this op's row of counts, once the frame parses
         try:
             obj = conn.codec.decode(frame)
             rid = request_id(obj)
             request = parse_request(obj, self.limits)
-            result = await self._dispatch(conn, request)
+            handler, served = self._routes.get(type(request), self._unrouted)
+            result = await self._dispatch(conn, request, handler)
         except ProtocolError as exc:
+            served[RESULT_SLOT[exc.code]] += 1
             conn.bad_frames += 1
             self._reply(conn, rid, error=exc)
             if conn.bad_frames >= self.config.max_bad_frames:
                 self._close(conn, CloseCode.too_many_errors, "too many bad frames")
             return
         except ParleyError as exc:
+            served[RESULT_SLOT[exc.code]] += 1
             self._reply(conn, rid, error=exc)
             return
         except Exception:
             # The one place a bug is caught: the client gets a code, the log the trace.
+            served[RESULT_SLOT[ErrorCode.internal]] += 1
             log.exception("internal error serving user=%s", conn.principal.user_id)
             self._reply(conn, rid, error=ParleyError(ErrorCode.internal, "internal error"))
             return
+        served[0] += 1
         conn.bad_frames = 0
         self._reply(conn, rid, result=result)
 
@@ -364,8 +448,9 @@ class Hub:
     ) -> None:
         self._write(conn, conn.codec.frame(reply(rid, result=result, error=error)))
 
-    def _dispatch(self, conn: Conn, request: Request) -> Awaitable[dict[str, Any]]:
-        handler = HANDLERS.get(type(request))
+    def _dispatch(
+        self, conn: Conn, request: Request, handler: Handler | None
+    ) -> Awaitable[dict[str, Any]]:
         if handler is None:  # only Connect: it is valid once, at the start
             raise ParleyError(ErrorCode.already_connected, "this connection is authenticated")
         if conn.principal.scope is not None:
@@ -492,6 +577,7 @@ class Hub:
     def _broadcast(self, room: Room, event: dict[str, Any]) -> None:
         frames: dict[Codec, bytes] = {}
         write = self._write
+        self.delivered += len(room.watchers)
         for conn in room.watchers:
             frame = frames.get(conn.codec)
             if frame is None:
@@ -502,20 +588,20 @@ class Hub:
         """Typing or presence, from any hub: to this hub's watchers of the room,
         except the connections of the member it is about.
 
-        Typing is the first thing a slow client goes without: a connection
-        already lagging (``TYPING_LAG_FRACTION``) is skipped, not closed.
+        Typing and presence are the first things a slow client goes without:
+        a connection already lagging (``TYPING_LAG_FRACTION``) is skipped, not
+        closed; durable events are never skipped (over the bound: 4008).
         """
         room = self.rooms.get(name)
         if room is None:
             return
         about = event.get("user_id")
         lag = self.config.send_buffer_bytes // TYPING_LAG_FRACTION
-        lossy = event.get("event") == "typing"
         frames: dict[Codec, bytes] = {}
         for conn in room.watchers:
             if conn.principal.user_id == about:
                 continue
-            if lossy and conn.transport.get_write_buffer_size() > lag:
+            if conn.transport.get_write_buffer_size() > lag:
                 continue
             frame = frames.get(conn.codec)
             if frame is None:
@@ -569,6 +655,7 @@ class Hub:
         """
         if conn.closing:
             return
+        self.closes[code] = self.closes.get(code, 0) + 1
         self._send_pending(conn)  # what was queued before the close goes first
         conn.closing = True
         ws = conn.ws
@@ -611,6 +698,7 @@ class Hub:
         if step.reset:
             self._broadcast(room, {"event": "reload", "room": name, "epoch": epoch})
         for ready in step.ready:
+            self.lag.observe(self.clock.now() - ready.ts * 0.001)
             self._broadcast(room, ready.to_event())
             if ready.kind == "close" and not name.startswith("order:"):
                 # The backend closed the room: its watchers are let go on every hub.

@@ -34,6 +34,7 @@ def test_settings(store: str, **overrides: Any) -> dict[str, Any]:
         "jwt_secret": SECRET,
         "store": store,
         "log_level": "WARNING",
+        "drain_window": 0.0,  # SIGTERM closes at once; tests of the drain set their own
     }
     settings.update(overrides)
     return settings

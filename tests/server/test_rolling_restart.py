@@ -1,0 +1,200 @@
+"""A rolling restart of two hubs on one Redis, under steady posting.
+
+Hub A is drained (SIGTERM) and started again, then hub B, while members post
+through both and retry what was not acknowledged with the same
+``client_msg_id``. Afterwards: every acknowledged post is in the log once,
+under the seq it was acknowledged with; every watcher saw the room's seqs
+without a gap (the Python client resumes with ``since``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from client import ConnectionLost, ParleyClient, ParleyError
+from server.auth import mint_token
+from server.config import load_config
+from tests.support.hubproc import API_KEY, SECRET, HubProcess
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.slow
+
+TOKENS = load_config(None, {}, jwt_secret=SECRET, api_key=API_KEY)
+ROOM = "listing:L1"
+POSTERS_PER_HUB = 3
+WATCHERS_PER_HUB = 3
+MAX_POSTS = 150  # per poster: the bound; posting stops after the restarts
+RETRIES = 500  # attempts per post; a restart takes a few seconds at 20 ms apart
+RETRIABLE = ("unavailable", "rate_limited")
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
+
+
+async def member(hub: HubProcess, user: str) -> ParleyClient:
+    """A client that reconnects by itself, quickly, and resumes with since."""
+    return await ParleyClient.connect(
+        hub.ws_url,
+        mint_token(TOKENS, user, user),
+        reconnect=True,
+        max_backoff=0.2,
+        request_timeout=3.0,
+    )
+
+
+class Posting:
+    """Posters that retry with the same client_msg_id until acknowledged."""
+
+    def __init__(self) -> None:
+        self.acks: dict[str, list[int]] = {}  # text (= client_msg_id) -> seqs acknowledged
+        self.stop = asyncio.Event()
+
+    @property
+    def acked(self) -> int:
+        return len(self.acks)
+
+    async def post(self, client: ParleyClient, who: str) -> None:
+        for n in range(MAX_POSTS):
+            if self.stop.is_set():
+                return
+            text = f"{who}-{n}"
+            self.acks.setdefault(text, []).append(await self._until_acked(client, text))
+            await asyncio.sleep(0.02)  # steady, about 50 posts a second per poster
+
+    async def _until_acked(self, client: ParleyClient, text: str) -> int:
+        for _ in range(RETRIES):
+            try:
+                ack = await client.post(ROOM, text, client_msg_id=text)
+            except (ConnectionLost, TimeoutError):
+                pass
+            except ParleyError as exc:
+                if exc.code not in RETRIABLE:
+                    raise
+            else:
+                seq: int = ack["seq"]
+                return seq
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{text} was never acknowledged")
+
+    async def grow(self, by: int, timeout: float = 30.0) -> None:
+        """Wait until ``by`` more posts are acknowledged (bounded in time)."""
+        target = self.acked + by
+        deadline = time.monotonic() + timeout
+        while self.acked < target:
+            assert time.monotonic() < deadline, f"posting stalled at {self.acked}"
+            await asyncio.sleep(0.02)
+
+
+async def watch(client: ParleyClient, seen: list[dict[str, Any]]) -> None:
+    for _ in range(100_000):  # bounded: far more events than posts
+        event = await client.next_event(timeout=60)
+        if event["event"] in ("message", "reload"):
+            seen.append(event)
+
+
+async def restart(hub: HubProcess) -> None:
+    assert await asyncio.to_thread(hub.terminate, 30) == 0
+    await asyncio.to_thread(hub.start)
+
+
+async def test_a_rolling_restart_loses_nothing_and_stores_nothing_twice(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    settings: dict[str, Any] = {"drain_window": 1.0, "shutdown_grace": 3.0, "write_burst": 10_000}
+    hubs = [HubProcess(tmp_path, redis.url, **settings) for _ in range(2)]
+    clients: list[ParleyClient] = []
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        for hub in hubs:
+            hub.start()
+        a, b = hubs
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+            body = {"seller_id": "s1", "title": "Coat", "price": {"amount": 100, "currency": "CAD"}}
+            async with http.put(f"{a.api_url}/v1/listings/L1", json=body) as response:
+                assert response.status == 200
+
+        watched: list[list[dict[str, Any]]] = []
+        for h, hub in enumerate(hubs):
+            for i in range(WATCHERS_PER_HUB):
+                watcher = await member(hub, f"w{h}-{i}")
+                await watcher.subscribe(ROOM)
+                clients.append(watcher)
+                watched.append([])
+                tasks.append(asyncio.create_task(watch(watcher, watched[-1])))
+        posting = Posting()
+        posters: dict[str, ParleyClient] = {}
+        streams = []
+        for h, hub in enumerate(hubs):
+            for i in range(POSTERS_PER_HUB):
+                who = f"p{h}-{i}"
+                posters[who] = await member(hub, who)
+                clients.append(posters[who])
+                streams.append(asyncio.create_task(posting.post(posters[who], who)))
+
+        await posting.grow(60)
+        await restart(a)
+        await posting.grow(60)  # posting goes on through A's clients, back on A
+        await restart(b)
+        await posting.grow(60)
+        posting.stop.set()
+        await asyncio.wait_for(asyncio.gather(*streams), 60)
+
+        # No post was acknowledged with two seqs: each was acknowledged once,
+        # and asked again with its client_msg_id, the hub answers the same seq.
+        for text, seqs in posting.acks.items():
+            assert len(seqs) == 1, text
+        for text, seqs in list(posting.acks.items())[::10]:
+            who = text.rsplit("-", 1)[0]
+            again = await posters[who].post(ROOM, text, client_msg_id=text)
+            assert (again["seq"], again["duplicate"]) == (seqs[0], True), text
+
+        # The log: gap-free, each acknowledged post once, under its acknowledged seq.
+        reader = await member(a, "reader")
+        clients.append(reader)
+        log = await whole_log(reader)
+        assert sorted(log) == list(range(1, len(log) + 1))
+        texts = list(log.values())
+        assert len(texts) == len(set(texts)), "a post was stored twice"
+        for text, seqs in posting.acks.items():
+            assert log.get(seqs[0]) == text, text
+
+        # Every watcher saw every seq once, in order, across both restarts.
+        last = max(posting.acks[t][0] for t in posting.acks)
+        deadline = time.monotonic() + 30
+        while any(not seen or seen[-1].get("seq", 0) < last for seen in watched):
+            assert time.monotonic() < deadline, "a watcher never caught up"
+            await asyncio.sleep(0.05)
+        for seen in watched:
+            assert all(e["event"] == "message" for e in seen), "a watcher was told to reload"
+            seqs = [e["seq"] for e in seen]
+            assert seqs[:last] == list(range(1, last + 1))
+    finally:
+        for task in tasks:
+            task.cancel()
+        for client in clients:
+            await client.close()
+        for hub in hubs:
+            hub.stop()
+
+
+async def whole_log(reader: ParleyClient) -> dict[int, str]:
+    """seq -> text of every message in the room."""
+    stored: dict[int, str] = {}
+    before = None
+    for _ in range(1000):  # bounded pagination
+        page = await reader.history(ROOM, before=before, limit=100)
+        stored |= {m["seq"]: m["text"] for m in page["messages"]}
+        if not page["more"]:
+            break
+        before = page["messages"][-1]["seq"]
+    return stored
