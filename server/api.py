@@ -187,6 +187,8 @@ class InternalApi:
         self.negotiations = negotiations or Negotiations(config, store, clock, self.notifier)
         self.extra_routes: list[web.RouteDef] = []
         self.on_mail_queued: Callable[[], None] = lambda: None  # wakes this hub's sender
+        # The app's hub says when SIGTERM's drain has begun: /readyz then answers 503.
+        self.draining: Callable[[], bool] = lambda: False
         self.metrics = Metrics(store)  # GET /metrics; the app adds its hub, outbox and mail
         self._key = f"Bearer {config.api_key}".encode()
         self.runner: web.AppRunner | None = None
@@ -252,6 +254,9 @@ class InternalApi:
         return _json({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
+        if self.draining():
+            # A load balancer stops routing here while members are being moved off.
+            return _error(ParleyError(ErrorCode.unavailable, "draining: the hub is shutting down"))
         try:
             await self.store.check()
         except ParleyError as exc:

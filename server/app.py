@@ -57,6 +57,7 @@ class App:
         self.api.extra_routes = push_routes(self.outbox)
         self.mail = MailSender(config, self.store, self.clock, open_transport(config))
         self.api.on_mail_queued = self.mail.wake
+        self.api.draining = lambda: self.hub.draining
         self.api.metrics = Metrics(self.store, hub=self.hub, outbox=self.outbox, mail=self.mail)
         self.reuse_port = reuse_port
         self.sweeper: asyncio.Task[None] | None = None

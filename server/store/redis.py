@@ -40,7 +40,7 @@ import time
 from collections.abc import Collection
 from typing import Any, Final
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
@@ -73,6 +73,7 @@ from server.store.redis_lease import RedisLeases
 from server.store.redis_offers import RedisOffers
 from server.store.redis_presence import RedisPresence
 from server.store.redis_wire import (
+    ResetAwareConnection,
     as_text,
     decode_entries,
     decode_entry,
@@ -341,6 +342,8 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
             # after a Redis restart fail on stale connections.
             maint_notifications_config=MaintNotificationsConfig(enabled=False),
         )
+        if self._pool.connection_class is Connection:  # plain TCP (not TLS, not a socket file)
+            self._pool.connection_class = ResetAwareConnection
         self._client = Redis(connection_pool=self._pool)
         self._append = self._client.register_script(_APPEND_LUA)
         self._pending_appends: list[_PendingAppend] = []
@@ -623,6 +626,12 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
                 replies = await pipe.execute(raise_on_error=False)
         except (RedisError, OSError) as exc:
             replies = [exc] * len(batch)
+        except BaseException as exc:
+            # Not Redis saying no (a bug, or a cancel): no waiter may wait forever.
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
         else:
             self.write_seconds.observe(time.perf_counter() - started)
         for (_, _, future), reply in zip(batch, replies, strict=True):

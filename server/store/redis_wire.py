@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any, Final, cast
 
 import msgpack
+from redis.asyncio.connection import Connection
 from redis.exceptions import (
     ClusterDownError,
     OutOfMemoryError,
@@ -44,6 +45,34 @@ def edge() -> Iterator[None]:
         if isinstance(exc, NOT_NOW) or str(exc).startswith(NOT_NOW_CODES):
             raise StoreUnavailable() from exc
         raise
+
+
+class ResetAwareConnection(Connection):
+    """A TCP connection that notices a reset by its peer before it is used.
+
+    Under uvloop, a connection reset by the peer (a network cut, ``CLIENT
+    KILL``) leaves its stream neither at EOF nor holding data, so the pool
+    hands it out as healthy, and the write then raises ``RuntimeError`` (the
+    transport is closed) rather than an ``OSError``: an error no edge expects,
+    that leaves ``/readyz`` answering 500 and a pipelined append unanswered.
+    Seen before use, the pool reconnects (nothing was sent); seen at a write,
+    it is an ``OSError``, which redis-py turns into ``ConnectionError``.
+    """
+
+    def _closed_under_us(self) -> bool:
+        writer = self._writer
+        return writer is not None and writer.transport.is_closing()
+
+    async def can_read(self) -> bool:
+        if self._closed_under_us():
+            await self.disconnect(nowait=True)
+            raise RedisConnectionError("the connection was closed by the peer")
+        return await super().can_read()
+
+    async def _send_packed_command(self, command: Any) -> None:
+        if self._closed_under_us():
+            raise ConnectionResetError("the connection was closed by the peer")
+        await super()._send_packed_command(command)
 
 
 async def cancel_firmly(task: asyncio.Task[Any], *, tries: int = 100) -> None:
