@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -19,6 +18,7 @@ from protocol.errors import CloseCode
 from server.auth import mint_token
 from server.config import load_config
 from tests.support.hubproc import API_KEY, SECRET, HubProcess
+from tests.support.room_log import whole_log
 
 pytestmark = pytest.mark.slow
 
@@ -118,7 +118,7 @@ async def test_sigterm_spreads_1012_over_the_window_and_loses_nothing(tmp_path: 
         reader = await ParleyClient.connect(
             hub.ws_url, mint_token(TOKENS, "reader", "reader"), reconnect=False
         )
-        stored = await whole_log(reader)
+        stored = await whole_log(reader, ROOM)
         assert len(stored) == len(set(stored.values()))
         for seq, text in acked.items():
             assert stored[seq] == text
@@ -133,16 +133,3 @@ async def test_sigterm_spreads_1012_over_the_window_and_loses_nothing(tmp_path: 
         await reader.close()
     finally:
         hub.stop()
-
-
-async def whole_log(reader: ParleyClient) -> dict[int, Any]:
-    """seq -> text of every message in the room."""
-    stored: dict[int, Any] = {}
-    before = None
-    for _ in range(1000):  # bounded pagination
-        page = await reader.history(ROOM, before=before, limit=100)
-        stored |= {m["seq"]: m["text"] for m in page["messages"]}
-        if not page["more"]:
-            break
-        before = page["messages"][-1]["seq"]
-    return stored

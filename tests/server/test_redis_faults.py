@@ -39,6 +39,7 @@ from server.config import load_config
 from tests.support.cuttable_link import CuttableLink
 from tests.support.hubproc import API_KEY, SECRET, HubProcess
 from tests.support.redis_server import RedisServer
+from tests.support.room_log import watch, whole_log
 
 pytestmark = pytest.mark.slow
 
@@ -159,13 +160,6 @@ class Posting:
             await asyncio.sleep(0.02)
 
 
-async def watch(client: ParleyClient, seen: list[dict[str, Any]]) -> None:
-    for _ in range(100_000):  # bounded: far more events than posts
-        event = await client.next_event(timeout=120)
-        if event["event"] in ("message", "reload"):
-            seen.append(event)
-
-
 @dataclass
 class Fleet:
     """Two hubs, their posters and watchers, and what they saw."""
@@ -196,7 +190,8 @@ class Fleet:
                 watcher = await self.member(hub, f"w{h}-{i}")
                 await watcher.subscribe(ROOM)
                 self.watched.append([])
-                self.tasks.append(asyncio.create_task(watch(watcher, self.watched[-1])))
+                watching = watch(watcher, self.watched[-1], timeout=120)
+                self.tasks.append(asyncio.create_task(watching))
         for h, hub in enumerate(self.hubs):
             for i in range(POSTERS_PER_HUB):
                 who = f"p{h}-{i}"
@@ -232,7 +227,7 @@ class Fleet:
 
         # The log: gap-free, each acknowledged post once, under its acknowledged seq.
         reader = await self.member(self.hubs[0], "reader")
-        log = await whole_log(reader)
+        log = await whole_log(reader, ROOM)
         assert sorted(log) == list(range(1, len(log) + 1)), "the log has a gap"
         texts = list(log.values())
         assert len(texts) == len(set(texts)), "a post was stored twice"
@@ -285,19 +280,6 @@ async def fleet(
         yield running
     finally:
         await running.close()
-
-
-async def whole_log(reader: ParleyClient) -> dict[int, str]:
-    """seq -> text of every message in the room."""
-    stored: dict[int, str] = {}
-    before = None
-    for _ in range(1000):  # bounded pagination
-        page = await reader.history(ROOM, before=before, limit=100)
-        stored |= {m["seq"]: m["text"] for m in page["messages"]}
-        if not page["more"]:
-            break
-        before = page["messages"][-1]["seq"]
-    return stored
 
 
 async def _ready(http: aiohttp.ClientSession, hub: HubProcess) -> bool:

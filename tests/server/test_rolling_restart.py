@@ -23,6 +23,7 @@ from server.auth import mint_token
 from server.config import load_config
 from tests.support.hubproc import API_KEY, SECRET, HubProcess
 from tests.support.redis_server import RedisServer
+from tests.support.room_log import watch, whole_log
 
 pytestmark = pytest.mark.slow
 
@@ -95,13 +96,6 @@ class Posting:
             await asyncio.sleep(0.02)
 
 
-async def watch(client: ParleyClient, seen: list[dict[str, Any]]) -> None:
-    for _ in range(100_000):  # bounded: far more events than posts
-        event = await client.next_event(timeout=60)
-        if event["event"] in ("message", "reload"):
-            seen.append(event)
-
-
 async def restart(hub: HubProcess) -> None:
     assert await asyncio.to_thread(hub.terminate, 30) == 0
     await asyncio.to_thread(hub.start)
@@ -161,7 +155,7 @@ async def test_a_rolling_restart_loses_nothing_and_stores_nothing_twice(
         # The log: gap-free, each acknowledged post once, under its acknowledged seq.
         reader = await member(a, "reader")
         clients.append(reader)
-        log = await whole_log(reader)
+        log = await whole_log(reader, ROOM)
         assert sorted(log) == list(range(1, len(log) + 1))
         texts = list(log.values())
         assert len(texts) == len(set(texts)), "a post was stored twice"
@@ -185,16 +179,3 @@ async def test_a_rolling_restart_loses_nothing_and_stores_nothing_twice(
             await client.close()
         for hub in hubs:
             hub.stop()
-
-
-async def whole_log(reader: ParleyClient) -> dict[int, str]:
-    """seq -> text of every message in the room."""
-    stored: dict[int, str] = {}
-    before = None
-    for _ in range(1000):  # bounded pagination
-        page = await reader.history(ROOM, before=before, limit=100)
-        stored |= {m["seq"]: m["text"] for m in page["messages"]}
-        if not page["more"]:
-            break
-        before = page["messages"][-1]["seq"]
-    return stored

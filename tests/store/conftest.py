@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,24 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A backend's URL, empty, for tests that open more than one store on it."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'parley.sqlite3'}"
+    redis_server = request.getfixturevalue("redis_server")
+    await redis_server.flushall()
+    return str(redis_server.url)
+
+
+@asynccontextmanager
+async def opened(url: str) -> AsyncIterator[Store]:
+    """A store on ``url``, open for the block, closed after it."""
+    store = open_store(url)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()

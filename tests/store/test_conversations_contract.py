@@ -9,17 +9,13 @@ per role, page by page. All of it outlives the store.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 
-import pytest
 from redis.crc import key_slot
 
 from server.core.model import Author, Draft, ListingId, Order, OrderId, UserId
-from server.store import Store, open_store
+from server.store import Store
 from server.store.base import UNREAD_CAP
-from tests.store.conftest import BACKENDS
+from tests.store.conftest import opened
 from tests.support.redis_server import RedisServer
 
 T0 = 1_800_000_000_000
@@ -55,26 +51,6 @@ def ids(orders: list[Order]) -> list[str]:
 async def append_all(store: Store, room: str, drafts: list[Draft]) -> None:
     for draft in drafts:
         await store.append(room, draft)
-
-
-@asynccontextmanager
-async def opened(url: str) -> AsyncIterator[Store]:
-    store = open_store(url)
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-@pytest.fixture(params=BACKENDS)
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A backend's URL, for tests that open more than one store on it."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'parley.sqlite3'}"
-    redis_server: RedisServer = request.getfixturevalue("redis_server")
-    await redis_server.flushall()
-    return redis_server.url
 
 
 # Read marks.

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, closing
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,10 +28,10 @@ from server.core.offers import (
     respond,
     seller_offer,
 )
-from server.store import Store, open_store
+from server.store import Store
 from server.store.base import Like
 from server.store.sqlite import SCHEMA_VERSION, SqliteStore
-from tests.store.conftest import BACKENDS
+from tests.store.conftest import opened
 from tests.support.redis_server import RedisServer
 
 T0 = 1_800_000_000_000
@@ -72,26 +71,6 @@ async def change(store: Store, neg: Negotiation) -> Negotiation:
 
 def ids(negotiations: list[Negotiation]) -> list[str]:
     return [n.id for n in negotiations]
-
-
-@asynccontextmanager
-async def opened(url: str) -> AsyncIterator[Store]:
-    store = open_store(url)
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-@pytest.fixture(params=BACKENDS)
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A backend's URL, for tests that open more than one store on it."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'parley.sqlite3'}"
-    redis_server: RedisServer = request.getfixturevalue("redis_server")
-    await redis_server.flushall()
-    return redis_server.url
 
 
 # Likes.
