@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from server.core.model import LISTING_STATUSES, ORDER_STATUSES
+
 ID: Final = {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"}
 MONEY: Final = {
     "type": "object",
@@ -86,7 +88,7 @@ def spec() -> dict[str, Any]:
             "price": MONEY,
             "photo_url": {"type": "string", "minLength": 1, "maxLength": 2048},
             "offers_enabled": {"type": "boolean"},
-            "status": {"enum": ["active", "reserved", "sold", "hidden", "deleted"]},
+            "status": {"enum": sorted(LISTING_STATUSES)},
         },
     }
     order = {
@@ -98,18 +100,7 @@ def spec() -> dict[str, Any]:
         "type": "object",
         "required": ["status"],
         "properties": {
-            "status": {
-                "enum": [
-                    "created",
-                    "shipped",
-                    "delivered",
-                    "return_requested",
-                    "return_accepted",
-                    "return_declined",
-                    "completed",
-                    "cancelled",
-                ]
-            },
+            "status": {"enum": sorted(ORDER_STATUSES)},
             "carrier": {"type": "string"},
             "tracking_number": {"type": "string"},
             "reason": text,

@@ -77,6 +77,7 @@ from server.store.redis_wire import (
     as_text,
     decode_entries,
     decode_entry,
+    decode_order,
     edge,
     encode_body,
     encode_edit,
@@ -287,18 +288,6 @@ def _user(user_id: str, fields: list[Any]) -> User:
         as_text(name),
         as_text(locale),
         None if email is None else as_text(email),
-    )
-
-
-def _order(order_id: str, fields: list[Any]) -> Order:
-    listing_id, buyer_id, seller_id, status, created_ts = fields
-    return Order(
-        OrderId(order_id),
-        ListingId(as_text(listing_id)),
-        UserId(as_text(buyer_id)),
-        UserId(as_text(seller_id)),
-        as_text(status),
-        int(created_ts),
     )
 
 
@@ -536,7 +525,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
             )  # fmt: skip
         if reply[0] == 1:
             return order, True
-        stored = _order(order.id, reply[1:])
+        stored = decode_order(order.id, reply[1:])
         if (stored.listing_id, stored.buyer_id, stored.seller_id) != (
             order.listing_id,
             order.buyer_id,
@@ -552,12 +541,12 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
             reply = await self._set_order_status(
                 keys=[f"{self._prefix}:order:{order_id}"], args=[status]
             )
-        return None if reply is None else _order(order_id, reply)
+        return None if reply is None else decode_order(order_id, reply)
 
     async def get_order(self, order_id: OrderId) -> Order | None:
         with edge():
             fields = await self._client.hmget(f"{self._prefix}:order:{order_id}", _ORDER_FIELDS)
-        return None if fields[0] is None else _order(order_id, fields)
+        return None if fields[0] is None else decode_order(order_id, fields)
 
     # Room logs.
 

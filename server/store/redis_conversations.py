@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from server.core.model import ListingId, Order, OrderId, UserId
+from server.core.model import Order, UserId
 from server.store.base import UNREAD_CAP, OrderRole
-from server.store.redis_wire import as_text, edge
+from server.store.redis_wire import as_text, decode_order, edge
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -140,7 +140,7 @@ class RedisConversations:
                     pipe.hmget(f"{self._prefix}:order:{as_text(order_id)}", _ORDER_FIELDS)
                 rows = await pipe.execute()
         return [
-            _order(as_text(order_id), fields)
+            decode_order(as_text(order_id), fields)
             for order_id, fields in zip(ids, rows, strict=True)
             if fields[0] is not None
         ]
@@ -177,15 +177,3 @@ class RedisConversations:
                 pipe.zadd(self._orders_key("buyer", as_text(buyer_id)), score)
                 pipe.zadd(self._orders_key("seller", as_text(seller_id)), score)
             await pipe.execute()
-
-
-def _order(order_id: str, fields: list[Any]) -> Order:
-    listing_id, buyer_id, seller_id, status, created_ts = fields
-    return Order(
-        OrderId(order_id),
-        ListingId(as_text(listing_id)),
-        UserId(as_text(buyer_id)),
-        UserId(as_text(seller_id)),
-        as_text(status),
-        int(created_ts),
-    )

@@ -24,7 +24,17 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.core.model import Author, Draft, Entry, EntryKind, Mention, UserId
+from server.core.model import (
+    Author,
+    Draft,
+    Entry,
+    EntryKind,
+    ListingId,
+    Mention,
+    Order,
+    OrderId,
+    UserId,
+)
 from server.store.base import StoreUnavailable
 
 # BusyLoadingError (Redis replaying its AOF) is a ConnectionError.
@@ -173,3 +183,16 @@ def decode_entries(room: str, flat: list[Any]) -> list[Entry]:
         decode_entry(room, int(flat[i]), flat[i + 1], flat[i + 2], flat[i + 3])
         for i in range(0, len(flat), 4)
     ]
+
+
+def decode_order(order_id: str, fields: list[Any]) -> Order:
+    """An order as its hash stores it: listing, buyer, seller, status, created_ts."""
+    listing_id, buyer_id, seller_id, status, created_ts = fields
+    return Order(
+        OrderId(order_id),
+        ListingId(as_text(listing_id)),
+        UserId(as_text(buyer_id)),
+        UserId(as_text(seller_id)),
+        as_text(status),
+        int(created_ts),
+    )
