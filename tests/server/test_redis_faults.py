@@ -118,7 +118,9 @@ class Posting:
         ]
 
     def refused(self, since: float) -> int:
-        return sum(a.outcome == "unavailable" for a in self.attempts if a.started >= since)
+        """Posts answered ``unavailable`` since ``since``: one sent just before a
+        fault began, and held by it, counts too (it is answered within it)."""
+        return sum(a.outcome == "unavailable" for a in self.attempts if a.ended >= since)
 
     async def post(self, client: ParleyClient, who: str, hub: int) -> None:
         for n in range(MAX_POSTS):
