@@ -51,7 +51,7 @@ def _statements(conn: sqlite3.Connection, table: str) -> tuple[str, str | None]:
     if table == "plain":
         conn.execute(_PLAIN)
         return "INSERT INTO entries VALUES (?, ?, ?, ?)", None
-    from server.store.sqlite import _ENTRY_COLUMNS, _SCHEMA
+    from parley.server.store.sqlite import _ENTRY_COLUMNS, _SCHEMA
 
     conn.executescript(_SCHEMA if table == "parley" else _ROWID)
     insert = (

@@ -14,7 +14,7 @@ import statistics
 import sys
 import timeit
 
-from server.core.contact_guard import find_contact_details
+from parley.server.core.contact_guard import find_contact_details
 
 BUDGET_US = 10.0
 REPEATS = 7

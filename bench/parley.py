@@ -30,7 +30,9 @@ from bench.targets import REPO, Target
 
 API_KEY = "bench-key"
 PARLEY = REPO / ".venv" / "bin" / "parley"
-_CLI = "import sys; from server.cli import main; sys.exit(main())"
+# A snapshot from before Parley installed under its own name has top-level packages.
+_CLI = "import sys; from parley.server.cli import main; sys.exit(main())"
+_CLI_TOP_LEVEL = "import sys; from server.cli import main; sys.exit(main())"
 
 
 def snapshot(rev: str, into: Path) -> str:
@@ -42,8 +44,13 @@ def snapshot(rev: str, into: Path) -> str:
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     into.mkdir(parents=True, exist_ok=True)
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-tree", "--name-only", sha],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    paths = [p for p in ("parley", "protocol", "server", "client") if p in listed]
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", sha, "protocol", "server"],
+        ["git", "-C", str(REPO), "archive", sha, *paths],
         capture_output=True,
         check=True,
     ).stdout
@@ -126,7 +133,8 @@ class ParleyTarget(Target):
             # The snapshot's packages come first on sys.path, before the editable install.
             # -P: no working directory on sys.path, where the work tree's
             # packages would shadow the snapshot's.
-            argv = [sys.executable, "-P", "-c", _CLI, "serve", "--config", str(path)]
+            cli = _CLI if (self.source / "parley").is_dir() else _CLI_TOP_LEVEL
+            argv = [sys.executable, "-P", "-c", cli, "serve", "--config", str(path)]
             env["PYTHONPATH"] = str(self.source)
         log = self.log_dir / f"{self.name}.log"
         proc = await procs.spawn(procs.pinned(procs.SERVER_CORE, argv), log, env=env)

@@ -29,8 +29,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from protocol.codec import CODECS, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, Codec
-from protocol.errors import ParleyError
+from parley.protocol.codec import CODECS, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, Codec
+from parley.protocol.errors import ParleyError
 
 __all__ = ["ConnectionLost", "ParleyClient", "ParleyError"]
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 import msgpack
 import orjson
 
-from protocol.errors import ErrorCode, ProtocolError
+from parley.protocol.errors import ErrorCode, ProtocolError
 
 JSON_SUBPROTOCOL: Final = "parley.v1.json"
 MSGPACK_SUBPROTOCOL: Final = "parley.v1.msgpack"

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from protocol.errors import ErrorCode, ParleyError, ProtocolError
+from parley.protocol.errors import ErrorCode, ParleyError, ProtocolError
 
 MAX_REQUEST_ID: Final = 2**53 - 1  # the largest integer every JSON peer reads exactly
 MAX_CLIENT_MSG_ID: Final = 64

@@ -58,7 +58,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from client import ConnectionLost, ParleyClient, ParleyError  # noqa: E402
+from parley.client import ConnectionLost, ParleyClient, ParleyError  # noqa: E402
 
 API_KEY = "soak-api-key"
 JWT_SECRET = "soak-secret-that-is-at-least-32-bytes-long"

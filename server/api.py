@@ -17,11 +17,11 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
-from protocol.errors import ErrorCode, ParleyError
-from server.config import Config
-from server.core.clock import Clock, to_ms
-from server.core.mentions import MAX_USERNAME, is_valid_username
-from server.core.model import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.config import Config
+from parley.server.core.clock import Clock, to_ms
+from parley.server.core.mentions import MAX_USERNAME, is_valid_username
+from parley.server.core.model import (
     ID_RE,
     LISTING_STATUSES,
     Draft,
@@ -33,8 +33,8 @@ from server.core.model import (
     User,
     UserId,
 )
-from server.core.offers import to_wire as offer_wire
-from server.core.order_status import (
+from parley.server.core.offers import to_wire as offer_wire
+from parley.server.core.order_status import (
     CARRIERS,
     ENDED,
     check_report,
@@ -42,15 +42,15 @@ from server.core.order_status import (
     status_text,
     tracking_url,
 )
-from server.core.roomevents import listing_change, order_opened
-from server.core.rooms import listing_room, order_room
-from server.mail.outbox import queue_order_confirmation
-from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from server.metrics import Metrics
-from server.negotiations import EVENTS_ROOM, Negotiations
-from server.notify import Notice, Notifier
-from server.openapi import spec as openapi_spec
-from server.store.base import Store
+from parley.server.core.roomevents import listing_change, order_opened
+from parley.server.core.rooms import listing_room, order_room
+from parley.server.mail.outbox import queue_order_confirmation
+from parley.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from parley.server.metrics import Metrics
+from parley.server.negotiations import EVENTS_ROOM, Negotiations
+from parley.server.notify import Notice, Notifier
+from parley.server.openapi import spec as openapi_spec
+from parley.server.store.base import Store
 
 log = logging.getLogger("parley.api")
 

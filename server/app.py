@@ -13,21 +13,21 @@ import logging
 import signal
 import time
 
-from server.api import InternalApi
-from server.config import Config
-from server.core.clock import Clock
-from server.core.model import UserId
-from server.core.rooms import user_room
-from server.hub import Hub
-from server.mail.outbox import MailSender
-from server.mail.transports import open_transport
-from server.metrics import Metrics
-from server.negotiations import Negotiations, stop_sweeper
-from server.notify import Notifier
-from server.push_api import push_routes
-from server.runtime import SlowLog, tune_gc
-from server.store import Store, open_store
-from server.store.outbox import open_outbox
+from parley.server.api import InternalApi
+from parley.server.config import Config
+from parley.server.core.clock import Clock
+from parley.server.core.model import UserId
+from parley.server.core.rooms import user_room
+from parley.server.hub import Hub
+from parley.server.mail.outbox import MailSender
+from parley.server.mail.transports import open_transport
+from parley.server.metrics import Metrics
+from parley.server.negotiations import Negotiations, stop_sweeper
+from parley.server.notify import Notifier
+from parley.server.push_api import push_routes
+from parley.server.runtime import SlowLog, tune_gc
+from parley.server.store import Store, open_store
+from parley.server.store.outbox import open_outbox
 
 log = logging.getLogger("parley.app")
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import jwt
 
-from server.config import Config
-from server.core.clock import Clock
-from server.core.model import ID_RE, UserId
-from server.links import SESSION_KID, LinkError, LinkExpired, Links
+from parley.server.config import Config
+from parley.server.core.clock import Clock
+from parley.server.core.model import ID_RE, UserId
+from parley.server.links import SESSION_KID, LinkError, LinkExpired, Links
 
 MAX_NAME = 64
 MAX_LOCALE = 16

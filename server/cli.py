@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server.auth import AuthError, mint_token
-from server.config import Config, ConfigError, load_config
+from parley.server.auth import AuthError, mint_token
+from parley.server.config import Config, ConfigError, load_config
 
 
 def _config(path: str | None, **overrides: object) -> Config:
@@ -35,7 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
         pass
-    from server.app import run
+    from parley.server.app import run
 
     asyncio.run(run(config, reuse_port=config.workers > 1))
     return 0
@@ -46,7 +46,7 @@ def _supervise(args: argparse.Namespace, config: Config) -> int:
     if config.ws_port == 0 or config.api_port == 0:
         print("parley: workers > 1 needs fixed ws_port and api_port", file=sys.stderr)
         return 2
-    argv = [sys.executable, "-m", "server.cli", "serve", "--worker"]
+    argv = [sys.executable, "-m", "parley.server.cli", "serve", "--worker"]
     if args.config:
         argv += ["--config", args.config]
     children = [subprocess.Popen(argv) for _ in range(config.workers)]
@@ -69,7 +69,7 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from server.demo import DemoError, describe, run_demo
+    from parley.server.demo import DemoError, describe, run_demo
 
     config = _config(args.config)
     public_url = args.public_url or config.public_url

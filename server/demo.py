@@ -29,11 +29,11 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from client import ParleyClient
-from server.auth import mint_token
-from server.config import Config
+from parley.client import ParleyClient
+from parley.server.auth import mint_token
+from parley.server.config import Config
 
-CATALOG: Final = importlib.resources.files("server") / "web_static" / "demo" / "catalog.json"
+CATALOG: Final = importlib.resources.files("parley.server") / "web_static" / "demo" / "catalog.json"
 READY_POLL: Final = 0.25  # seconds between looks at /healthz while the hub starts
 LINK_TTL: Final = 7 * 86400.0  # seconds a printed login link stays valid
 

@@ -31,9 +31,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 from websockets.typing import Origin
 
-from protocol.codec import CODECS, SUBPROTOCOLS, Codec
-from protocol.errors import CloseCode, ErrorCode, ParleyError, ProtocolError
-from protocol.messages import (
+from parley.protocol.codec import CODECS, SUBPROTOCOLS, Codec
+from parley.protocol.errors import CloseCode, ErrorCode, ParleyError, ProtocolError
+from parley.protocol.messages import (
     Connect,
     Delete,
     Edit,
@@ -50,26 +50,26 @@ from protocol.messages import (
     reply,
     request_id,
 )
-from server.auth import AuthError, Principal, TokenVerifier
-from server.config import Config
-from server.core.buckets import Buckets
-from server.core.clock import Clock
-from server.core.connection_caps import ConnectionCap
-from server.core.feed import FeedStep, RoomFeed
-from server.core.model import Entry, Order
-from server.core.ratelimit import TokenBucket
-from server.core.rooms import (
+from parley.server.auth import AuthError, Principal, TokenVerifier
+from parley.server.config import Config
+from parley.server.core.buckets import Buckets
+from parley.server.core.clock import Clock
+from parley.server.core.connection_caps import ConnectionCap
+from parley.server.core.feed import FeedStep, RoomFeed
+from parley.server.core.model import Entry, Order
+from parley.server.core.ratelimit import TokenBucket
+from parley.server.core.rooms import (
     user_room,
 )
-from server.core.sessions import check_in_scope
-from server.landing import LandingPage
-from server.metrics import LAG_BOUNDS, RESULT_SLOT, OpCounts
-from server.negotiations import Negotiations
-from server.notify import Notifier
-from server.ops import HANDLERS, Handler
-from server.ops.presence import announce, contradicts
-from server.ops.rooms import join_from
-from server.store.base import Store
+from parley.server.core.sessions import check_in_scope
+from parley.server.landing import LandingPage
+from parley.server.metrics import LAG_BOUNDS, RESULT_SLOT, OpCounts
+from parley.server.negotiations import Negotiations
+from parley.server.notify import Notifier
+from parley.server.ops import HANDLERS, Handler
+from parley.server.ops.presence import announce, contradicts
+from parley.server.ops.rooms import join_from
+from parley.server.store.base import Store
 
 log = logging.getLogger("parley.hub")
 

@@ -26,15 +26,15 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from protocol.errors import ParleyError
-from server.config import Config
-from server.core.clock import Clock
-from server.core.mail_words import LANDING_WORDS, LinkProblem, mail_locale
-from server.core.notices import excerpt
-from server.links import LinkError, LinkExpired, Links
-from server.rendering import templates
-from server.store.base import Store
-from server.web import http_response
+from parley.protocol.errors import ParleyError
+from parley.server.config import Config
+from parley.server.core.clock import Clock
+from parley.server.core.mail_words import LANDING_WORDS, LinkProblem, mail_locale
+from parley.server.core.notices import excerpt
+from parley.server.links import LinkError, LinkExpired, Links
+from parley.server.rendering import templates
+from parley.server.store.base import Store
+from parley.server.web import http_response
 
 log = logging.getLogger("parley.landing")
 

@@ -21,10 +21,10 @@ from urllib.parse import quote
 
 import jwt
 
-from server.config import Config
-from server.core.clock import Clock
-from server.core.model import ID_RE, OrderId, User, UserId
-from server.core.rooms import order_room
+from parley.server.config import Config
+from parley.server.core.clock import Clock
+from parley.server.core.model import ID_RE, OrderId, User, UserId
+from parley.server.core.rooms import order_room
 
 LINK_AUDIENCE: Final = "parley-link"
 SESSION_AUDIENCE: Final = "parley-session"

@@ -23,16 +23,16 @@ from prometheus_client.core import (
     Metric,
 )
 
-from protocol.errors import CloseCode, ErrorCode, ParleyError
-from protocol.messages import OPS, Connect
-from server.core.buckets import Buckets
+from parley.protocol.errors import CloseCode, ErrorCode, ParleyError
+from parley.protocol.messages import OPS, Connect
+from parley.server.core.buckets import Buckets
 
 if TYPE_CHECKING:
-    from server.hub import Hub
-    from server.mail.outbox import MailSender
-    from server.ops import Handler
-    from server.store.base import Store
-    from server.store.outbox import PushOutbox
+    from parley.server.hub import Hub
+    from parley.server.mail.outbox import MailSender
+    from parley.server.ops import Handler
+    from parley.server.store.base import Store
+    from parley.server.store.outbox import PushOutbox
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"  # what generate_latest writes
 RESULTS: Final = ("ok", *(str(code) for code in ErrorCode))  # the ``result`` label's values

@@ -32,11 +32,11 @@ import secrets
 from collections.abc import Callable
 from typing import Any, Final
 
-from protocol.errors import ErrorCode, ParleyError
-from server.config import Config
-from server.core.clock import Clock, to_ms
-from server.core.model import Draft, Listing, ListingId, UserId
-from server.core.offers import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.config import Config
+from parley.server.core.clock import Clock, to_ms
+from parley.server.core.model import Draft, Listing, ListingId, UserId
+from parley.server.core.offers import (
     Negotiation,
     OfferState,
     Party,
@@ -47,9 +47,9 @@ from server.core.offers import (
     recipients_of,
     to_wire,
 )
-from server.core.rooms import user_room
-from server.notify import Notice, Notifier
-from server.store.base import Store
+from parley.server.core.rooms import user_room
+from parley.server.notify import Notice, Notifier
+from parley.server.store.base import Store
 
 log = logging.getLogger("parley.offers")
 

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from server.config import Config
-from server.core.clock import Clock, to_ms
-from server.core.model import Draft, UserId
-from server.core.notices import render_notice
-from server.core.rooms import user_room
-from server.store.base import Store
-from server.store.outbox import PushItem, PushOutbox
+from parley.server.config import Config
+from parley.server.core.clock import Clock, to_ms
+from parley.server.core.model import Draft, UserId
+from parley.server.core.notices import render_notice
+from parley.server.core.rooms import user_room
+from parley.server.store.base import Store
+from parley.server.store.outbox import PushItem, PushOutbox
 
 log = logging.getLogger("parley.notify")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from server.core.model import LISTING_STATUSES, ORDER_STATUSES
+from parley.server.core.model import LISTING_STATUSES, ORDER_STATUSES
 
 ID: Final = {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"}
 MONEY: Final = {

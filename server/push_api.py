@@ -14,8 +14,8 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
-from protocol.errors import ErrorCode, ParleyError
-from server.store.outbox import Delivery, PushOutbox, check_name
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.store.outbox import Delivery, PushOutbox, check_name
 
 MAX_WAIT: Final = 30.0  # seconds a fetch may long-poll
 MAX_COUNT: Final = 100  # items one fetch may ask for

@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 @functools.cache
 def templates() -> Environment:
     return Environment(
-        loader=PackageLoader("server", "templates"),
+        loader=PackageLoader("parley.server", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True),
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -30,7 +30,7 @@ from websockets.http11 import Response
 
 WebResponse = tuple[int, dict[str, str], bytes]
 
-STATIC: Final = Path(str(importlib.resources.files("server") / "web_static"))
+STATIC: Final = Path(str(importlib.resources.files("parley.server") / "web_static"))
 DEMO_PAGE: Final = "demo.html"
 # URL prefixes served, and the folder under STATIC each maps to.
 PREFIXES: Final = {"/widget/": "widget", "/demo/": "demo"}

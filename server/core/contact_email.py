@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator
 from typing import Final, NamedTuple
 
-from server.core.contact_social import NOT_HANDLES, word_set
+from parley.server.core.contact_social import NOT_HANDLES, word_set
 
 # Mail providers; the first ones are nothing else, so they make an address without a TLD
 # ("jean at gmail"), where "chez Videotron" is a shop.

@@ -33,10 +33,10 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, NamedTuple
 
-from server.core.contact_email import PROVIDERS, find_emails
-from server.core.contact_phone import GAP_CHARS, NUMBER_WORDS, find_phones
-from server.core.contact_social import NETWORK_FORMS, NETWORKS, find_socials
-from server.core.mentions import find_mentions
+from parley.server.core.contact_email import PROVIDERS, find_emails
+from parley.server.core.contact_phone import GAP_CHARS, NUMBER_WORDS, find_phones
+from parley.server.core.contact_social import NETWORK_FORMS, NETWORKS, find_socials
+from parley.server.core.mentions import find_mentions
 
 ContactKind = Literal["email", "phone", "social"]
 

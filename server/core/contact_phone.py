@@ -41,7 +41,7 @@ from typing import Final, NamedTuple
 
 import phonenumbers
 
-from server.core.contact_social import in_word, word_set
+from parley.server.core.contact_social import in_word, word_set
 
 # Number words, which the cheap look in contact_guard reads too.
 NUMBER_WORDS: Final = {

@@ -21,9 +21,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.contact_guard import Finding, find_contact_details, mask_contact_details
-from server.core.notices import pick_locale
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.contact_guard import Finding, find_contact_details, mask_contact_details
+from parley.server.core.notices import pick_locale
 
 Policy = Literal["mask", "reject", "off"]
 

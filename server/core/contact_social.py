@@ -32,7 +32,7 @@ from collections.abc import Collection, Iterator
 from functools import lru_cache
 from typing import Final
 
-from server.core.mentions import username_key
+from parley.server.core.mentions import username_key
 
 
 def word_set(words: str) -> frozenset[str]:

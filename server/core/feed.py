@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from server.core.model import Entry
+from parley.server.core.model import Entry
 
 
 @dataclass(slots=True)

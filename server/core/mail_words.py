@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from server.core.notices import SUPPORTED_LOCALES, pick_locale
-from server.core.roomevents import OFF_PLATFORM_DISCLAIMER
+from parley.server.core.notices import SUPPORTED_LOCALES, pick_locale
+from parley.server.core.roomevents import OFF_PLATFORM_DISCLAIMER
 
 Role = Literal["buyer", "seller"]
 LinkProblem = Literal["invalid", "expired", "not_yours", "unavailable"]

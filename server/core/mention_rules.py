@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from server.core.mentions import MAX_NOTIFIED, MentionSpan, distinct_keys
-from server.core.model import Mention, User, UserId
+from parley.server.core.mentions import MAX_NOTIFIED, MentionSpan, distinct_keys
+from parley.server.core.model import Mention, User, UserId
 
 # Distinct names looked up per message: enough to find MAX_NOTIFIED members
 # among unknown names, and a bound on what one hostile message costs.

@@ -26,8 +26,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Final, Literal
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.model import Listing, ListingId, UserId
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.model import Listing, ListingId, UserId
 
 OFFER_TTL_MS: Final = 72 * 3600 * 1000  # R7: how long a price waits for an answer
 MAX_RECIPIENTS: Final = 20  # R6: likers reached by one offer, "all" included

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.model import ORDER_STATUSES
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.model import ORDER_STATUSES
 
 ENDED: Final = frozenset({"completed", "cancelled"})  # the order is over (room may go read-only)
 TRACKING_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9 \-]{2,38}[A-Za-z0-9]")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.model import Order
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.model import Order
 
 LISTING_CHANGES: Final = frozenset({"edited", "photos_added", "price_changed", "status_changed"})
 OFF_PLATFORM_DISCLAIMER: Final = (

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.model import Entry, Listing, Order
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.model import Entry, Listing, Order
 
 RoomKind = Literal["listing", "order", "user"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from protocol.errors import ErrorCode, ParleyError
-from protocol.messages import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.protocol.messages import (
     Delete,
     Edit,
     History,

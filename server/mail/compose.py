@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Final
 
-from server.core.mail_words import MailKind, Role, order_mail_words
-from server.core.model import Listing, Order, User
-from server.core.notices import excerpt
-from server.rendering import templates
+from parley.server.core.mail_words import MailKind, Role, order_mail_words
+from parley.server.core.model import Listing, Order, User
+from parley.server.core.notices import excerpt
+from parley.server.rendering import templates
 
 _SUBJECT_TITLE_LIMIT: Final = 60
 _TITLE_LIMIT: Final = 200

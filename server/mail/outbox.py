@@ -40,18 +40,18 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Final
 
-from protocol.errors import ParleyError
-from server.config import Config
-from server.core.clock import Clock, to_ms
-from server.core.mail_words import MailKind, Role, mail_locale
-from server.core.model import Draft, Entry, Order, OrderId, UserId
-from server.core.rooms import order_room
-from server.links import Links
-from server.mail.compose import compose_order_mail
-from server.mail.reminders import REMINDER_ROOM, ReminderCandidate
-from server.mail.transports import MailError, MailRefused, MailTransport
-from server.store.base import Store
-from server.store.redis_wire import cancel_firmly
+from parley.protocol.errors import ParleyError
+from parley.server.config import Config
+from parley.server.core.clock import Clock, to_ms
+from parley.server.core.mail_words import MailKind, Role, mail_locale
+from parley.server.core.model import Draft, Entry, Order, OrderId, UserId
+from parley.server.core.rooms import order_room
+from parley.server.links import Links
+from parley.server.mail.compose import compose_order_mail
+from parley.server.mail.reminders import REMINDER_ROOM, ReminderCandidate
+from parley.server.mail.transports import MailError, MailRefused, MailTransport
+from parley.server.store.base import Store
+from parley.server.store.redis_wire import cancel_firmly
 
 log = logging.getLogger("parley.mail")
 

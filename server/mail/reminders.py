@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from server.core.model import Draft, Entry, OrderId, UserId
-from server.store.base import Store
+from parley.server.core.model import Draft, Entry, OrderId, UserId
+from parley.server.store.base import Store
 
 REMINDER_ROOM: Final = "mail:reminders"
 

@@ -16,7 +16,7 @@ from typing import Final
 
 import aiosmtplib
 
-from server.config import Config
+from parley.server.config import Config
 
 SMTP_TIMEOUT: Final = 30.0  # seconds for one SMTP exchange before it counts as failed
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from server.ops import conversations, notifications, offers, presence, rooms
+from parley.server.ops import conversations, notifications, offers, presence, rooms
 
 Handler = Callable[..., Awaitable[dict[str, Any]]]
 

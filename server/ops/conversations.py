@@ -18,17 +18,17 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Final
 
-from protocol.messages import Conversations, Read
-from server.core.clock import to_ms
-from server.core.model import Author, Draft, Order, UserId
-from server.core.notices import excerpt
-from server.core.rooms import order_room
-from server.ops.rooms import room_access
-from server.store.base import OrderRole
+from parley.protocol.messages import Conversations, Read
+from parley.server.core.clock import to_ms
+from parley.server.core.model import Author, Draft, Order, UserId
+from parley.server.core.notices import excerpt
+from parley.server.core.rooms import order_room
+from parley.server.ops.rooms import room_access
+from parley.server.store.base import OrderRole
 
 if TYPE_CHECKING:
-    from server.hub import Conn, Hub
-    from server.ops import Handler
+    from parley.server.hub import Conn, Hub
+    from parley.server.ops import Handler
 
 ROLES: Final[dict[str, OrderRole]] = {"sales": "seller", "purchases": "buyer"}
 SUMMARIES_AT_ONCE: Final = 8  # conversations of one page looked up concurrently

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from protocol.messages import Notifications, NotificationsRead
-from server.core.clock import to_ms
-from server.core.model import Draft
-from server.core.rooms import user_room
+from parley.protocol.messages import Notifications, NotificationsRead
+from parley.server.core.clock import to_ms
+from parley.server.core.model import Draft
+from parley.server.core.rooms import user_room
 
 if TYPE_CHECKING:
-    from server.hub import Conn, Hub
-    from server.ops import Handler
+    from parley.server.hub import Conn, Hub
+    from parley.server.ops import Handler
 
 
 async def notifications(hub: Hub, conn: Conn, request: Notifications) -> dict[str, Any]:

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from protocol.errors import ErrorCode, ParleyError
-from protocol.messages import Likers, OfferMake, OfferRespond, Offers, OffersEnable, OfferToLikers
-from server.core.model import Listing, ListingId, UserId
-from server.core.offers import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.protocol.messages import (
+    Likers,
+    OfferMake,
+    OfferRespond,
+    Offers,
+    OffersEnable,
+    OfferToLikers,
+)
+from parley.server.core.model import Listing, ListingId, UserId
+from parley.server.core.offers import (
     MAX_RECIPIENTS,
     Negotiation,
     OfferAction,
@@ -22,11 +29,11 @@ from server.core.offers import (
     seller_offer,
     to_wire,
 )
-from server.negotiations import new_offer_id
+from parley.server.negotiations import new_offer_id
 
 if TYPE_CHECKING:
-    from server.hub import Conn, Hub
-    from server.ops import Handler
+    from parley.server.hub import Conn, Hub
+    from parley.server.ops import Handler
 
 LIKERS_CHECKED: Final = 5000  # likers read to check an offer_to_likers list against
 OFFERS_SCANNED: Final = 500  # negotiations read for one ``offers`` filtered by state

@@ -14,16 +14,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Final
 
-from protocol.errors import ParleyError
-from protocol.messages import Typing
-from server.core.model import Order, UserId
-from server.core.ratelimit import TokenBucket
-from server.core.rooms import check_may_post, room_ref
-from server.store.base import COUNTED_ROOMS
+from parley.protocol.errors import ParleyError
+from parley.protocol.messages import Typing
+from parley.server.core.model import Order, UserId
+from parley.server.core.ratelimit import TokenBucket
+from parley.server.core.rooms import check_may_post, room_ref
+from parley.server.store.base import COUNTED_ROOMS
 
 if TYPE_CHECKING:
-    from server.hub import Conn, Hub
-    from server.ops import Handler
+    from parley.server.hub import Conn, Hub
+    from parley.server.ops import Handler
 
 log = logging.getLogger("parley.ops")
 

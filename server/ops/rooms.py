@@ -11,13 +11,18 @@ import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Final
 
-from protocol.errors import ErrorCode, ParleyError
-from protocol.messages import Delete, Edit, History, Ping, Post, Subscribe, Unsubscribe
-from server.core.clock import to_ms
-from server.core.contact_policy import Guarded, contact_notice, guard_text
-from server.core.mention_rules import Resolved, lookup_keys, newly_mentioned, resolve_mentions
-from server.core.mentions import find_mentions
-from server.core.model import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.protocol.messages import Delete, Edit, History, Ping, Post, Subscribe, Unsubscribe
+from parley.server.core.clock import to_ms
+from parley.server.core.contact_policy import Guarded, contact_notice, guard_text
+from parley.server.core.mention_rules import (
+    Resolved,
+    lookup_keys,
+    newly_mentioned,
+    resolve_mentions,
+)
+from parley.server.core.mentions import find_mentions
+from parley.server.core.model import (
     AppendResult,
     Author,
     Draft,
@@ -28,8 +33,8 @@ from server.core.model import (
     Order,
     UserId,
 )
-from server.core.notices import excerpt
-from server.core.rooms import (
+from parley.server.core.notices import excerpt
+from parley.server.core.rooms import (
     RoomCheck,
     RoomRef,
     check_may_delete,
@@ -38,13 +43,13 @@ from server.core.rooms import (
     check_may_read,
     room_ref,
 )
-from server.mail.reminders import queue_unread_reminder
-from server.notify import Notice
-from server.ops.presence import presence_of
+from parley.server.mail.reminders import queue_unread_reminder
+from parley.server.notify import Notice
+from parley.server.ops.presence import presence_of
 
 if TYPE_CHECKING:
-    from server.hub import Conn, Hub
-    from server.ops import Handler
+    from parley.server.hub import Conn, Hub
+    from parley.server.ops import Handler
 
 log = logging.getLogger("parley.ops")
 

@@ -4,7 +4,7 @@ The backends are imported only when picked, so that the contract never depends
 on them and a hub on SQLite never imports redis-py.
 """
 
-from server.store.base import Fanout, Store, StoreUnavailable
+from parley.server.store.base import Fanout, Store, StoreUnavailable
 
 __all__ = ["Fanout", "Store", "StoreUnavailable", "open_store"]
 
@@ -14,11 +14,11 @@ def open_store(url: str, **options: object) -> Store:
     (SQLAlchemy's convention) or ``redis://host:port/db``."""
     scheme = url.partition("://")[0]
     if scheme == "sqlite":
-        from server.store.sqlite import SqliteStore
+        from parley.server.store.sqlite import SqliteStore
 
         return SqliteStore(url.removeprefix("sqlite:///"), **options)  # type: ignore[arg-type,no-any-return,unused-ignore]
     if scheme in ("redis", "rediss", "unix"):
-        from server.store.redis import RedisStore
+        from parley.server.store.redis import RedisStore
 
         return RedisStore(url, **options)  # type: ignore[arg-type,no-any-return,unused-ignore]
     raise ValueError(f"store: unsupported URL scheme {scheme!r} (use sqlite:// or redis://)")

@@ -26,9 +26,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.buckets import Buckets
-from server.core.model import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.buckets import Buckets
+from parley.server.core.model import (
     AppendResult,
     Draft,
     Entry,
@@ -40,7 +40,7 @@ from server.core.model import (
     User,
     UserId,
 )
-from server.core.offers import Negotiation
+from parley.server.core.offers import Negotiation
 
 EntryListener = Callable[[Entry, str], None]
 """Called on the event loop with each announced entry and its room's epoch."""

@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.model import ListingId, UserId
-from server.core.offers import Negotiation, OfferState, Party, PriceStep
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.model import ListingId, UserId
+from parley.server.core.offers import Negotiation, OfferState, Party, PriceStep
 
 
 def encode_negotiation(neg: Negotiation) -> bytes:

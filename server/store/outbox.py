@@ -35,10 +35,10 @@ from typing import Any, Final
 
 import orjson
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.clock import Clock, to_ms
-from server.core.model import UserId
-from server.store.base import Store, StoreUnavailable
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.clock import Clock, to_ms
+from parley.server.core.model import UserId
+from parley.server.store.base import Store, StoreUnavailable
 
 log = logging.getLogger("parley.push")
 
@@ -267,17 +267,17 @@ def open_outbox(
         "visibility_timeout": visibility_timeout,
         "max_items": max_items,
     }
-    from server.store.sqlite import SqliteStore
+    from parley.server.store.sqlite import SqliteStore
 
     if isinstance(store, SqliteStore):
-        from server.store.sqlite_outbox import SqliteOutbox
+        from parley.server.store.sqlite_outbox import SqliteOutbox
 
         return SqliteOutbox(store, **options)
     # Only a Redis store can be here, and then redis is imported already.
-    from server.store.redis import RedisStore
+    from parley.server.store.redis import RedisStore
 
     if isinstance(store, RedisStore):
-        from server.store.redis_outbox import RedisOutbox
+        from parley.server.store.redis_outbox import RedisOutbox
 
         return RedisOutbox(store, **options)
     raise ValueError(f"push outbox: no backend for {type(store).__name__}")

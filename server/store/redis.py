@@ -49,10 +49,10 @@ from redis.exceptions import (
 )
 from redis.maint_notifications import MaintNotificationsConfig
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.buckets import Buckets
-from server.core.mentions import username_key
-from server.core.model import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.buckets import Buckets
+from parley.server.core.mentions import username_key
+from parley.server.core.model import (
     MEMBER_KINDS,
     AppendResult,
     Draft,
@@ -66,13 +66,13 @@ from server.core.model import (
     User,
     UserId,
 )
-from server.store.base import WRITE_BOUNDS, ReadState, Store, StoreUnavailable
-from server.store.redis_conversations import RedisConversations
-from server.store.redis_fanout import RedisFanout
-from server.store.redis_lease import RedisLeases
-from server.store.redis_offers import RedisOffers
-from server.store.redis_presence import RedisPresence
-from server.store.redis_wire import (
+from parley.server.store.base import WRITE_BOUNDS, ReadState, Store, StoreUnavailable
+from parley.server.store.redis_conversations import RedisConversations
+from parley.server.store.redis_fanout import RedisFanout
+from parley.server.store.redis_lease import RedisLeases
+from parley.server.store.redis_offers import RedisOffers
+from parley.server.store.redis_presence import RedisPresence
+from parley.server.store.redis_wire import (
     ResetAwareConnection,
     as_text,
     decode_entries,

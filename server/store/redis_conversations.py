@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from server.core.model import Order, UserId
-from server.store.base import UNREAD_CAP, OrderRole
-from server.store.redis_wire import as_text, decode_order, edge
+from parley.server.core.model import Order, UserId
+from parley.server.store.base import UNREAD_CAP, OrderRole
+from parley.server.store.redis_wire import as_text, decode_order, edge
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

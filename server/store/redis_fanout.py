@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, Final
 import msgpack
 from redis.asyncio.connection import AbstractConnection
 
-from server.store.base import Fanout, StoreUnavailable
-from server.store.redis_wire import DOWN, cancel_firmly, edge, entry_from_body
+from parley.server.store.base import Fanout, StoreUnavailable
+from parley.server.store.redis_wire import DOWN, cancel_firmly, edge, entry_from_body
 
 if TYPE_CHECKING:
-    from server.store.redis import RedisStore
+    from parley.server.store.redis import RedisStore
 
 log = logging.getLogger("parley.store.redis")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from server.store.redis_wire import edge
+from parley.server.store.redis_wire import edge
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.model import Listing, ListingId, Money, UserId
-from server.core.offers import Negotiation, OfferState
-from server.store.base import Like
-from server.store.offers_wire import decode_negotiation, encode_negotiation, offer_exists
-from server.store.redis_wire import as_text, edge
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.model import Listing, ListingId, Money, UserId
+from parley.server.core.offers import Negotiation, OfferState
+from parley.server.store.base import Like
+from parley.server.store.offers_wire import decode_negotiation, encode_negotiation, offer_exists
+from parley.server.store.redis_wire import as_text, edge
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

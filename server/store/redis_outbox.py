@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from server.store.outbox import SCAN_MAX, PushItem, PushOutbox, Taken
-from server.store.redis import RedisStore
-from server.store.redis_wire import edge
+from parley.server.store.outbox import SCAN_MAX, PushItem, PushOutbox, Taken
+from parley.server.store.redis import RedisStore
+from parley.server.store.redis_wire import edge
 
 # While long-polling, look again this often (seconds): other hub processes
 # enqueue and ack without telling this one.

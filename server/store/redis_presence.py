@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Final
 
 from redis.exceptions import RedisError
 
-from server.core.model import UserId
-from server.store.base import COUNTED_ROOMS, Presence
-from server.store.redis_wire import DOWN, as_text, cancel_firmly, edge
+from parley.server.core.model import UserId
+from parley.server.store.base import COUNTED_ROOMS, Presence
+from parley.server.store.redis_wire import DOWN, as_text, cancel_firmly, edge
 
 if TYPE_CHECKING:
-    from server.store.redis import RedisStore
+    from parley.server.store.redis import RedisStore
 
 log = logging.getLogger("parley.store.redis")
 

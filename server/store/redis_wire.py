@@ -24,7 +24,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.core.model import (
+from parley.server.core.model import (
     Author,
     Draft,
     Entry,
@@ -35,7 +35,7 @@ from server.core.model import (
     OrderId,
     UserId,
 )
-from server.store.base import StoreUnavailable
+from parley.server.store.base import StoreUnavailable
 
 # BusyLoadingError (Redis replaying its AOF) is a ConnectionError.
 DOWN: Final = (RedisConnectionError, RedisTimeoutError, OSError)

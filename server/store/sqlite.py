@@ -27,10 +27,10 @@ from typing import Any, Final, TypeVar, cast
 
 import orjson
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.buckets import Buckets
-from server.core.mentions import username_key
-from server.core.model import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.buckets import Buckets
+from parley.server.core.mentions import username_key
+from parley.server.core.model import (
     MEMBER_KINDS,
     AppendResult,
     Author,
@@ -47,7 +47,7 @@ from server.core.model import (
     User,
     UserId,
 )
-from server.store.base import (
+from parley.server.store.base import (
     WRITE_BOUNDS,
     Fanout,
     LocalPresence,
@@ -55,9 +55,9 @@ from server.store.base import (
     Store,
     StoreUnavailable,
 )
-from server.store.lease import LocalLeases
-from server.store.sqlite_conversations import CONVERSATIONS_SCHEMA, SqliteConversations
-from server.store.sqlite_offers import OFFERS_SCHEMA, SqliteOffers
+from parley.server.store.lease import LocalLeases
+from parley.server.store.sqlite_conversations import CONVERSATIONS_SCHEMA, SqliteConversations
+from parley.server.store.sqlite_offers import OFFERS_SCHEMA, SqliteOffers
 
 T = TypeVar("T")
 

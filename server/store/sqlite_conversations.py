@@ -19,8 +19,8 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from server.core.model import ListingId, Order, OrderId, UserId
-from server.store.base import UNREAD_CAP, OrderRole
+from parley.server.core.model import ListingId, Order, OrderId, UserId
+from parley.server.store.base import UNREAD_CAP, OrderRole
 
 T = TypeVar("T")
 

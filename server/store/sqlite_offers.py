@@ -21,11 +21,11 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.model import Listing, ListingId, Money, UserId
-from server.core.offers import Negotiation, OfferState
-from server.store.base import Like
-from server.store.offers_wire import decode_negotiation, encode_negotiation, offer_exists
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.model import Listing, ListingId, Money, UserId
+from parley.server.core.offers import Negotiation, OfferState
+from parley.server.store.base import Like
+from parley.server.store.offers_wire import decode_negotiation, encode_negotiation, offer_exists
 
 T = TypeVar("T")
 

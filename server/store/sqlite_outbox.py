@@ -21,8 +21,8 @@ import sqlite3
 from collections import Counter
 from typing import Any, Final
 
-from server.store.outbox import SCAN_MAX, PushItem, PushOutbox, Taken
-from server.store.sqlite import SqliteStore
+from parley.server.store.outbox import SCAN_MAX, PushItem, PushOutbox, Taken
+from parley.server.store.sqlite import SqliteStore
 
 # Re-check at least this often while waiting (seconds): covers a clock that jumps.
 RECHECK_MAX: Final = 1.0

@@ -23,8 +23,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from server.demo import Login, login_links, seed
-from server.web import web_response
+from parley.server.demo import Login, login_links, seed
+from parley.server.web import web_response
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 from tests.support.hubproc import free_port
 

@@ -25,9 +25,9 @@ import atheris  # type: ignore[import-untyped]
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 with atheris.instrument_imports():
-    from protocol.codec import JSON, MSGPACK
-    from protocol.errors import ErrorCode, ProtocolError
-    from protocol.messages import MAX_REQUEST_ID, Limits, parse_request, request_id
+    from parley.protocol.codec import JSON, MSGPACK
+    from parley.protocol.errors import ErrorCode, ProtocolError
+    from parley.protocol.messages import MAX_REQUEST_ID, Limits, parse_request, request_id
 
 import msgpack
 

@@ -11,7 +11,7 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from protocol.codec import (
+from parley.protocol.codec import (
     CODECS,
     JSON,
     JSON_SUBPROTOCOL,
@@ -21,7 +21,7 @@ from protocol.codec import (
     Codec,
     server_frame,
 )
-from protocol.errors import ErrorCode, ProtocolError
+from parley.protocol.errors import ErrorCode, ProtocolError
 
 EVENT: dict[str, Any] = {
     "event": "message",

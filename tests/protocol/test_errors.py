@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from protocol.errors import CloseCode, ErrorCode, ParleyError, ProtocolError
-from protocol.messages import OPS
+from parley.protocol.errors import CloseCode, ErrorCode, ParleyError, ProtocolError
+from parley.protocol.messages import OPS
 
 README = Path(__file__).resolve().parents[2] / "protocol" / "README.md"
 

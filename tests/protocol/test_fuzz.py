@@ -23,9 +23,9 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.codec import JSON, MSGPACK, Codec
-from protocol.errors import ErrorCode, ProtocolError
-from protocol.messages import (
+from parley.protocol.codec import JSON, MSGPACK, Codec
+from parley.protocol.errors import ErrorCode, ProtocolError
+from parley.protocol.messages import (
     _FIELDS,
     MAX_REQUEST_ID,
     OPS,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from protocol.errors import ErrorCode, ProtocolError
-from protocol.messages import (
+from parley.protocol.errors import ErrorCode, ProtocolError
+from parley.protocol.messages import (
     HISTORY_MAX_LIMIT,
     MAX_CLIENT_MSG_ID,
     MAX_REQUEST_ID,

@@ -13,11 +13,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from client import ParleyClient
-from server.app import App
-from server.auth import mint_token
-from server.config import Config, load_config
-from server.core.clock import Clock, FakeClock
+from parley.client import ParleyClient
+from parley.server.app import App
+from parley.server.auth import mint_token
+from parley.server.config import Config, load_config
+from parley.server.core.clock import Clock, FakeClock
 from tests.support.hubproc import API_KEY, test_settings
 
 ROOT = Path(__file__).resolve().parents[2]

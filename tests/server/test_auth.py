@@ -17,12 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from client import ParleyClient
-from protocol.codec import JSON_SUBPROTOCOL
-from protocol.errors import CloseCode
-from server.auth import AuthError, TokenVerifier
-from server.config import RESERVED_KIDS, Config, ConfigError, load_config
-from server.links import SESSION_KID
+from parley.client import ParleyClient
+from parley.protocol.codec import JSON_SUBPROTOCOL
+from parley.protocol.errors import CloseCode
+from parley.server.auth import AuthError, TokenVerifier
+from parley.server.config import RESERVED_KIDS, Config, ConfigError, load_config
+from parley.server.links import SESSION_KID
 from tests.server.conftest import start_hub, stop_hub
 from tests.support.hubproc import API_KEY, SECRET
 

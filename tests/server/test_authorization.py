@@ -45,10 +45,10 @@ import pytest_asyncio
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
-from protocol.codec import JSON_SUBPROTOCOL
-from protocol.messages import OPS
-from server.app import SystemClock
-from server.links import Links
+from parley.protocol.codec import JSON_SUBPROTOCOL
+from parley.protocol.messages import OPS
+from parley.server.app import SystemClock
+from parley.server.links import Links
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 
 OK: Final = "ok"

@@ -23,8 +23,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
-from protocol.errors import CloseCode
-from protocol.messages import OPS, Limits, parse_request
+from parley.protocol.errors import CloseCode
+from parley.protocol.messages import OPS, Limits, parse_request
 from tests.server.conftest import RunningHub
 
 JSON: Final = "parley.v1.json"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import Config, ConfigError, load_config
+from parley.server.config import Config, ConfigError, load_config
 
 CONFIG_YAML = Path(__file__).resolve().parents[2] / "config.yaml"
 SECRET = "s" * 32

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from client import ParleyError
-from server.core.contact_guard import MASK_CHAR
+from parley.client import ParleyError
+from parley.server.core.contact_guard import MASK_CHAR
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 
 PHONE_TEXT = "Dispo samedi, appelle-moi au 514 555-0123 pour l'essayer."

@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from client import ParleyClient
-from server.cli import main
-from server.config import load_config
-from server.demo import DemoError, describe, load_catalog, run_demo
+from parley.client import ParleyClient
+from parley.server.cli import main
+from parley.server.config import load_config
+from parley.server.demo import DemoError, describe, load_catalog, run_demo
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 from tests.support.hubproc import API_KEY, SECRET
 from tests.support.hubproc import test_settings as hub_settings

@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from protocol.errors import CloseCode, ParleyError
+from parley.protocol.errors import CloseCode, ParleyError
 from tests.server.conftest import RunningHub
 from tests.support.hubproc import SECRET
 

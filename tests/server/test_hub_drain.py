@@ -13,10 +13,10 @@ import aiohttp
 import pytest
 from websockets.exceptions import InvalidHandshake
 
-from client import ConnectionLost, ParleyClient, ParleyError
-from protocol.errors import CloseCode
-from server.auth import mint_token
-from server.config import load_config
+from parley.client import ConnectionLost, ParleyClient, ParleyError
+from parley.protocol.errors import CloseCode
+from parley.server.auth import mint_token
+from parley.server.config import load_config
 from tests.support.hubproc import API_KEY, SECRET, HubProcess
 from tests.support.room_log import whole_log
 

@@ -18,9 +18,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from client import ConnectionLost
-from protocol.errors import CloseCode
-from server.hub import TYPING_LAG_FRACTION, Conn
+from parley.client import ConnectionLost
+from parley.protocol.errors import CloseCode
+from parley.server.hub import TYPING_LAG_FRACTION, Conn
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 
 JSON = "parley.v1.json"

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from protocol.errors import ParleyError
+from parley.protocol.errors import ParleyError
 from tests.server.conftest import RunningHub
 
 

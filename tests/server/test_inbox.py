@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from client import ParleyClient
+from parley.client import ParleyClient
 from tests.server.conftest import RunningHub, notification_kinds, start_hub, stop_hub
 
 

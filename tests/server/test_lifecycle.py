@@ -12,10 +12,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from client import ConnectionLost, ParleyClient
-from protocol.errors import CloseCode
-from server.auth import mint_token
-from server.config import load_config
+from parley.client import ConnectionLost, ParleyClient
+from parley.protocol.errors import CloseCode
+from parley.server.auth import mint_token
+from parley.server.config import load_config
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 from tests.support.hubproc import API_KEY, SECRET, HubProcess
 
@@ -110,7 +110,7 @@ def test_cli_token_mints_a_token_the_hub_accepts(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "server.cli",
+            "parley.server.cli",
             "token",
             "--config",
             str(config),
@@ -143,7 +143,7 @@ def test_a_bad_config_fails_at_start_naming_the_setting(
     config = tmp_path / "c.yaml"
     config.write_text(f"jwt_secret: {SECRET}\napi_key: k\nstore: sqlite:///{tmp_path}/p.db\n")
     result = subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve", "--config", str(config)],
+        [sys.executable, "-m", "parley.server.cli", "serve", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=30,

@@ -7,11 +7,11 @@ import time
 import jwt
 import pytest
 
-from server.auth import AuthError, TokenVerifier, mint_token
-from server.config import Config, load_config
-from server.core.clock import FakeClock
-from server.core.model import User, UserId
-from server.links import SESSION_TTL_S, LinkError, LinkExpired, Links, is_session_token
+from parley.server.auth import AuthError, TokenVerifier, mint_token
+from parley.server.config import Config, load_config
+from parley.server.core.clock import FakeClock
+from parley.server.core.model import User, UserId
+from parley.server.links import SESSION_TTL_S, LinkError, LinkExpired, Links, is_session_token
 from tests.support.hubproc import API_KEY, SECRET
 
 

@@ -25,17 +25,17 @@ import pytest
 from aiosmtpd.controller import Controller
 from websockets.asyncio.client import connect as ws_connect
 
-from client import ParleyClient
-from protocol.codec import JSON_SUBPROTOCOL
-from protocol.errors import ErrorCode, ParleyError
-from server.core.clock import FakeClock
-from server.core.mail_words import OFF_PLATFORM_DISCLAIMER_FR
-from server.core.model import Listing, ListingId, Money, Order, OrderId, User, UserId
-from server.core.roomevents import OFF_PLATFORM_DISCLAIMER
-from server.links import SESSION_TTL_S, Links
-from server.mail.compose import compose_order_mail
-from server.mail.outbox import MAIL_ROOM
-from server.mail.reminders import REMINDER_ROOM
+from parley.client import ParleyClient
+from parley.protocol.codec import JSON_SUBPROTOCOL
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.clock import FakeClock
+from parley.server.core.mail_words import OFF_PLATFORM_DISCLAIMER_FR
+from parley.server.core.model import Listing, ListingId, Money, Order, OrderId, User, UserId
+from parley.server.core.roomevents import OFF_PLATFORM_DISCLAIMER
+from parley.server.links import SESSION_TTL_S, Links
+from parley.server.mail.compose import compose_order_mail
+from parley.server.mail.outbox import MAIL_ROOM
+from parley.server.mail.reminders import REMINDER_ROOM
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 from tests.support.hubproc import free_port
 

@@ -13,10 +13,10 @@ import redis.asyncio
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
-from protocol.errors import CloseCode, ErrorCode, ParleyError
-from server.core.buckets import Buckets
-from server.metrics import RESULTS, op_name
-from server.store.redis import RedisStore
+from parley.protocol.errors import CloseCode, ErrorCode, ParleyError
+from parley.server.core.buckets import Buckets
+from parley.server.metrics import RESULTS, op_name
+from parley.server.store.redis import RedisStore
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 from tests.support.redis_server import RedisServer
 
@@ -46,7 +46,7 @@ def lag_count(samples: Samples) -> float:
 
 
 def test_ops_rows_have_one_slot_per_result_and_ops_keep_their_wire_names() -> None:
-    from protocol.messages import NotificationsRead, OfferToLikers, Post
+    from parley.protocol.messages import NotificationsRead, OfferToLikers, Post
 
     assert [op_name(k) for k in (Post, NotificationsRead, OfferToLikers)] == [
         "post",

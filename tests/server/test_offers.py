@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from client import ParleyClient, ParleyError
-from server.core.clock import FakeClock
+from parley.client import ParleyClient, ParleyError
+from parley.server.core.clock import FakeClock
 from tests.server.conftest import RunningHub, notification_kinds, start_hub, stop_hub
 from tests.support.redis_server import RedisServer
 

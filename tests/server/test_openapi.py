@@ -12,7 +12,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from server.openapi import spec
+from parley.server.openapi import spec
 from tests.support.hubproc import API_KEY, HubProcess
 
 SCHEMA = schemathesis.openapi.from_dict(spec())
@@ -33,11 +33,11 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
 def test_every_route_of_the_api_is_in_the_document(hub: HubProcess) -> None:
     served = requests.get(f"{hub.api_url}/v1/openapi.json", timeout=5)
     assert served.status_code == 200 and served.json() == spec()
-    from server.api import InternalApi
-    from server.config import load_config
-    from server.core.clock import FakeClock
-    from server.push_api import push_routes
-    from server.store import open_store
+    from parley.server.api import InternalApi
+    from parley.server.config import load_config
+    from parley.server.core.clock import FakeClock
+    from parley.server.push_api import push_routes
+    from parley.server.store import open_store
     from tests.support.hubproc import test_settings
 
     config = load_config(None, {}, **test_settings("sqlite:///unused.sqlite3"))

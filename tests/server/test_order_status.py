@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from client import ParleyClient, ParleyError
+from parley.client import ParleyClient, ParleyError
 from tests.server.conftest import RunningHub, notification_kinds, start_hub, stop_hub
 
 

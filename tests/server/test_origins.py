@@ -14,8 +14,8 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
-from protocol.codec import JSON_SUBPROTOCOL
-from server.config import ConfigError, load_config
+from parley.protocol.codec import JSON_SUBPROTOCOL
+from parley.server.config import ConfigError, load_config
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 from tests.support.hubproc import API_KEY, SECRET
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from client import ParleyClient, ParleyError
-from server.core.clock import FakeClock
-from server.hub import TYPING_LAG_FRACTION
-from server.store.redis_presence import RedisPresence
+from parley.client import ParleyClient, ParleyError
+from parley.server.core.clock import FakeClock
+from parley.server.hub import TYPING_LAG_FRACTION
+from parley.server.store.redis_presence import RedisPresence
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 from tests.support.redis_server import RedisServer
 

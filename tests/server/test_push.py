@@ -18,13 +18,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from server.api import InternalApi
-from server.config import Config, load_config
-from server.core.clock import FakeClock
-from server.core.model import UserId
-from server.push_api import push_routes
-from server.store import Store, open_store
-from server.store.outbox import PushItem, PushOutbox, open_outbox
+from parley.server.api import InternalApi
+from parley.server.config import Config, load_config
+from parley.server.core.clock import FakeClock
+from parley.server.core.model import UserId
+from parley.server.push_api import push_routes
+from parley.server.store import Store, open_store
+from parley.server.store.outbox import PushItem, PushOutbox, open_outbox
 from tests.server.conftest import GATEWAY_TIMEOUT, MockProvider, finish_gateway, start_gateway
 from tests.support import hubproc
 from tests.support.hubproc import API_KEY

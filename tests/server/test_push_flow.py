@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from server.core.clock import FakeClock
+from parley.server.core.clock import FakeClock
 from tests.server.conftest import (
     MockProvider,
     RunningHub,

@@ -18,9 +18,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from client import ConnectionLost, ParleyClient, ParleyError
-from server.auth import mint_token
-from server.config import load_config
+from parley.client import ConnectionLost, ParleyClient, ParleyError
+from parley.server.auth import mint_token
+from parley.server.config import load_config
 from tests.support.hubproc import API_KEY, SECRET, HubProcess
 from tests.support.redis_server import RedisServer
 from tests.support.room_log import watch, whole_log

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from server.runtime import OLD_THRESHOLD, YOUNG_THRESHOLD, SlowLog, tune_gc
+from parley.server.runtime import OLD_THRESHOLD, YOUNG_THRESHOLD, SlowLog, tune_gc
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from client import ConnectionLost, ParleyClient
-from protocol.errors import ParleyError
-from server.auth import mint_token
-from server.config import load_config
+from parley.client import ConnectionLost, ParleyClient
+from parley.protocol.errors import ParleyError
+from parley.server.auth import mint_token
+from parley.server.config import load_config
 from tests.server.conftest import notification_kinds
 from tests.support.hubproc import API_KEY, SECRET, HubProcess
 from tests.support.redis_server import RedisServer

@@ -11,8 +11,8 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from server import web
-from server.web import STATIC, http_response, web_response
+from parley.server import web
+from parley.server.web import STATIC, http_response, web_response
 
 
 @pytest.mark.parametrize(

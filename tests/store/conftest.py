@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.store import Store, open_store
+from parley.server.store import Store, open_store
 
 BACKENDS = ["sqlite", "redis"]
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.model import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.model import (
     Author,
     Draft,
     Entry,
@@ -21,7 +21,7 @@ from server.core.model import (
     User,
     UserId,
 )
-from server.store.base import ReadState, Store
+from parley.server.store.base import ReadState, Store
 
 ROOM = "listing:l1"
 OTHER_ROOM = "listing:l2"

@@ -12,9 +12,9 @@ import asyncio
 
 from redis.crc import key_slot
 
-from server.core.model import Author, Draft, ListingId, Order, OrderId, UserId
-from server.store import Store
-from server.store.base import UNREAD_CAP
+from parley.server.core.model import Author, Draft, ListingId, Order, OrderId, UserId
+from parley.server.store import Store
+from parley.server.store.base import UNREAD_CAP
 from tests.store.conftest import opened
 from tests.support.redis_server import RedisServer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from server.store import Store
+from parley.server.store import Store
 
 
 async def test_one_holder_at_a_time(store: Store) -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from redis.crc import key_slot
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.model import Listing, ListingId, Money, UserId
-from server.core.offers import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.model import Listing, ListingId, Money, UserId
+from parley.server.core.offers import (
     OFFER_TTL_MS,
     Negotiation,
     OfferState,
@@ -28,9 +28,9 @@ from server.core.offers import (
     respond,
     seller_offer,
 )
-from server.store import Store
-from server.store.base import Like
-from server.store.sqlite import SCHEMA_VERSION, SqliteStore
+from parley.server.store import Store
+from parley.server.store.base import Like
+from parley.server.store.sqlite import SCHEMA_VERSION, SqliteStore
 from tests.store.conftest import opened
 from tests.support.redis_server import RedisServer
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.clock import FakeClock
-from server.core.model import UserId
-from server.store import Store, StoreUnavailable, open_store
-from server.store.outbox import Delivery, PushItem, PushOutbox, open_outbox
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.clock import FakeClock
+from parley.server.core.model import UserId
+from parley.server.store import Store, StoreUnavailable, open_store
+from parley.server.store.outbox import Delivery, PushItem, PushOutbox, open_outbox
 from tests.store.conftest import BACKENDS
 from tests.support.redis_server import RedisServer
 

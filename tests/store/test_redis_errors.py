@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.core.model import Author, Draft, UserId
-from server.store.base import StoreUnavailable
-from server.store.redis import RedisStore
+from parley.server.core.model import Author, Draft, UserId
+from parley.server.store.base import StoreUnavailable
+from parley.server.store.redis import RedisStore
 from tests.support.redis_server import RedisServer
 
 ROOM = "listing:l1"

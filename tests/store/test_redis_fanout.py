@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from server.core.feed import FeedStep, RoomFeed
-from server.core.model import Author, Draft, Entry, RoomHead, UserId
-from server.store.base import StoreUnavailable
-from server.store.redis import RedisStore
-from server.store.redis_fanout import RedisFanout
-from server.store.redis_presence import RedisPresence
+from parley.server.core.feed import FeedStep, RoomFeed
+from parley.server.core.model import Author, Draft, Entry, RoomHead, UserId
+from parley.server.store.base import StoreUnavailable
+from parley.server.store.redis import RedisStore
+from parley.server.store.redis_fanout import RedisFanout
+from parley.server.store.redis_presence import RedisPresence
 from tests.support.redis_server import RedisServer
 
 ROOM = "listing:l1"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from server.core.model import Author, Draft, User, UserId
-from server.store.base import StoreUnavailable
-from server.store.sqlite import SqliteStore
+from parley.server.core.model import Author, Draft, User, UserId
+from parley.server.store.base import StoreUnavailable
+from parley.server.store.sqlite import SqliteStore
 
 ROOM = "listing:l1"
 ALICE = Author(UserId("alice"), "Alice")

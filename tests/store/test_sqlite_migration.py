@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from protocol.errors import ParleyError
-from server.core.model import Author, Draft, User, UserId
-from server.store.sqlite import SCHEMA_VERSION, SqliteStore
+from parley.protocol.errors import ParleyError
+from parley.server.core.model import Author, Draft, User, UserId
+from parley.server.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 SCHEMA_1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -43,7 +43,11 @@ def test_settings(store: str, **overrides: Any) -> dict[str, Any]:
 class HubProcess:
     """``parley serve`` as a real process, so tests can SIGTERM and SIGKILL it."""
 
-    def __init__(self, directory: Path, store: str, **overrides: Any) -> None:
+    def __init__(
+        self, directory: Path, store: str, command: list[str] | None = None, **overrides: Any
+    ) -> None:
+        # The command before ``serve``: the checkout's hub unless a test names another.
+        self.command = command or [sys.executable, "-m", "parley.server.cli"]
         self.settings = test_settings(store, ws_port=free_port(), api_port=free_port(), **overrides)
         self.config_path = directory / f"hub-{self.settings['ws_port']}.yaml"
         self.config_path.write_text(yaml.safe_dump(self.settings))
@@ -61,7 +65,7 @@ class HubProcess:
     def start(self, timeout: float = 15.0) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--config", str(self.config_path)],
+            [*self.command, "serve", "--config", str(self.config_path)],
             stdout=subprocess.PIPE,
             stderr=log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

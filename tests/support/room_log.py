@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from client import ParleyClient
+from parley.client import ParleyClient
 
 
 async def whole_log(reader: ParleyClient, room: str) -> dict[int, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.core.contact_guard import ContactKind
+from parley.server.core.contact_guard import ContactKind
 
 MEMBERS = frozenset({"alice", "sam"})  # username keys of the members in these rooms
 

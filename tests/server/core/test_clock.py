@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.core.clock import Clock, FakeClock, to_ms
+from parley.server.core.clock import Clock, FakeClock, to_ms
 
 
 def test_fake_clock_moves_only_when_told() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.core.connection_caps import ConnectionCap
+from parley.server.core.connection_caps import ConnectionCap
 
 
 def test_connections_are_admitted_up_to_the_cap_then_refused() -> None:

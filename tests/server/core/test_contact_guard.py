@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.core import contact_guard
-from server.core.contact_guard import (
+from parley.server.core import contact_guard
+from parley.server.core.contact_guard import (
     MASK_CHAR,
     Finding,
     find_contact_details,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from server.core.feed import RoomFeed
-from server.core.model import Entry
+from parley.server.core.feed import RoomFeed
+from parley.server.core.model import Entry
 
 ROOM = "listing:42"
 

@@ -16,17 +16,24 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.contact_guard import MASK_CHAR, find_contact_details, mask_contact_details
-from server.core.contact_policy import guard_text
-from server.core.mentions import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.contact_guard import MASK_CHAR, find_contact_details, mask_contact_details
+from parley.server.core.contact_policy import guard_text
+from parley.server.core.mentions import (
     MAX_USERNAME,
     find_mentions,
     is_valid_username,
     username_key,
 )
-from server.core.model import LISTING_STATUSES, ORDER_STATUSES, Listing, ListingId, Money, UserId
-from server.core.offers import (
+from parley.server.core.model import (
+    LISTING_STATUSES,
+    ORDER_STATUSES,
+    Listing,
+    ListingId,
+    Money,
+    UserId,
+)
+from parley.server.core.offers import (
     OfferAction,
     make_offer,
     plan_offer_to_likers,
@@ -34,8 +41,8 @@ from server.core.offers import (
     seller_offer,
     to_wire,
 )
-from server.core.order_status import check_report, status_data
-from server.core.roomevents import LISTING_CHANGES, listing_change
+from parley.server.core.order_status import check_report, status_data
+from parley.server.core.roomevents import LISTING_CHANGES, listing_change
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

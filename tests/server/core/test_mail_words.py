@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from server.core.mail_words import (
+from parley.server.core.mail_words import (
     LANDING_WORDS,
     OFF_PLATFORM_DISCLAIMER_FR,
     mail_locale,
     order_mail_words,
 )
-from server.core.roomevents import OFF_PLATFORM_DISCLAIMER
+from parley.server.core.roomevents import OFF_PLATFORM_DISCLAIMER
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from server.core.mention_rules import MAX_LOOKUPS, lookup_keys, newly_mentioned, resolve_mentions
-from server.core.mentions import MAX_NOTIFIED, find_mentions, username_key
-from server.core.model import Mention, User, UserId
+from parley.server.core.mention_rules import (
+    MAX_LOOKUPS,
+    lookup_keys,
+    newly_mentioned,
+    resolve_mentions,
+)
+from parley.server.core.mentions import MAX_NOTIFIED, find_mentions, username_key
+from parley.server.core.model import Mention, User, UserId
 
 
 def members(*names: str) -> dict[str, User]:

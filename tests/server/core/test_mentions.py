@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from server.core import mentions
-from server.core.mentions import (
+from parley.server.core import mentions
+from parley.server.core.mentions import (
     MAX_NOTIFIED,
     MAX_USERNAME,
     MentionSpan,

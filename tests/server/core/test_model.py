@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.core.model import Author, Draft, Entry, ListingId, Order, OrderId, UserId
+from parley.server.core.model import Author, Draft, Entry, ListingId, Order, OrderId, UserId
 
 AUTHOR = Author(UserId("u7"), "marie")
 

@@ -7,9 +7,15 @@ from typing import Any
 
 import pytest
 
-from server.core.mentions import MAX_USERNAME
-from server.core.model import ORDER_STATUSES
-from server.core.notices import SUPPORTED_LOCALES, NoticeText, excerpt, pick_locale, render_notice
+from parley.server.core.mentions import MAX_USERNAME
+from parley.server.core.model import ORDER_STATUSES
+from parley.server.core.notices import (
+    SUPPORTED_LOCALES,
+    NoticeText,
+    excerpt,
+    pick_locale,
+    render_notice,
+)
 
 NBSP = "\u00a0"
 MENTION = {

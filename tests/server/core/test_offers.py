@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.model import LISTING_STATUSES, Listing, ListingId, Money, UserId
-from server.core.offers import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.model import LISTING_STATUSES, Listing, ListingId, Money, UserId
+from parley.server.core.offers import (
     MAX_RECIPIENTS,
     NOTICE_KINDS,
     OFFER_TTL_MS,

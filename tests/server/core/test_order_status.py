@@ -7,9 +7,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.model import ORDER_STATUSES
-from server.core.order_status import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.model import ORDER_STATUSES
+from parley.server.core.order_status import (
     CARRIERS,
     LOCALES,
     StatusReport,

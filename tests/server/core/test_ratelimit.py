@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from server.core.clock import FakeClock
-from server.core.ratelimit import TokenBucket
+from parley.server.core.clock import FakeClock
+from parley.server.core.ratelimit import TokenBucket
 
 
 def test_a_burst_is_allowed_then_writes_are_refused() -> None:

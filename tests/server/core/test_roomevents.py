@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from protocol.errors import ErrorCode, ParleyError
-from server.core.model import ListingId, Order, OrderId, UserId
-from server.core.roomevents import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.model import ListingId, Order, OrderId, UserId
+from parley.server.core.roomevents import (
     OFF_PLATFORM_DISCLAIMER,
     listing_change,
     order_opened,

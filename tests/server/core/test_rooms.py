@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.errors import ErrorCode, ParleyError
-from protocol.messages import parse_room
-from server.core.model import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.protocol.messages import parse_room
+from parley.server.core.model import (
     LISTING_STATUSES,
     Author,
     Entry,
@@ -18,7 +18,7 @@ from server.core.model import (
     OrderId,
     UserId,
 )
-from server.core.rooms import (
+from parley.server.core.rooms import (
     RoomCheck,
     RoomRef,
     check_may_delete,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.errors import ErrorCode, ParleyError
-from protocol.messages import (
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.protocol.messages import (
     Conversations,
     Delete,
     Edit,
@@ -23,7 +23,7 @@ from protocol.messages import (
     Typing,
     Unsubscribe,
 )
-from server.core.sessions import check_in_scope
+from parley.server.core.sessions import check_in_scope
 
 ROOM = "order:o1"
 
