@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_origin, get_type_hints
+from typing import Any, Final, get_origin, get_type_hints
 
 import yaml
 
@@ -21,6 +21,9 @@ CONTACT_POLICIES = ("mask", "reject", "off")
 # a member key under it would be taken for a session key.
 RESERVED_KIDS = ("parley-session",)
 MAX_KID = 64
+
+
+STORE_SCHEMES: Final = ("sqlite", "redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 
 
 class ConfigError(ValueError):
@@ -135,8 +138,11 @@ class Config:
         self._check_origins()
         if not self.api_key:
             raise ConfigError("api_key: must be set")
-        if self.store.partition("://")[0] not in ("sqlite", "redis", "rediss", "unix"):
-            raise ConfigError("store: must be sqlite:///path or redis://host:port/db")
+        if self.store.partition("://")[0] not in STORE_SCHEMES:
+            raise ConfigError(
+                "store: must be sqlite:///path, redis://host:port/db "
+                "or redis+cluster://host:port,host:port/"
+            )
         if self.workers > 1 and self.store.startswith("sqlite"):
             raise ConfigError(
                 "workers: several hub processes need the Redis store; "

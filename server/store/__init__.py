@@ -11,13 +11,14 @@ __all__ = ["Fanout", "Store", "StoreUnavailable", "open_store"]
 
 def open_store(url: str, **options: object) -> Store:
     """Pick a store by URL: ``sqlite:///relative/path``, ``sqlite:////absolute/path``
-    (SQLAlchemy's convention) or ``redis://host:port/db``."""
+    (SQLAlchemy's convention), ``redis://host:port/db`` or, for a Redis Cluster,
+    ``redis+cluster://host:port,host:port/`` (any of its nodes; ``rediss+cluster`` for TLS)."""
     scheme = url.partition("://")[0]
     if scheme == "sqlite":
         from parley.server.store.sqlite import SqliteStore
 
         return SqliteStore(url.removeprefix("sqlite:///"), **options)  # type: ignore[arg-type,no-any-return,unused-ignore]
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
         from parley.server.store.redis import RedisStore
 
         return RedisStore(url, **options)  # type: ignore[arg-type,no-any-return,unused-ignore]

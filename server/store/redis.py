@@ -33,6 +33,7 @@ Redis must not evict keys (``maxmemory-policy noeviction``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import secrets
@@ -43,7 +44,9 @@ from typing import Any, Final
 from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.crc import key_slot
 from redis.exceptions import (
+    NoScriptError,
     RedisError,
     ResponseError,
 )
@@ -67,6 +70,13 @@ from parley.server.core.model import (
     UserId,
 )
 from parley.server.store.base import WRITE_BOUNDS, ReadState, Store, StoreUnavailable
+from parley.server.store.redis_cluster import (
+    ClusterFanout,
+    as_cluster,
+    check_shards,
+    cluster_client,
+    wait_options,
+)
 from parley.server.store.redis_conversations import RedisConversations
 from parley.server.store.redis_fanout import RedisFanout
 from parley.server.store.redis_lease import RedisLeases
@@ -89,40 +99,51 @@ log = logging.getLogger("parley.store.redis")
 _ORDER_FIELDS: Final = ("listing_id", "buyer_id", "seller_id", "status", "created_ts")
 _USER_FIELDS: Final = ("name", "locale", "email")
 
-# KEYS user, usernames; ARGV id, name key, name, locale, email ('' for none).
-# Returns 0 when another member holds the name. A renamed member frees the old one.
-_PUT_USER_LUA: Final = """
-local owner = redis.call('HGET', KEYS[2], ARGV[2])
+# A member's hash and the usernames hash are on two slots (a Redis Cluster puts
+# every key on its own unless a hash tag joins them), so a change of name is three
+# one-slot steps, each safe to run again: claim the new name, write the member
+# (keeping the name it replaces as 'prev_key' until it is freed), free the old name.
+
+# KEYS usernames; ARGV id, name key. Returns 0 when another member holds the name.
+_CLAIM_NAME_LUA: Final = """
+local owner = redis.call('HGET', KEYS[1], ARGV[2])
 if owner and owner ~= ARGV[1] then
   return 0
 end
-local old = redis.call('HGET', KEYS[1], 'name_key')
-if old and old ~= ARGV[2] and redis.call('HGET', KEYS[2], old) == ARGV[1] then
-  redis.call('HDEL', KEYS[2], old)
-end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'name', ARGV[3], 'locale', ARGV[4], 'name_key', ARGV[2])
-if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[1], 'email', ARGV[5])
-end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[1])
 return 1
 """
 
-# KEYS user, usernames; ARGV id, name key, name, locale.
-# Returns {1, name, locale, email} for an existing member, {2} when created, {0} on a taken name.
-_CLAIM_USER_LUA: Final = """
-local cur = redis.call('HMGET', KEYS[1], 'name', 'locale', 'email')
-if cur[1] then
-  return {1, cur[1], cur[2], cur[3]}
+# KEYS usernames; ARGV id, name key to keep, name keys to free...
+_FREE_NAMES_LUA: Final = """
+for i = 3, #ARGV do
+  if ARGV[i] ~= '' and ARGV[i] ~= ARGV[2] and redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
 end
-local owner = redis.call('HGET', KEYS[2], ARGV[2])
-if owner and owner ~= ARGV[1] then
-  return {0}
+return 1
+"""
+
+# KEYS user; ARGV name key, name, locale, email ('' for none), '1' to create only.
+# Returns {name keys to free} (the replaced name, and one a crash left unfreed),
+# or with '1' and an existing member {0, name, locale, email, name key}.
+_SET_USER_LUA: Final = """
+local cur = redis.call('HMGET', KEYS[1], 'name', 'locale', 'email', 'name_key', 'prev_key')
+if ARGV[5] == '1' and cur[1] then
+  return {0, cur[1], cur[2], cur[3], cur[4] or ''}
 end
-redis.call('HSET', KEYS[1], 'name', ARGV[3], 'locale', ARGV[4], 'name_key', ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-return {2}
+local free = {}
+if cur[4] and cur[4] ~= ARGV[1] then free[#free + 1] = cur[4] end
+if cur[5] and cur[5] ~= ARGV[1] then free[#free + 1] = cur[5] end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'name', ARGV[2], 'locale', ARGV[3], 'name_key', ARGV[1])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'email', ARGV[4])
+end
+if #free > 0 then
+  redis.call('HSET', KEYS[1], 'prev_key', free[#free])
+end
+return free
 """
 
 # KEYS read, msgs. Returns {read up to, unread notifications after it}.
@@ -243,23 +264,18 @@ end
 return out
 """
 
-# KEYS order, buyer's orders, seller's orders (``redis_conversations``); ARGV the
-# order's fields, its id. Returns {1} when stored, else {0, stored...}. The same
-# order reported again indexes it again: a retry repairs what a crash left out.
+# KEYS order; ARGV the order's fields. Returns {1} when stored, else {0, stored...}.
+# The member indexes (``redis_conversations``) are written next, on their own slot:
+# the same order reported again indexes it again, so a retry repairs what a crash
+# left out.
 _PUT_ORDER_LUA: Final = """
 local cur = redis.call('HMGET', KEYS[1], 'listing_id', 'buyer_id', 'seller_id', 'status',
                        'created_ts')
 if cur[1] then
-  if cur[1] == ARGV[1] and cur[2] == ARGV[2] and cur[3] == ARGV[3] then
-    redis.call('ZADD', KEYS[2], cur[5], ARGV[6])
-    redis.call('ZADD', KEYS[3], cur[5], ARGV[6])
-  end
   return {0, cur[1], cur[2], cur[3], cur[4], cur[5]}
 end
 redis.call('HSET', KEYS[1], 'listing_id', ARGV[1], 'buyer_id', ARGV[2], 'seller_id', ARGV[3],
            'status', ARGV[4], 'created_ts', ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
-redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
 return {1}
 """
 
@@ -292,8 +308,6 @@ def _user(user_id: str, fields: list[Any]) -> User:
 
 
 class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
-    fanout: RedisFanout
-
     def __init__(
         self,
         url: str,
@@ -309,13 +323,61 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         echo_timeout: float = 1.0,
         canary_timeout: float = 2.0,
     ) -> None:
-        self._sharded_option = sharded_pubsub
+        self.cluster = url.partition("://")[0].endswith("+cluster")
+        # A Redis Cluster's pub/sub is sharded (Redis 7): SPUBLISH reaches only the shard.
+        self._sharded_option = True if self.cluster else sharded_pubsub
         self._canary_timeout = canary_timeout
+        self._wait_replicas, self._wait_timeout_ms, url = wait_options(url, self.cluster)
         self.write_seconds = Buckets(WRITE_BOUNDS)
         self._prefix = key_prefix
         self._echo_timeout = echo_timeout
         self._socket_timeout = socket_timeout
-        self._pool = BlockingConnectionPool.from_url(
+        self._pool: BlockingConnectionPool | None = None
+        if self.cluster:
+            self._client = cluster_client(
+                url,
+                max_connections=max_connections,
+                socket_timeout=socket_timeout,
+                connect_timeout=connect_timeout,
+            )
+        else:
+            self._pool = self._single_pool(url, max_connections, socket_timeout, connect_timeout)
+            self._client = Redis(connection_pool=self._pool)
+        self._append = self._client.register_script(_APPEND_LUA)
+        self._pending_appends: list[_PendingAppend] = []
+        self._append_tasks: set[asyncio.Future[None]] = set()
+        self._head = self._client.register_script(_HEAD_LUA)
+        self._read = self._client.register_script(_READ_LUA)
+        self._put_order = self._client.register_script(_PUT_ORDER_LUA)
+        self._set_order_status = self._client.register_script(_SET_ORDER_STATUS_LUA)
+        self._claim_name = self._client.register_script(_CLAIM_NAME_LUA)
+        self._free_names = self._client.register_script(_FREE_NAMES_LUA)
+        self._set_user = self._client.register_script(_SET_USER_LUA)
+        self._read_state = self._client.register_script(_READ_STATE_LUA)
+        self._init_offers()
+        self._init_conversations()
+        self._instance: bytes | str | None = None
+        # The last (epoch, seq) seen of each followed room, to notice a log
+        # that went back in time (see _EPOCH_LUA).
+        self._seen: dict[str, tuple[str, int]] = {}
+        link_options: dict[str, Any] = {
+            "ping_interval": ping_interval,
+            "reconnect_min": reconnect_min,
+            "reconnect_max": reconnect_max,
+            "confirm_timeout": socket_timeout,
+        }
+        self.fanout: RedisFanout | ClusterFanout = (
+            ClusterFanout(self, **link_options)
+            if self.cluster
+            else RedisFanout(self, **link_options)
+        )
+        self.presence = RedisPresence(self)
+
+    @staticmethod
+    def _single_pool(
+        url: str, max_connections: int, socket_timeout: float, connect_timeout: float
+    ) -> BlockingConnectionPool:
+        pool = BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
             timeout=socket_timeout,  # waiting for a free connection
@@ -331,33 +393,9 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
             # after a Redis restart fail on stale connections.
             maint_notifications_config=MaintNotificationsConfig(enabled=False),
         )
-        if self._pool.connection_class is Connection:  # plain TCP (not TLS, not a socket file)
-            self._pool.connection_class = ResetAwareConnection
-        self._client = Redis(connection_pool=self._pool)
-        self._append = self._client.register_script(_APPEND_LUA)
-        self._pending_appends: list[_PendingAppend] = []
-        self._append_tasks: set[asyncio.Future[None]] = set()
-        self._head = self._client.register_script(_HEAD_LUA)
-        self._read = self._client.register_script(_READ_LUA)
-        self._put_order = self._client.register_script(_PUT_ORDER_LUA)
-        self._set_order_status = self._client.register_script(_SET_ORDER_STATUS_LUA)
-        self._put_user = self._client.register_script(_PUT_USER_LUA)
-        self._claim_user = self._client.register_script(_CLAIM_USER_LUA)
-        self._read_state = self._client.register_script(_READ_STATE_LUA)
-        self._init_offers()
-        self._init_conversations()
-        self._instance: bytes | str | None = None
-        # The last (epoch, seq) seen of each followed room, to notice a log
-        # that went back in time (see _EPOCH_LUA).
-        self._seen: dict[str, tuple[str, int]] = {}
-        self.fanout = RedisFanout(
-            self,
-            ping_interval=ping_interval,
-            reconnect_min=reconnect_min,
-            reconnect_max=reconnect_max,
-            confirm_timeout=socket_timeout,
-        )
-        self.presence = RedisPresence(self)
+        if pool.connection_class is Connection:  # plain TCP (not TLS, not a socket file)
+            pool.connection_class = ResetAwareConnection
+        return pool
 
     def _key(self, room: str, part: str) -> str:
         return f"{self._prefix}:{{{room}}}:{part}"
@@ -369,7 +407,8 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         with edge():
             await self._client.ping()
             await self._warn_about_durability()
-            await self._index_orders()
+            if not self.cluster:  # a cluster's data sets are younger than the indexes
+                await self._index_orders()
             await self.fanout.start()
             await self.presence.start()
 
@@ -381,11 +420,15 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         await self.presence.stop()
         await self.fanout.stop()
         await self._client.aclose()
-        await self._pool.aclose()
+        if self._pool is not None:
+            await self._pool.aclose()
 
     async def check(self) -> None:
-        with edge():
-            await self._client.ping()
+        if self.cluster:
+            await check_shards(self._client)  # names the shard that is down
+        else:
+            with edge():
+                await self._client.ping()
         if not self.fanout.live:
             # Writes would work, but this hub would not hear them: not ready.
             raise StoreUnavailable("the fan-out connection is down; retry later")
@@ -411,11 +454,14 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         if self._instance is not None and instance != self._instance:
             log.warning("Redis lost its data (instance id changed): rooms get new epochs")
         self._instance = instance
-        if self._sharded_option is not None:
+        if self._sharded_option is not None:  # always on a cluster
             return self._sharded_option
         # Detected at every connect, so that all hubs agree after a Redis upgrade.
         version = (await self._client.info("server"))["redis_version"]
         return int(str(version).partition(".")[0]) >= 7
+
+    def _sharded(self) -> bool:
+        return self.cluster or (isinstance(self.fanout, RedisFanout) and self.fanout._sharded)
 
     def _saw(self, room: str, epoch: str, seq: int) -> None:
         if not self.fanout.follows(room):
@@ -432,28 +478,40 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
     def _user_key(self, user_id: str) -> str:
         return f"{self._prefix}:user:{user_id}"
 
+    def _usernames_key(self) -> str:
+        return f"{self._prefix}:usernames"
+
     async def put_user(self, user: User) -> None:
+        name_key = username_key(user.name)
         with edge():
-            stored = await self._put_user(
-                keys=[self._user_key(user.id), f"{self._prefix}:usernames"],
-                args=[user.id, username_key(user.name), user.name, user.locale, user.email or ""],
+            if not await self._claim_name(keys=[self._usernames_key()], args=[user.id, name_key]):
+                raise ParleyError(ErrorCode.conflict, "another member has this username")
+            free = await self._set_user(
+                keys=[self._user_key(user.id)],
+                args=[name_key, user.name, user.locale, user.email or "", ""],
             )
-        if stored == 0:
-            raise ParleyError(ErrorCode.conflict, "another member has this username")
+            if free:
+                await self._free_names(
+                    keys=[self._usernames_key()], args=[user.id, name_key, *free]
+                )
+                await self._client.hdel(self._user_key(user.id), "prev_key")
 
     async def claim_user(self, user_id: UserId, name: str, locale: str) -> User:
         user = await self.get_user(user_id)  # the common case: no write at all
         if user is not None:
             return user
+        name_key = username_key(name)
         with edge():
-            reply = await self._claim_user(
-                keys=[self._user_key(user_id), f"{self._prefix}:usernames"],
-                args=[user_id, username_key(name), name, locale],
+            if not await self._claim_name(keys=[self._usernames_key()], args=[user_id, name_key]):
+                raise ParleyError(ErrorCode.conflict, "another member has this username")
+            reply = await self._set_user(
+                keys=[self._user_key(user_id)], args=[name_key, name, locale, "", "1"]
             )
-        if reply[0] == 0:
-            raise ParleyError(ErrorCode.conflict, "another member has this username")
-        if reply[0] == 1:
-            return _user(user_id, reply[1:])
+            if reply and reply[0] == 0:  # created meanwhile, maybe under another name
+                await self._free_names(
+                    keys=[self._usernames_key()], args=[user_id, as_text(reply[4]), name_key]
+                )
+                return _user(user_id, reply[1:4])
         return User(user_id, name, locale)
 
     async def get_user(self, user_id: UserId) -> User | None:
@@ -466,7 +524,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         if not wanted:
             return {}
         with edge():
-            ids = await self._client.hmget(f"{self._prefix}:usernames", wanted)
+            ids = await self._client.hmget(self._usernames_key(), wanted)
             found = [(key, as_text(uid)) for key, uid in zip(wanted, ids, strict=True) if uid]
             if not found:
                 return {}
@@ -517,24 +575,24 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
     async def put_order(self, order: Order) -> tuple[Order, bool]:
         with edge():
             reply = await self._put_order(
-                keys=[f"{self._prefix}:order:{order.id}",
-                      self._orders_key("buyer", order.buyer_id),
-                      self._orders_key("seller", order.seller_id)],
+                keys=[f"{self._prefix}:order:{order.id}"],
                 args=[order.listing_id, order.buyer_id, order.seller_id, order.status,
-                      order.created_ts, order.id],
+                      order.created_ts],
             )  # fmt: skip
-        if reply[0] == 1:
-            return order, True
-        stored = decode_order(order.id, reply[1:])
-        if (stored.listing_id, stored.buyer_id, stored.seller_id) != (
-            order.listing_id,
-            order.buyer_id,
-            order.seller_id,
-        ):
-            raise ParleyError(
-                ErrorCode.conflict, f"order {order.id} exists with another listing or parties"
-            )
-        return stored, False
+        stored, created = order, reply[0] == 1
+        if not created:
+            stored = decode_order(order.id, reply[1:])
+            if (stored.listing_id, stored.buyer_id, stored.seller_id) != (
+                order.listing_id,
+                order.buyer_id,
+                order.seller_id,
+            ):
+                raise ParleyError(
+                    ErrorCode.conflict, f"order {order.id} exists with another listing or parties"
+                )
+        with edge():
+            await self._index_order(stored)
+        return stored, created
 
     async def set_order_status(self, order_id: OrderId, status: str) -> Order | None:
         with edge():
@@ -567,7 +625,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
                 [
                     _new_id(), known_epoch, known_seq, body, op,
                     "" if draft.target is None else draft.target, edit, idem,
-                    self._key(room, "ch"), "SPUBLISH" if self.fanout._sharded else "PUBLISH",
+                    self._key(room, "ch"), "SPUBLISH" if self._sharded() else "PUBLISH",
                     member,
                 ],
             )  # fmt: skip
@@ -605,16 +663,21 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         task.add_done_callback(self._append_tasks.discard)
 
     async def _run_appends(
-        self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]
+        self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]], again: bool = False
     ) -> None:
         started = time.perf_counter()
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for keys, args, _ in batch:
-                    await self._append(keys=keys, args=args, client=pipe)
+                    if self.cluster:  # a cluster's pipeline refuses the script object
+                        pipe.execute_command("EVALSHA", self._append.sha, len(keys), *keys, *args)
+                    else:
+                        await self._append(keys=keys, args=args, client=pipe)
+                shards = self._queue_waits(pipe, batch)
                 replies = await pipe.execute(raise_on_error=False)
         except (RedisError, OSError) as exc:
             replies = [exc] * len(batch)
+            shards = []
         except BaseException as exc:
             # Not Redis saying no (a bug, or a cancel): no waiter may wait forever.
             for _, _, future in batch:
@@ -623,6 +686,14 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
             raise
         else:
             self.write_seconds.observe(time.perf_counter() - started)
+        replies = self._replicated(replies, shards, len(batch))
+        unloaded = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if unloaded and not again:
+            # A master new to this hub (a failover, a new shard) lacks the script,
+            # and a cluster's pipeline does not load it: nothing ran; load, run again.
+            with contextlib.suppress(RedisError, OSError):
+                await self._client.script_load(_APPEND_LUA)
+            await self._run_appends([batch[i] for i in unloaded], again=True)
         for (_, _, future), reply in zip(batch, replies, strict=True):
             if future.done():
                 continue
@@ -630,6 +701,45 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
                 future.set_exception(reply)
             else:
                 future.set_result(reply)
+
+    def _queue_waits(self, pipe: Any, batch: list[_PendingAppend]) -> list[Any]:
+        """After the appends, one ``WAIT`` per master written to, on the connection that
+        wrote (per shard on a cluster). Returns the shard of each append, in order."""
+        if not self._wait_replicas:
+            return []
+        wait = ("WAIT", self._wait_replicas, self._wait_timeout_ms)
+        if not self.cluster:
+            pipe.execute_command(*wait)
+            return [None] * len(batch)
+        slots = as_cluster(self._client).nodes_manager
+        shards = [slots.get_node_from_slot(key_slot(keys[0].encode())) for keys, _, _ in batch]
+        for node in {node.name: node for node in shards}.values():
+            pipe.execute_command(*wait, target_nodes=node)
+        return shards
+
+    def _replicated(self, replies: list[Any], shards: list[Any], count: int) -> list[Any]:
+        """The appends' replies, with those their master's replicas did not confirm in
+        time made ``StoreUnavailable``: stored, maybe, but not safe to acknowledge."""
+        if not shards:
+            return replies[:count]
+        appends, waits = replies[:count], replies[count:]
+        names = list(dict.fromkeys(None if node is None else node.name for node in shards))
+        short = {
+            name
+            for name, acked in zip(names, waits, strict=True)
+            if isinstance(acked, BaseException) or int(acked) < self._wait_replicas
+        }
+        if not short:
+            return appends
+        down = StoreUnavailable(
+            f"not confirmed by {self._wait_replicas} replica(s) within "
+            f"{self._wait_timeout_ms} ms; retry (the same client_msg_id is stored once)"
+        )
+        return [
+            down if (None if node is None else node.name) in short
+            and not isinstance(reply, BaseException) else reply
+            for reply, node in zip(appends, shards, strict=True)
+        ]  # fmt: skip
 
     async def _read_entries(self, room: str, *args: str | int) -> list[Entry]:
         with edge():

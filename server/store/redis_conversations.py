@@ -11,9 +11,9 @@ Key layout (``parley`` is the store's ``key_prefix``)::
 
 A mark lives beside its room's log, under the room's hash tag, so moving it
 (clamped to the room's last message) and counting unread messages are one
-script each on one slot. The order indexes are written by the store's
-``put_order`` script with the order itself; ``_index_orders`` fills them once
-for a data set written by an older version.
+script each on one slot. The order indexes are written by ``put_order`` right
+after the order (another slot; a retry of the report writes them again);
+``_index_orders`` fills them once for a data set written by an older version.
 """
 
 from __future__ import annotations
@@ -144,6 +144,14 @@ class RedisConversations:
             for order_id, fields in zip(ids, rows, strict=True)
             if fields[0] is not None
         ]
+
+    async def _index_order(self, order: Order) -> None:
+        """Index an order under its buyer and its seller (one slot: ``{orders}``)."""
+        score: dict[str, int] = {order.id: order.created_ts}
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.zadd(self._orders_key("buyer", order.buyer_id), score)
+            pipe.zadd(self._orders_key("seller", order.seller_id), score)
+            await pipe.execute()
 
     async def _index_orders(self) -> None:
         """Add the orders of a data set written before the member indexes existed."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ResponseError
 
 from parley.server.store.base import Fanout, StoreUnavailable
 from parley.server.store.redis_wire import DOWN, cancel_firmly, edge, entry_from_body
@@ -78,6 +79,7 @@ class RedisFanout(Fanout):
         # Followed like a room on the first canary, so every reconnect subscribes it again.
         self._canary_room = CANARY_ROOM + secrets.token_hex(8)
         self._canary_channel = store._key(self._canary_room, "ch").encode()
+        self._canary_channels = {self._canary_channel}  # a cluster's shards add theirs
         self._canaries: dict[str, asyncio.Future[None]] = {}
 
     @property
@@ -97,6 +99,27 @@ class RedisFanout(Fanout):
         conn = await self._connect()
         self._reader = asyncio.create_task(self._run(conn), name="parley-redis-fanout")
         self._reader.add_done_callback(self._reader_stopped)
+
+    def start_in_background(self) -> None:
+        """Connect with backoff from the reader; its resync covers the wait."""
+        self._resync_due = True
+        self._reader = asyncio.create_task(self._run(None), name="parley-redis-fanout")
+        self._reader.add_done_callback(self._reader_stopped)
+
+    def new_connection(self) -> AbstractConnection:
+        pool = self._store._pool
+        assert pool is not None
+        return pool.connection_class(**{**pool.connection_kwargs, "client_name": "parley-fanout"})
+
+    def refused(self, error: ResponseError) -> None:
+        """Redis answered a subscription with an error (on a cluster: the slot moved)."""
+        log.warning("fan-out: Redis refused a subscription: %s", error)
+
+    def ended(self, channel: bytes) -> None:
+        """Redis ended a subscription this hub did not end (on a cluster: the slot moved)."""
+
+    def lost(self) -> None:
+        """The connection dropped (on a cluster: the shard may have failed over)."""
 
     async def stop(self) -> None:
         self._stopping = True
@@ -168,7 +191,7 @@ class RedisFanout(Fanout):
             with contextlib.suppress(ValueError):
                 waiting.remove((epoch, seq, echo))
 
-    async def canary(self, timeout: float) -> None:
+    async def canary(self, timeout: float, room: str | None = None) -> None:
         """Publish on this hub's canary channel and wait to hear it back (``/readyz``).
 
         Proves the whole path an entry takes: Redis takes the publish, still
@@ -176,7 +199,10 @@ class RedisFanout(Fanout):
         ``StoreUnavailable`` saying which part failed; waits ``timeout`` at most
         for the echo (the publish itself is bounded by the socket timeout).
         """
-        await self.follow(self._canary_room)  # at once unless this is the first canary
+        room = room or self._canary_room
+        channel = self._store._key(room, "ch").encode()
+        self._canary_channels.add(channel)
+        await self.follow(room)  # at once unless this is the first canary
         token = secrets.token_hex(8)
         heard = self._canaries[token] = asyncio.get_running_loop().create_future()
         try:
@@ -184,9 +210,9 @@ class RedisFanout(Fanout):
             client = self._store._client
             with edge():
                 if self._sharded:
-                    receivers = await client.spublish(self._canary_channel, payload)
+                    receivers = await client.spublish(channel, payload)
                 else:
-                    receivers = await client.publish(self._canary_channel, payload)
+                    receivers = await client.publish(channel, payload)
             if not receivers:
                 raise StoreUnavailable("the pub/sub canary has no subscriber: the hub is deaf")
             try:
@@ -212,8 +238,7 @@ class RedisFanout(Fanout):
         return "S" + name if self._sharded else name
 
     async def _connect(self) -> AbstractConnection:
-        pool = self._store._pool
-        conn = pool.connection_class(**{**pool.connection_kwargs, "client_name": "parley-fanout"})
+        conn = self.new_connection()
         try:
             await conn.connect()  # type: ignore[no-untyped-call]
             self._sharded = await self._store._on_fanout_connect()
@@ -250,6 +275,7 @@ class RedisFanout(Fanout):
                 await self._read(conn)
             except DOWN as exc:
                 log.warning("fan-out: connection lost (%s); reconnecting", exc)
+                self.lost()
             finally:
                 await self._dropped(conn)
             conn = None
@@ -269,7 +295,12 @@ class RedisFanout(Fanout):
                 # as the connection fails can leave the task with a stray
                 # cancellation. The watchdog ends a silent connection instead.
                 # push_request: on RESP3 (redis-py's default) messages are pushes.
-                reply = await conn.read_response(timeout=math.inf, push_request=True)
+                try:
+                    reply = await conn.read_response(timeout=math.inf, push_request=True)
+                except ResponseError as exc:  # an error reply, not a broken connection
+                    self._last_heard = loop.time()
+                    self.refused(exc)
+                    continue
                 self._last_heard = loop.time()
                 if isinstance(reply, list) and len(reply) >= 3:
                     self._dispatch(reply)
@@ -308,6 +339,8 @@ class RedisFanout(Fanout):
             if channel in self._unconfirmed:
                 self._unconfirmed.discard(channel)
                 self._maybe_resync()
+        elif kind in (b"unsubscribe", b"sunsubscribe"):
+            self.ended(reply[1])
 
     def _announced(self, channel: bytes, payload: bytes) -> None:
         room = self._rooms.get(channel)
@@ -338,7 +371,7 @@ class RedisFanout(Fanout):
         if not isinstance(event, dict):
             log.warning("fan-out: undecodable event on %r; ignored", channel)
             return
-        if channel == self._canary_channel:
+        if channel in self._canary_channels:
             heard = self._canaries.get(event.get("canary"))  # type: ignore[arg-type]
             if heard is not None and not heard.done():
                 heard.set_result(None)

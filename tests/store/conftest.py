@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from parley.server.store import Store, open_store
 
-BACKENDS = ["sqlite", "redis"]
+BACKENDS = ["sqlite", "redis", "redis-cluster"]
+
+
+def redis_backend(request: pytest.FixtureRequest, backend: str) -> Any:
+    """The tests' own Redis, or their own Redis Cluster (three masters, three replicas)."""
+    return request.getfixturevalue("redis_server" if backend == "redis" else "redis_cluster")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -18,7 +24,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'parley.sqlite3'}"
     else:
-        redis_server = request.getfixturevalue("redis_server")
+        redis_server = redis_backend(request, request.param)
         url = redis_server.url
         await redis_server.flushall()
     s = open_store(url)
@@ -34,7 +40,7 @@ async def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A backend's URL, empty, for tests that open more than one store on it."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'parley.sqlite3'}"
-    redis_server = request.getfixturevalue("redis_server")
+    redis_server = redis_backend(request, request.param)
     await redis_server.flushall()
     return str(redis_server.url)
 
