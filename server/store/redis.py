@@ -425,7 +425,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
 
     async def check(self) -> None:
         if self.cluster:
-            await check_shards(self._client)  # names the shard that is down
+            await check_shards(self._client, self._wait_replicas)  # names a shard down
         else:
             with edge():
                 await self._client.ping()

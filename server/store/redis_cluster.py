@@ -373,17 +373,24 @@ class ClusterFanout(Fanout):
         return moved
 
 
-async def check_shards(client: Redis) -> None:
-    """Each master answers a PING; else ``StoreUnavailable`` naming the shard down."""
+async def check_shards(client: Redis, wait_replicas: int) -> None:
+    """Each master answers, with as many replicas as an append waits for; else
+    ``StoreUnavailable`` naming each shard that cannot take writes, and why."""
     cluster = as_cluster(client)
-    with edge():
-        masters = cluster.get_primaries()
     down = []
-    for node in masters:
+    for node in cluster.get_primaries():
+        where = f"{node.name} ({describe_slots(cluster, node)})"
         try:
             with edge():
-                await cluster.execute_command("PING", target_nodes=node)
+                info = await cluster.execute_command("INFO", "replication", target_nodes=node)
         except StoreUnavailable as exc:
-            down.append(f"{node.name} ({describe_slots(cluster, node)}): {exc}")
+            down.append(f"{where} unreachable: {exc}")
+            continue
+        replicas = int(info.get("connected_slaves", 0)) if isinstance(info, dict) else 0
+        if replicas < wait_replicas:
+            down.append(
+                f"{where} has {replicas} of the {wait_replicas} replica(s) "
+                "an append waits for: writes are refused"
+            )
     if down:
         raise StoreUnavailable("shard down: " + "; ".join(down))

@@ -82,6 +82,11 @@ class ResetAwareConnection(Connection):
     async def _send_packed_command(self, command: Any) -> None:
         if self._closed_under_us():
             raise ConnectionResetError("the connection was closed by the peer")
+        if self._writer is None:
+            # Disconnected by another task while this one was connecting (a
+            # cluster client drops a failed node's connections): an OSError,
+            # not the AttributeError redis-py would raise.
+            raise ConnectionResetError("the connection was closed meanwhile")
         await super()._send_packed_command(command)
 
 
