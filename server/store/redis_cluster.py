@@ -170,17 +170,48 @@ class ShardLink(RedisFanout):
 
     def refused(self, error: RedisError) -> None:
         # MOVED or ASK: the slot of a room subscribed here is served elsewhere.
+        kind, _, rest = str(error).partition(" ")
+        slot = rest.partition(" ")[0]
+        if kind in ("MOVED", "ASK") and slot.isdigit():
+            for channel in [c for c in self._rooms if key_slot(c) == int(slot)]:
+                self._let_go(channel)
         log.info("fan-out: shard %s refused a subscription (%s)", self.node_name, error)
         self._on_moved()
 
     def ended(self, channel: bytes) -> None:
         # The server ends a shard channel's subscription when its slot moves away.
         if channel in self._rooms:
+            self._let_go(channel)
             log.info("fan-out: shard %s ended a subscription (slot moved)", self.node_name)
             self._on_moved()
 
     def lost(self) -> None:
         self._on_moved()
+
+    async def release(self, room: str) -> None:
+        """Stop hearing ``room`` here, to hear it on another shard: unlike ``unfollow``,
+        what the store knows of the room's log is kept."""
+        channel = self._store._key(room, "ch").encode()
+        if channel not in self._rooms:
+            return
+        self._let_go(channel)
+        conn = self._conn
+        if conn is not None and conn.is_connected:
+            with contextlib.suppress(*DOWN):
+                await conn.send_command("SUNSUBSCRIBE", channel, check_health=False)
+
+    def _let_go(self, channel: bytes) -> None:
+        self._rooms.pop(channel, None)
+        self._heard.pop(channel, None)
+        for _, _, echo in self._echoes.pop(channel, []):
+            if not echo.done():
+                echo.set_result(None)
+        confirmed = self._confirms.pop(channel, None)
+        if confirmed is not None and not confirmed.done():
+            confirmed.set_result(None)  # follow() returns; the reroute subscribes it again
+        if channel in self._unconfirmed:
+            self._unconfirmed.discard(channel)
+            self._maybe_resync()
 
 
 class ClusterFanout(Fanout):
@@ -198,6 +229,7 @@ class ClusterFanout(Fanout):
         self._canary_rooms: dict[str, str] = {}  # shard -> a canary room on one of its slots
         self._hub_tag = random.getrandbits(48)
         self._past_reconnects = 0
+        self._dirty = False  # something moved since the reroute's pass began
 
     @property
     def _cluster(self) -> RedisCluster:
@@ -336,37 +368,43 @@ class ClusterFanout(Fanout):
             self.on_resync()
 
     def _moved(self) -> None:
-        if self._stopping or self._rerouting():
+        if self._stopping:
             return
-        self._reroute_task = asyncio.ensure_future(self._reroute())
+        self._dirty = True
+        if not self._rerouting():
+            self._reroute_task = asyncio.ensure_future(self._reroute())
 
     async def _reroute(self) -> None:
-        """Until every followed room is subscribed on its slot's master, and every link
-        is live: reread the topology and move rooms; then resync the hub."""
+        """Until a pass finds every followed room subscribed on its slot's master, every
+        link live and nothing moved meanwhile: reread the topology and place the rooms.
+        Then resync the hub, which reads back what the moves made it miss."""
         moved_any = False
         while not self._stopping:
+            self._dirty = False
+            settled = False
             with contextlib.suppress(*DOWN, RedisError):
                 await self._cluster.initialize()
                 moved_any |= await self._place_rooms()
-                if all(link.live for link in self._links.values()):
-                    break
+                settled = not self._dirty and all(link.live for link in self._links.values())
+            if settled:
+                break
             await asyncio.sleep(REROUTE_INTERVAL)
         if moved_any and not self._stopping:
-            log.info("fan-out: rooms moved to their shards' new masters; resyncing")
+            log.info("fan-out: rooms moved to the shards that own them now; resyncing")
             self._resync()
 
     async def _place_rooms(self) -> bool:
         moved = False
         for room, name in list(self._room_shard.items()):
             owner = self._owner(room)
-            if shard_name(owner) == name:
+            link = self._links.get(name)
+            if shard_name(owner) == name and link is not None and link.follows(room):
                 continue
             moved = True
-            old = self._links.get(name)
-            if old is not None:
-                await old.unfollow(room)
-                if not old.rooms():
-                    await self._drop_link(old)
+            if link is not None and shard_name(owner) != name:
+                await link.release(room)
+                if not link.rooms():
+                    await self._drop_link(link)
             link = await self._link(owner)
             self._room_shard[room] = link.node_name
             await link.follow(room)
