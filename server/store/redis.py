@@ -7,7 +7,8 @@ room's keys and its channel live on one slot)::
     parley:{room}:epoch   the log's epoch id
     parley:{room}:log     hash  seq -> entry body (msgpack, without the seq)
     parley:{room}:msgs    zset  seq of each message (comment, system): history pages
-    parley:{room}:mod     hash  "t<seq>" -> msgpack [text, edited_ts]; "d<seq>" -> 1
+    parley:{room}:mod     hash  "t<seq>" -> msgpack [text, edited_ts]; "d<seq>" -> 1;
+                          "e<seq>" -> "12,15," the seqs of its edits (a delete blanks them)
     parley:{room}:idem    hash  "<author id>\\0<client_msg_id>" -> seq
     parley:{room}:closed  present while the backend has closed the room
     parley:{room}:read    a member's inbox (user:<id>): read up to this seq
@@ -164,6 +165,36 @@ if not epoch or (epoch == ARGV[2] and last < tonumber(ARGV[3])) then
 end
 """
 
+# Run by a delete (target ARGV[6]): its words leave the store, not only the replies.
+# The target's text, its earlier edits' texts, mentions and masks, and its last
+# edit's are blanked in place; ``blank`` rewrites items of a msgpack array (of at
+# most 15 items: a one-byte header) without decoding the others.
+_ERASE_LUA: Final = """
+local function blank(body, text_at, cut_from)
+  if not body then return nil end
+  local n = string.byte(body, 1) - 144
+  local parts, off = {string.sub(body, 1, 1)}, 1
+  for i = 1, n do
+    local nxt = cmsgpack.unpack_one(body, off)
+    if nxt == -1 then nxt = #body end
+    local item = string.sub(body, off + 1, nxt)
+    if i == text_at then item = '\\160' elseif i >= cut_from then item = '\\144' end
+    parts[#parts + 1] = item
+    off = nxt
+  end
+  return table.concat(parts)
+end
+local target = ARGV[6]
+local first = redis.call('HGET', KEYS[3], target)
+if first then redis.call('HSET', KEYS[3], target, blank(first, 2, 99)) end
+local last = redis.call('HGET', KEYS[5], 't' .. target)
+if last then redis.call('HSET', KEYS[5], 't' .. target, blank(last, 1, 3)) end
+for edit in string.gmatch(redis.call('HGET', KEYS[5], 'e' .. target) or '', '(%d+),') do
+  local body = redis.call('HGET', KEYS[3], edit)
+  if body then redis.call('HSET', KEYS[3], edit, blank(body, 2, 9)) end
+end
+"""
+
 # KEYS seq, epoch, log, msgs, mod, idem, closed, read
 # ARGV new epoch, known epoch, known seq, body, op, target, edit, idem, channel, publish,
 #      member ('1' for a member's entry, refused while the room is closed)
@@ -197,8 +228,11 @@ if op == 'm' then
   redis.call('ZADD', KEYS[4], seq, seq)
 elseif op == 'e' then
   redis.call('HSET', KEYS[5], 't' .. ARGV[6], ARGV[7])
+  local edits = redis.call('HGET', KEYS[5], 'e' .. ARGV[6]) or ''
+  redis.call('HSET', KEYS[5], 'e' .. ARGV[6], edits .. seq .. ',')
 elseif op == 'd' then
   redis.call('HSET', KEYS[5], 'd' .. ARGV[6], 1)
+  {_ERASE_LUA}
 elseif op == 'c' then
   redis.call('SET', KEYS[7], 1)
 elseif op == 'o' then

@@ -1,0 +1,64 @@
+"""A deleted comment's words leave Redis: not only read back blank, but gone from the
+stored bytes (its text, its edits' texts, mentions and masks, its last edit)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from parley.server.core.model import Author, Draft, Mention, UserId
+from parley.server.store.redis import RedisStore
+from tests.support.redis_server import RedisServer
+
+ROOM = "listing:l1"
+ALICE = Author(UserId("alice"), "Alice")
+SECRET_WORDS = ("appelle-moi", "514 555 0199", "bob_the_buyer", "rue Saint-Denis")
+
+
+@pytest.fixture
+async def store(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
+    redis_server.start()
+    await redis_server.flushall()
+    s = RedisStore(redis_server.url)
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def stored_bytes(redis_server: RedisServer) -> bytes:
+    with redis_server.client() as admin:
+        out = b""
+        for key in admin.scan_iter(match=f"parley:{{{ROOM}}}:*"):
+            if admin.type(key) == b"hash":
+                out += b"".join(k + v for k, v in admin.hgetall(key).items())
+        return out
+
+
+async def test_a_delete_erases_the_comments_words_and_its_edits_from_the_stored_bytes(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    bob = (Mention(UserId("bob"), "bob_the_buyer", 0, 14),)
+    await store.append(ROOM, Draft("comment", "appelle-moi, réponse rapide", 1, ALICE))
+    await store.append(ROOM, Draft("comment", "Encore disponible ?", 2, ALICE))
+    await store.append(
+        ROOM, Draft("edit", "@bob_the_buyer 514 555 0199", 3, ALICE, target=1, mentions=bob)
+    )
+    await store.append(ROOM, Draft("edit", "au 1200 rue Saint-Denis", 4, ALICE, target=1))
+    await store.append(ROOM, Draft("edit", "Encore disponible ? Oui", 5, ALICE, target=2))
+    before = stored_bytes(redis_server)
+    assert all(word.encode() in before for word in SECRET_WORDS)
+
+    await store.append(ROOM, Draft("delete", "", 6, ALICE, target=1))
+
+    after = stored_bytes(redis_server)
+    for word in SECRET_WORDS:
+        assert word.encode() not in after, word
+    assert b"Encore disponible ? Oui" in after  # another comment's edit stays
+    log = {e.seq: e for e in await store.entries_after(ROOM, 0, 10)}
+    assert [log[s].text for s in (1, 3, 4)] == ["", "", ""]
+    assert (log[1].deleted, log[1].ts, log[1].author) == (True, 1, ALICE)
+    assert (log[3].kind, log[3].target, log[3].mentions) == ("edit", 1, ())
+    assert log[2].text == "Encore disponible ? Oui"
