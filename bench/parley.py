@@ -26,7 +26,8 @@ import aiohttp
 import yaml
 
 from bench import procs
-from bench.targets import REPO, Target
+from bench.redis_cluster import BenchCluster
+from bench.targets import PARLEY_STORES, REPO, Target
 
 API_KEY = "bench-key"
 PARLEY = REPO / ".venv" / "bin" / "parley"
@@ -73,7 +74,7 @@ class ParleyTarget(Target):
     ) -> None:
         super().__init__(log_dir)
         self.store = store
-        self.name = "parley" if store == "sqlite" else "parley-redis"
+        self.name = next(name for name, s in PARLEY_STORES.items() if s == store)
         self.extra_config = extra_config
         self.source = source  # a snapshot of the code to run, else the working tree
         self.jwt_secret = secrets.token_hex(32)
@@ -105,6 +106,13 @@ class ParleyTarget(Target):
                 "redis.log",
             )
             store = f"redis://127.0.0.1:{redis_port}/0"
+        elif self.store == "cluster":
+            cluster = BenchCluster(self.tmp / "cluster", self.log_dir)
+            try:
+                await cluster.start()
+            finally:
+                self.procs.extend(cluster.procs)  # stopped with the hub, even after a failure
+            store = cluster.url
         else:
             store = f"sqlite:///{self.tmp}/parley.sqlite3"
         config = {
@@ -139,8 +147,8 @@ class ParleyTarget(Target):
         log = self.log_dir / f"{self.name}.log"
         proc = await procs.spawn(procs.pinned(procs.SERVER_CORE, argv), log, env=env)
         self.procs.append(proc)
-        await procs.wait_for_port(ws_port, proc, 30)
-        await procs.wait_for_port(api_port, proc, 30)
+        await procs.wait_for_port(ws_port, proc, 30, log)
+        await procs.wait_for_port(api_port, proc, 30, log)
         self.url = f"ws://127.0.0.1:{ws_port}"
         self.api = f"http://127.0.0.1:{api_port}"
 

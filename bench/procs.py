@@ -84,17 +84,43 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def wait_for_port(port: int, proc: asyncio.subprocess.Process, timeout: float) -> None:
-    """Until 127.0.0.1:port accepts, the process died, or timeout seconds passed."""
+class StartFailed(RuntimeError):
+    """A server did not come up: its later runs are skipped."""
+
+
+def log_tail(log: Path, lines: int = 20) -> str:
+    """The last lines of a log, for an error message."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return f"({log.name}: no log)"
+    tail = "\n".join(text.splitlines()[-lines:])
+    return f"last lines of {log.name}:\n{tail}" if tail else f"({log.name} is empty)"
+
+
+async def wait_for_port(
+    port: int, proc: asyncio.subprocess.Process, timeout: float, log: Path | None = None
+) -> None:
+    """Until 127.0.0.1:port accepts, the process died, or timeout seconds passed.
+
+    ``log``: the process's log, whose last lines a failure quotes."""
     deadline = time.monotonic() + timeout
+
+    def tail() -> str:
+        return "" if log is None else "\n" + log_tail(log)
+
     while True:
         if proc.returncode is not None:
-            raise RuntimeError(f"process exited with code {proc.returncode} before listening")
+            raise StartFailed(
+                f"process exited with code {proc.returncode} before listening{tail()}"
+            )
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"nothing listening on {port} after {timeout:.0f}s") from None
+                raise StartFailed(
+                    f"nothing listening on {port} after {timeout:.0f}s{tail()}"
+                ) from None
             await asyncio.sleep(0.05)
         else:
             writer.close()

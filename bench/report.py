@@ -216,12 +216,14 @@ def marks(s: dict[str, Any]) -> list[str]:
 def _label(s: dict[str, Any], footnotes: list[str]) -> tuple[str, str | None]:
     """The row's first cell, and the text that replaces its figures when it has none."""
     label = s["server"]
+    # One line each: an error may quote a log's last lines, and a table row is one line.
+    notes = [" ".join(str(note).split()) for note in s.get("notes", [])]
     if s.get("status") == "unavailable":
-        return label, "pending: " + "; ".join(s.get("notes", ["not run"]))
+        return label, "pending: " + "; ".join(notes or ["not run"])
     if "basis" not in s:
-        return label, f"{s.get('status', 'not run')}: " + "; ".join(s.get("notes", []))
+        return label, f"{s.get('status', 'not run')}: " + "; ".join(notes)
     if s.get("ok_runs", 0) < s.get("runs", 0):
-        for note in s.get("notes", []):
+        for note in notes:
             footnotes.append(f"{s['server']}, {s['workload']}: {note}")
     if marks(s):
         label += " (" + ", ".join(marks(s)) + ")"

@@ -31,8 +31,10 @@ from bench import procs, report, workloads
 from bench.profile import Profiler, py_spy
 from bench.targets import BENCH, Target, make_target
 
-SERVERS = ("raw", "socketio", "parley", "parley-redis")
-PARLEY_TARGETS = ("parley", "parley-redis")
+SERVERS = ("raw", "socketio", "parley", "parley-redis", "parley-cluster")
+# parley-cluster (six Redis nodes on the server core) runs when named in --servers.
+DEFAULT_SERVERS = ("raw", "socketio", "parley", "parley-redis")
+PARLEY_TARGETS = ("parley", "parley-redis", "parley-cluster")
 
 
 class RunFailed(Exception):
@@ -43,7 +45,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     add = ap.add_argument
     add("--workloads", default=",".join(workloads.ALL), help="comma-separated, e.g. W1,W2")
-    add("--servers", default=",".join(SERVERS), help=f"comma-separated among {','.join(SERVERS)}")
+    add(
+        "--servers",
+        default=",".join(DEFAULT_SERVERS),
+        help=f"comma-separated among {','.join(SERVERS)} (default: all but parley-cluster)",
+    )
     add("--repeat", type=int, default=None, help="runs per server and workload (3; 1 with --quick)")
     add("--quick", action="store_true", help="small sizes: a smoke test in seconds")
     add("--w5-rate", type=float, default=None, help="posts/s for W5 (default: half Parley's W4)")
@@ -373,7 +379,7 @@ async def main(args: argparse.Namespace) -> int:
 def _stage(exc: Exception) -> str:
     """'start' when the server never came up (so its later runs are skipped)."""
     text = str(exc)
-    if isinstance(exc, FileNotFoundError) or "listening" in text:
+    if isinstance(exc, FileNotFoundError | procs.StartFailed) or "listening" in text:
         return "start"
     return "run"
 

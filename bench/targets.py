@@ -17,6 +17,9 @@ from bench import procs
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 
+# Parley's targets and their stores: embedded, one Redis, a Redis Cluster.
+PARLEY_STORES = {"parley": "sqlite", "parley-redis": "redis", "parley-cluster": "cluster"}
+
 
 class Target:
     name = ""
@@ -47,9 +50,10 @@ class Target:
         self.procs.clear()
 
     async def _serve(self, argv: list[str], port: int, log_name: str, timeout: float = 20) -> None:
-        proc = await procs.spawn(procs.pinned(procs.SERVER_CORE, argv), self.log_dir / log_name)
+        log = self.log_dir / log_name
+        proc = await procs.spawn(procs.pinned(procs.SERVER_CORE, argv), log)
         self.procs.append(proc)
-        await procs.wait_for_port(port, proc, timeout)
+        await procs.wait_for_port(port, proc, timeout, log)
 
 
 class RawWebsockets(Target):
@@ -88,9 +92,8 @@ def make_target(
         return RawWebsockets(log_dir)
     if name == "socketio":
         return SocketIO(log_dir)
-    if name in ("parley", "parley-redis"):
+    if name in PARLEY_STORES:
         from bench.parley import ParleyTarget
 
-        store = "redis" if name == "parley-redis" else "sqlite"
-        return ParleyTarget(log_dir, store, parley_extra, parley_source)
+        return ParleyTarget(log_dir, PARLEY_STORES[name], parley_extra, parley_source)
     raise ValueError(f"unknown server {name!r}")

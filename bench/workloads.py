@@ -48,7 +48,7 @@ SERVERS: dict[str, tuple[str, ...]] = {
     "W1": ("raw", "socketio", "parley"),
     "W2": ("raw", "socketio", "parley"),
     "W3": ("raw", "socketio", "parley"),
-    "W4": ("parley", "parley-redis"),
+    "W4": ("parley", "parley-redis", "parley-cluster"),
     "W5": ("raw", "socketio", "parley"),
 }
 

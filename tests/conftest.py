@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.redis_cluster import RedisCluster
 from tests.support.redis_server import RedisServer
 
 
@@ -22,3 +23,19 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A Redis Cluster of the tests' own (three masters, three replicas), started once
+    per session by the first test that asks for it.
+
+    A test that kills a node, restarts one or moves slots must leave it healthy
+    (``redis_cluster.wait_healthy()`` passes); tests that break it for good start
+    their own ``RedisCluster``.
+    """
+    # A slow node timeout: on a busy two-core machine a starved master must not be
+    # failed over in the middle of a test that did not ask for it.
+    directory = Path(tmp_path_factory.mktemp("redis-cluster"))
+    with RedisCluster(directory, node_timeout_ms=5000) as cluster:
+        yield cluster
