@@ -136,7 +136,14 @@ class ParleyTarget(Target):
         # Every load connection comes from 127.0.0.1: no cap per address, and
         # no staggered drain at the end. As environment variables, which
         # snapshots older than these settings ignore (in the file: refused).
-        env = {**os.environ, "PARLEY_MAX_CONNECTIONS_PER_IP": "0", "PARLEY_DRAIN_WINDOW": "0"}
+        env = {
+            **os.environ,
+            "PARLEY_MAX_CONNECTIONS_PER_IP": "0",
+            "PARLEY_DRAIN_WINDOW": "0",
+            # Lifted like write_rate and write_burst: a poster's member budget.
+            "PARLEY_MEMBER_WRITE_RATE": "1000000",
+            "PARLEY_MEMBER_WRITE_BURST": "1000000",
+        }
         if self.source is not None:
             # The snapshot's packages come first on sys.path, before the editable install.
             # -P: no working directory on sys.path, where the work tree's

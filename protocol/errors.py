@@ -49,7 +49,7 @@ class ErrorCode(StrEnum):
     # Conflicts.
     conflict = "conflict"  # internal API: an order reported again with other parties
     # Load and availability.
-    rate_limited = "rate_limited"  # writes over write_rate/write_burst; retry later
+    rate_limited = "rate_limited"  # over the connection's or the member's write budget; retry
     unavailable = "unavailable"  # the store cannot take the write now; retry
     internal = "internal"  # a bug; details are in the hub's log, never on the wire
     # Internal API only.

@@ -44,6 +44,8 @@ class Config:
     max_bad_frames: int = 10
     write_rate: float = 20.0
     write_burst: int = 100
+    member_write_rate: float = 30.0
+    member_write_burst: int = 200
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     jwt_algorithm: str = "HS256"
@@ -103,6 +105,7 @@ class Config:
             "resume_max_missed",
             "max_bad_frames",
             "write_burst",
+            "member_write_burst",
             "workers",
             "mention_burst",
             "push_max_items",
@@ -116,16 +119,17 @@ class Config:
             "ping_interval",
             "ping_timeout",
             "shutdown_grace",
-            "write_rate",
-            "mention_rate",
             "push_visibility_timeout",
             "offer_ttl_hours",
             "offer_sweep_interval",
-            "typing_rate",
             "link_ttl_hours",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be a positive number of seconds")
+        # A rate limit is turned up, never off: 0 would refuse every write past the burst.
+        for name in ("write_rate", "member_write_rate", "mention_rate", "typing_rate"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: must be a positive number per second")
         if self.jwt_algorithm not in JWT_ALGORITHMS:
             raise ConfigError(f"jwt_algorithm: must be one of {', '.join(JWT_ALGORITHMS)}")
         # With jwt_keys, the key without kid may be left empty: tokens must then name a kid.

@@ -13,7 +13,9 @@ whose send buffer is over ``send_buffer_bytes`` is closed with 4008 instead of
 slowing the others; it reconnects and resumes with ``since``.
 
 A member holds at most ``max_connections_per_member`` connections on a hub, a
-client address ``max_connections_per_ip``; past either, 4009.
+client address ``max_connections_per_ip``; past either, 4009. Writes spend a
+token of their connection (``write_rate``) and one of their member on this hub
+(``member_write_rate``), so more connections do not mean more writes.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from parley.server.core.clock import Clock
 from parley.server.core.connection_caps import ConnectionCap
 from parley.server.core.feed import FeedStep, RoomFeed
 from parley.server.core.model import Entry, Order
-from parley.server.core.ratelimit import TokenBucket
+from parley.server.core.ratelimit import MemberBuckets, TokenBucket
 from parley.server.core.rooms import (
     user_room,
 )
@@ -87,7 +89,7 @@ WRITES: Final = (
     OfferToLikers,
     Read,
 )
-MAX_TRACKED_MEMBERS: Final = 100_000  # mention buckets and cached orders kept per hub
+MAX_TRACKED_MEMBERS: Final = 100_000  # members' write and mention buckets, cached orders, per hub
 # Rooms whose watchers other hubs ask about (listing rooms: how many, never who).
 PRESENCE_ROOMS: Final = ("user:", "order:", "listing:")
 TYPING_LAG_FRACTION: Final = 8  # no typing, no presence to one over 1/8 of send_buffer_bytes
@@ -166,7 +168,13 @@ class Hub:
         self.clock = clock
         self.notifier = notifier or Notifier(config, store, clock, None)
         self.negotiations = negotiations or Negotiations(config, store, clock, self.notifier)
-        self._mention_buckets: dict[str, TokenBucket] = {}
+        # Per hub process, not shared: see ``_take_write``.
+        self._member_writes = MemberBuckets(
+            config.member_write_rate, config.member_write_burst, MAX_TRACKED_MEMBERS
+        )
+        self._mentions = MemberBuckets(
+            config.mention_rate, config.mention_burst, MAX_TRACKED_MEMBERS
+        )
         self._orders: dict[str, asyncio.Future[Order | None]] = {}
         self.verifier = TokenVerifier(config, clock)
         self.landing = LandingPage(config, store, clock)  # GET /open: the e-mail's links
@@ -455,20 +463,36 @@ class Hub:
             raise ParleyError(ErrorCode.already_connected, "this connection is authenticated")
         if conn.principal.scope is not None:
             check_in_scope(conn.principal.scope, request)
-        if isinstance(request, WRITES) and not conn.writes.take(self.clock.now()):
-            raise ParleyError(ErrorCode.rate_limited, "too many writes; slow down and retry")
+        if isinstance(request, WRITES):
+            self._take_write(conn)
         return handler(self, conn, request)
+
+    def _take_write(self, conn: Conn) -> None:
+        """Spend one token of the connection and one of its member, or refuse with neither.
+
+        The connection's bucket goes first: a connection over its own limit
+        must not drain the budget its member's other devices share. A write
+        the member's limit refuses gives the connection its token back. The
+        member's bucket is per hub process: sharing it would cost a store
+        round trip per write, a member's connections land on few hubs, and
+        ``max_connections_per_member`` bounds what each hub lets through.
+        A scoped session (an e-mail link) is its member: same ``user_id``.
+        """
+        now = self.clock.now()
+        if not conn.writes.take(now):
+            raise ParleyError(
+                ErrorCode.rate_limited, "too many writes on this connection; slow down and retry"
+            )
+        if not self._member_writes.take(conn.principal.user_id, now):
+            conn.writes.refund()
+            raise ParleyError(
+                ErrorCode.rate_limited,
+                "too many writes from this member's connections together; slow down and retry",
+            )
 
     def take_mentions(self, user_id: str, count: int) -> bool:
         """Spend ``count`` of the member's mention allowance (per hub process)."""
-        now = self.clock.now()
-        bucket = self._mention_buckets.get(user_id)
-        if bucket is None:
-            if len(self._mention_buckets) >= MAX_TRACKED_MEMBERS:
-                self._mention_buckets.clear()  # full buckets again: a bound, not a policy
-            bucket = TokenBucket(self.config.mention_rate, self.config.mention_burst, now)
-            self._mention_buckets[user_id] = bucket
-        return bucket.take(now, count)
+        return self._mentions.take(user_id, self.clock.now(), count)
 
     def watched_by_other(self, name: str, user_id: str) -> bool:
         """Whether a member other than ``user_id`` watches ``name`` on this hub."""

@@ -25,15 +25,34 @@ from redis.crc import key_slot
 
 from parley.client import ParleyClient
 from tests.server import test_scale_out
-from tests.server.test_rolling_restart import ROOM, Posting, member
+from tests.server.test_rolling_restart import Posting, member
 from tests.support.hubproc import API_KEY, HubProcess
 from tests.support.redis_cluster import RedisCluster
 from tests.support.room_log import watch, whole_log
 
 pytestmark = pytest.mark.slow
 
-SLOT = key_slot(f"parley:{{{ROOM}}}:seq".encode())  # every key and the channel of ROOM
-SETTINGS: dict[str, Any] = {"write_burst": 10_000, "drain_window": 0.0}
+ROOM = "listing:L1"
+
+
+def slot_of(room: str) -> int:
+    return key_slot(f"parley:{{{room}}}:seq".encode())  # every key and the channel of room
+
+
+def listing_on_slot(slot: int) -> str:
+    """A listing id whose room lives on ``slot`` (a bounded search)."""
+    for n in range(2_000_000):
+        if slot_of(f"listing:L{n}") == slot:
+            return f"L{n}"
+    raise AssertionError(f"no listing id found for slot {slot}")
+
+
+SLOT = slot_of(ROOM)
+SETTINGS: dict[str, Any] = {
+    "write_burst": 10_000,
+    "member_write_burst": 10_000,
+    "drain_window": 0.0,
+}
 
 
 @pytest.fixture
@@ -45,12 +64,14 @@ def cluster(tmp_path: Path) -> Iterator[RedisCluster]:
 class Scene:
     """Two hubs on the cluster, watchers and posters on both, posting under way."""
 
-    def __init__(self, tmp_path: Path, cluster: RedisCluster) -> None:
+    def __init__(self, tmp_path: Path, cluster: RedisCluster, listing_id: str = "L1") -> None:
+        self.listing_id = listing_id
+        self.room = f"listing:{listing_id}"
         self.hubs = [HubProcess(tmp_path, cluster.url, **SETTINGS) for _ in range(2)]
         self.clients: list[ParleyClient] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.watched: list[list[dict[str, Any]]] = []
-        self.posting = Posting()
+        self.posting = Posting(self.room)
         self.posters: dict[str, ParleyClient] = {}
         self.streams: list[asyncio.Task[None]] = []
 
@@ -59,13 +80,13 @@ class Scene:
             await asyncio.to_thread(hub.start)
         body = {"seller_id": "s1", "title": "Coat", "price": {"amount": 100, "currency": "CAD"}}
         headers = {"Authorization": f"Bearer {API_KEY}"}
-        url = f"{self.hubs[0].api_url}/v1/listings/L1"
+        url = f"{self.hubs[0].api_url}/v1/listings/{self.listing_id}"
         async with aiohttp.ClientSession(headers=headers) as http, http.put(url, json=body) as put:
             assert put.status == 200
         for h, hub in enumerate(self.hubs):  # every watcher before the first post
             for i in range(2):
                 watcher = await member(hub, f"w{h}-{i}")
-                await watcher.subscribe(ROOM)
+                await watcher.subscribe(self.room)
                 self.clients.append(watcher)
                 self.watched.append([])
                 self.tasks.append(asyncio.create_task(watch(watcher, self.watched[-1])))
@@ -85,12 +106,12 @@ class Scene:
             assert len(seqs) == 1, f"{text} was acknowledged twice: {seqs}"
         for text, seqs in list(acks.items())[::10]:
             who = text.rsplit("-", 1)[0]
-            again = await self.posters[who].post(ROOM, text, client_msg_id=text)
+            again = await self.posters[who].post(self.room, text, client_msg_id=text)
             assert (again["seq"], again["duplicate"]) == (seqs[0], True), text
 
         reader = await member(self.hubs[1], "reader")
         self.clients.append(reader)
-        log = await whole_log(reader, ROOM)
+        log = await whole_log(reader, self.room)
         assert sorted(log) == list(range(1, len(log) + 1)), "the log has a gap"
         texts = list(log.values())
         assert len(texts) == len(set(texts)), "a post was stored twice"
@@ -169,6 +190,27 @@ async def test_a_busy_rooms_slot_moved_while_posting_loses_nothing_and_leaves_no
     assert cluster.master_for_key(f"parley:{{{ROOM}}}:seq").port == target.port
     await scene.posting.grow(60, timeout=60)
     await scene.finish()
+
+
+async def test_a_busy_rooms_slot_resharded_with_redis_cli_loses_nothing_and_leaves_no_gap(
+    tmp_path: Path, cluster: RedisCluster
+) -> None:
+    # redis-cli --cluster reshard moves a master's lowest slots first: the room is put
+    # on the lowest slot of a master, so that moving one slot moves the busy room.
+    first = min(start for node in cluster.view() if node.is_master for start, _ in node.slots)
+    scene = Scene(tmp_path, cluster, listing_on_slot(first))
+    try:
+        await scene.start()
+        await scene.posting.grow(60)
+        source = cluster.master_for_slot(first)
+        target = next(node for node in cluster.masters() if node.port != source.port)
+        moved = await asyncio.to_thread(cluster.migrate_slot, first, target)
+        assert moved == [first]
+        assert cluster.master_for_slot(first).port == target.port
+        await scene.posting.grow(60, timeout=60)
+        await scene.finish()
+    finally:
+        await scene.close()
 
 
 # The scale-out suite, on the shared cluster: the same tests, other hubs.

@@ -78,6 +78,12 @@ def test_other_environment_variables_are_ignored() -> None:
         ("store: postgres://db/parley\n", "store"),
         ("workers: 2\n", "workers"),
         ("log_level: LOUD\n", "log_level"),
+        ("member_write_rate: 0\n", "member_write_rate"),
+        ("member_write_rate: -5\n", "member_write_rate"),
+        ("member_write_rate: fast\n", "member_write_rate"),
+        ("member_write_burst: 0\n", "member_write_burst"),
+        ("member_write_burst: 2.5\n", "member_write_burst"),
+        ("write_rate: 0\n", "write_rate"),
         ("colour: blue\n", "colour"),
     ],
 )
@@ -100,6 +106,22 @@ def test_several_workers_need_the_redis_store() -> None:
         CONFIG_YAML, env={"PARLEY_WORKERS": "2", "PARLEY_STORE": "redis://127.0.0.1:6379/0"}
     )
     assert config.workers == 2
+
+
+def test_the_member_write_limit_is_set_from_the_environment() -> None:
+    env = {"PARLEY_MEMBER_WRITE_RATE": "45.5", "PARLEY_MEMBER_WRITE_BURST": "500"}
+    config = load_config(CONFIG_YAML, env=env)
+    assert (config.member_write_rate, config.member_write_burst) == (45.5, 500)
+    with pytest.raises(ConfigError, match="member_write_burst"):
+        load_config(CONFIG_YAML, env={"PARLEY_MEMBER_WRITE_BURST": "lots"})
+
+
+def test_one_device_meets_its_connection_limit_before_its_members_by_default() -> None:
+    # The member's limit is there for members with many connections: a
+    # member writing from one device must never be the one it stops.
+    config = Config(**VALID)
+    assert config.member_write_rate > config.write_rate
+    assert config.member_write_burst > config.write_burst
 
 
 def test_a_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:

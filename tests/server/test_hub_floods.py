@@ -1,4 +1,4 @@
-"""Floods and slow clients: connection caps, and one stalled reader among 500.
+"""Floods and slow clients: connection caps, write limits, one stalled reader among 500.
 
 A stalled client is a real socket whose reading is paused: TCP fills up
 behind it, and the hub's send buffer for it grows until ``send_buffer_bytes``.
@@ -18,9 +18,12 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from parley.client import ConnectionLost
-from parley.protocol.errors import CloseCode
+from parley.client import ConnectionLost, ParleyClient, ParleyError
+from parley.protocol.errors import CloseCode, ErrorCode
+from parley.server.core.clock import FakeClock
+from parley.server.core.model import UserId
 from parley.server.hub import TYPING_LAG_FRACTION, Conn
+from parley.server.links import Links
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 
 JSON = "parley.v1.json"
@@ -112,6 +115,128 @@ async def test_an_address_over_the_cap_is_closed_with_4009_before_connect(
         await stop_hub(hub)
 
 
+# Writes: one budget per connection, and one per member for all their connections.
+
+# Each connection may write 4 at once, the member 6 over all their connections;
+# both refill at one per second, and the fake clock moves only when told.
+MEMBER_LIMITS: dict[str, Any] = {
+    "write_burst": 4,
+    "write_rate": 1.0,
+    "member_write_burst": 6,
+    "member_write_rate": 1.0,
+}
+
+
+async def refusal(client: ParleyClient, room: str, text: str) -> str:
+    """Post ``text`` expecting ``rate_limited``; the refusal's message."""
+    with pytest.raises(ParleyError) as refused:
+        await client.post(room, text)
+    assert refused.value.code == ErrorCode.rate_limited
+    return refused.value.message
+
+
+async def stored_texts(client: ParleyClient, room: str) -> list[str]:
+    return sorted(m["text"] for m in (await client.history(room, limit=100))["messages"])
+
+
+async def test_a_member_writing_from_several_connections_shares_one_budget(
+    sqlite_url: str, clock: FakeClock
+) -> None:
+    hub = await start_hub(sqlite_url, clock=clock, **MEMBER_LIMITS)
+    try:
+        await hub.listing("L1")
+        room = "listing:L1"
+        devices = {name: await hub.client("u1") for name in ("app", "tab", "widget")}
+        app, tab, widget = devices.values()
+        for name, device in devices.items():  # two each: every connection under its 4
+            for i in range(2):
+                await device.post(room, f"{name} {i}")
+        accepted = await stored_texts(app, room)
+        assert len(accepted) == 6
+        # The member's six are spent: any of their connections is refused, saying why.
+        assert "member" in await refusal(widget, room, "refused 1")
+        assert "member" in await refusal(app, room, "refused 2")
+        # Another member has their own budget.
+        other = await hub.client("u2")
+        await other.post(room, "from u2")
+        # One second refills one of the member's tokens, for whichever device writes first.
+        clock.advance(1.0)
+        await tab.post(room, "after a second")
+        assert "member" in await refusal(app, room, "refused 3")
+        clock.advance(60.0)  # a minute: the full burst again
+        for i in range(2):
+            for name, device in devices.items():
+                await device.post(room, f"{name} after a minute {i}")
+        # What was refused is nowhere; everything accepted is stored once.
+        texts = await stored_texts(other, room)
+        assert not [t for t in texts if t.startswith("refused")]
+        assert len(texts) == 6 + 1 + 1 + 6
+        assert set(accepted) <= set(texts)
+    finally:
+        await stop_hub(hub)
+
+
+async def test_a_refused_write_spends_no_token_of_either_limit(
+    sqlite_url: str, clock: FakeClock
+) -> None:
+    hub = await start_hub(sqlite_url, clock=clock, **MEMBER_LIMITS)
+    try:
+        await hub.listing("L1")
+        room = "listing:L1"
+        flooder, other_device = await hub.client("u1"), await hub.client("u1")
+        # One connection past its own 4: refused by its connection's limit ...
+        for i in range(4):
+            await flooder.post(room, f"flood {i}")
+        for i in range(5):
+            assert "connection" in await refusal(flooder, room, f"refused flood {i}")
+        # ... which left the member's other two to the member's other device.
+        await other_device.post(room, "other 1")
+        await other_device.post(room, "other 2")
+        # Refused by the member's limit: the device keeps its own tokens.
+        for i in range(5):
+            assert "member" in await refusal(other_device, room, f"refused other {i}")
+        clock.advance(6.0)  # the member's six are back; the device had 2 left and got 2 more
+        for i in range(4):
+            await other_device.post(room, f"after {i}")
+        assert "connection" in await refusal(other_device, room, "refused after")
+        texts = await stored_texts(other_device, room)
+        assert not [t for t in texts if t.startswith("refused")]
+        assert len(texts) == 4 + 2 + 4
+    finally:
+        await stop_hub(hub)
+
+
+async def test_an_e_mail_link_session_writes_on_its_members_budget(
+    sqlite_url: str, clock: FakeClock
+) -> None:
+    hub = await start_hub(sqlite_url, clock=clock, **MEMBER_LIMITS)
+    try:
+        await hub.listing("L1", seller="s1")
+        await hub.order("O1", "L1", buyer="b1", seller="s1")
+        room = "order:O1"
+        app = await hub.client("b1")
+        buyer = await hub.app.store.get_user(UserId("b1"))
+        assert buyer is not None
+        token = Links(hub.config, clock).session_token(buyer, room)
+        session = await ParleyClient.connect(hub.ws_url, token, reconnect=False)
+        hub.clients.append(session)
+        for i in range(3):
+            await app.post(room, f"app {i}")
+            await session.post(room, f"link {i}")
+        # The session is the buyer: the buyer's six are spent, from either.
+        assert "member" in await refusal(session, room, "refused link")
+        assert "member" in await refusal(app, room, "refused app")
+        seller = await hub.client("s1")
+        await seller.post(room, "the seller writes on")
+        texts = await stored_texts(seller, room)
+        assert not [t for t in texts if t.startswith("refused")]
+        assert [t for t in texts if t.startswith(("app", "link"))] == sorted(
+            [f"app {i}" for i in range(3)] + [f"link {i}" for i in range(3)]
+        )
+    finally:
+        await stop_hub(hub)
+
+
 # Ephemeral events go first.
 
 
@@ -119,7 +244,9 @@ async def test_a_lagging_client_goes_without_presence_but_gets_every_message(
     sqlite_url: str,
 ) -> None:
     bound = 64 * 1024
-    hub = await start_hub(sqlite_url, send_buffer_bytes=bound, write_burst=10_000)
+    hub = await start_hub(
+        sqlite_url, send_buffer_bytes=bound, write_burst=10_000, member_write_burst=10_000
+    )
     try:
         await hub.listing("L1", seller="s1")
         await hub.order("O1", "L1", buyer="b1", seller="s1")
@@ -244,7 +371,11 @@ async def test_one_stalled_client_among_500_changes_nothing_for_the_others(
     ``send_buffer_bytes``, and resumes with ``since`` without losing a message."""
     bound = 64 * 1024
     hub = await start_hub(
-        sqlite_url, send_buffer_bytes=bound, max_connections_per_ip=0, write_burst=10_000
+        sqlite_url,
+        send_buffer_bytes=bound,
+        max_connections_per_ip=0,
+        write_burst=10_000,
+        member_write_burst=10_000,
     )
     sockets: list[ClientConnection] = []
     readers: list[asyncio.Task[None]] = []

@@ -68,7 +68,9 @@ async def test_sigterm_closes_clients_with_1012_after_finishing_writes(tmp_path:
 
 
 async def test_a_slow_consumer_is_closed_with_4008_and_others_go_on(sqlite_url: str) -> None:
-    hub = await start_hub(sqlite_url, send_buffer_bytes=64 * 1024, write_burst=10_000)
+    hub = await start_hub(
+        sqlite_url, send_buffer_bytes=64 * 1024, write_burst=10_000, member_write_burst=10_000
+    )
     try:
         await hub.listing("L1")
         poster = await hub.client("u1")

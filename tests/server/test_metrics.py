@@ -128,7 +128,9 @@ async def test_a_scrape_counts_posts_stored_delivered_and_ops_exactly(store_url:
 
 
 async def test_a_slow_consumer_close_is_counted_under_4008(sqlite_url: str) -> None:
-    hub = await start_hub(sqlite_url, send_buffer_bytes=64 * 1024, write_burst=10_000)
+    hub = await start_hub(
+        sqlite_url, send_buffer_bytes=64 * 1024, write_burst=10_000, member_write_burst=10_000
+    )
     try:
         await hub.listing("L1")
         poster = await hub.client("u1")

@@ -201,7 +201,9 @@ async def test_a_listing_room_says_how_many_watch_and_never_who(
 
 
 async def test_a_lagging_client_goes_without_typing_and_is_not_closed(sqlite_url: str) -> None:
-    hub = await start_hub(sqlite_url, send_buffer_bytes=64 * 1024, write_burst=10_000)
+    hub = await start_hub(
+        sqlite_url, send_buffer_bytes=64 * 1024, write_burst=10_000, member_write_burst=10_000
+    )
     try:
         await an_order(hub)
         seller = await hub.client("s1", "sam")

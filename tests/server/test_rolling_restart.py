@@ -56,7 +56,8 @@ async def member(hub: HubProcess, user: str) -> ParleyClient:
 class Posting:
     """Posters that retry with the same client_msg_id until acknowledged."""
 
-    def __init__(self) -> None:
+    def __init__(self, room: str = ROOM) -> None:
+        self.room = room
         self.acks: dict[str, list[int]] = {}  # text (= client_msg_id) -> seqs acknowledged
         self.stop = asyncio.Event()
 
@@ -75,7 +76,7 @@ class Posting:
     async def _until_acked(self, client: ParleyClient, text: str) -> int:
         for _ in range(RETRIES):
             try:
-                ack = await client.post(ROOM, text, client_msg_id=text)
+                ack = await client.post(self.room, text, client_msg_id=text)
             except (ConnectionLost, TimeoutError):
                 pass
             except ParleyError as exc:
@@ -104,7 +105,12 @@ async def restart(hub: HubProcess) -> None:
 async def test_a_rolling_restart_loses_nothing_and_stores_nothing_twice(
     tmp_path: Path, redis: RedisServer
 ) -> None:
-    settings: dict[str, Any] = {"drain_window": 1.0, "shutdown_grace": 3.0, "write_burst": 10_000}
+    settings: dict[str, Any] = {
+        "drain_window": 1.0,
+        "shutdown_grace": 3.0,
+        "write_burst": 10_000,
+        "member_write_burst": 10_000,
+    }
     hubs = [HubProcess(tmp_path, redis.url, **settings) for _ in range(2)]
     clients: list[ParleyClient] = []
     tasks: list[asyncio.Task[None]] = []
