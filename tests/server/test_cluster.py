@@ -57,7 +57,8 @@ SETTINGS: dict[str, Any] = {
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[RedisCluster]:
-    with RedisCluster(tmp_path / "cluster") as started:
+    # 2 s: a master starved on a busy machine is not failed over by mistake.
+    with RedisCluster(tmp_path / "cluster", node_timeout_ms=2000) as started:
         yield started
 
 

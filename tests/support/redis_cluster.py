@@ -270,7 +270,10 @@ class RedisCluster:
                 "--cluster-yes",
             )
             self.wait_healthy()
-            self._seeds = self.masters()
+            # The masters that serve slots: a node's view may still call a fresh
+            # replica a master (without slots) for a moment after the creation.
+            owners = {v.node_id for v in self.view() if v.is_master and v.slots}
+            self._seeds = [node for node in self.nodes if node.node_id in owners]
         except BaseException:
             self.kill_all()
             raise
@@ -583,6 +586,7 @@ class RedisCluster:
 
     def _replication_problems(self, running: Iterable[RedisNode]) -> list[str]:
         found = []
+        replicas: set[str] = set()
         for node in running:
             info = node.query("INFO", "replication")  # parsed by redis-py into a dict
             if info.get("role") == "master":
@@ -598,6 +602,14 @@ class RedisCluster:
                     found.append(f"{node.address} has {online} online replica(s)")
             elif info.get("master_link_status") != "up":
                 found.append(f"replica {node.address}: link to its master is not up")
+            else:
+                replicas.add(node.node_id)
+        # Every node's view knows each replica as one: right after the creation
+        # (gossip, paced by the node timeout) a view may still call it a master.
+        for node in list(running) if not found else []:
+            stale = [v.port for v in self.view(node) if v.node_id in replicas and v.is_master]
+            if stale:
+                found.append(f"{node.address} still sees replica(s) {stale} as masters")
         return found
 
     def _logs(self) -> str:
