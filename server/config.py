@@ -15,6 +15,8 @@ from typing import Any, Final, get_origin, get_type_hints
 
 import yaml
 
+from parley.server.store.redis_url import parse_cluster_url, wait_options
+
 JWT_ALGORITHMS = ("HS256", "RS256", "EdDSA")
 CONTACT_POLICIES = ("mask", "reject", "off")
 # A key id the e-mail link's session tokens carry (``server.links.SESSION_KID``):
@@ -142,11 +144,19 @@ class Config:
         self._check_origins()
         if not self.api_key:
             raise ConfigError("api_key: must be set")
-        if self.store.partition("://")[0] not in STORE_SCHEMES:
+        scheme = self.store.partition("://")[0]
+        if scheme not in STORE_SCHEMES:
             raise ConfigError(
                 "store: must be sqlite:///path, redis://host:port/db "
                 "or redis+cluster://host:port,host:port/"
             )
+        try:
+            if scheme != "sqlite":
+                wait_options(self.store, scheme.endswith("+cluster"))
+            if scheme.endswith("+cluster"):
+                parse_cluster_url(self.store)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if self.workers > 1 and self.store.startswith("sqlite"):
             raise ConfigError(
                 "workers: several hub processes need the Redis store; "

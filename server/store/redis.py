@@ -76,13 +76,13 @@ from parley.server.store.redis_cluster import (
     as_cluster,
     check_shards,
     cluster_client,
-    wait_options,
 )
 from parley.server.store.redis_conversations import RedisConversations
 from parley.server.store.redis_fanout import RedisFanout
 from parley.server.store.redis_lease import RedisLeases
 from parley.server.store.redis_offers import RedisOffers
 from parley.server.store.redis_presence import RedisPresence
+from parley.server.store.redis_url import wait_options
 from parley.server.store.redis_wire import (
     ResetAwareConnection,
     as_text,

@@ -26,7 +26,6 @@ import logging
 import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, cast
-from urllib.parse import parse_qsl, unquote, urlencode
 
 import msgpack
 from redis.asyncio import Redis
@@ -39,6 +38,7 @@ from redis.exceptions import RedisError
 
 from parley.server.store.base import Fanout, StoreUnavailable
 from parley.server.store.redis_fanout import CANARY_ROOM, RedisFanout
+from parley.server.store.redis_url import parse_cluster_url
 from parley.server.store.redis_wire import DOWN, ResetAwareConnection, cancel_firmly, edge
 
 if TYPE_CHECKING:
@@ -46,56 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("parley.store.redis")
 
-DEFAULT_WAIT_TIMEOUT_MS: Final = 1000
 REROUTE_INTERVAL: Final = 0.25  # seconds between topology checks while a shard is down
-
-
-def wait_options(url: str, cluster: bool) -> tuple[int, int, str]:
-    """``(wait_replicas, wait_timeout_ms, url without them)`` from the store URL.
-
-    ``?wait_replicas=N`` (default 1 on a cluster, 0 on one Redis) and
-    ``?wait_timeout_ms=T`` (default 1000) are Parley's; other parameters stay
-    for redis-py.
-    """
-    base, _, query = url.partition("?")
-    rest = []
-    replicas, timeout_ms = (1 if cluster else 0), DEFAULT_WAIT_TIMEOUT_MS
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        if name in ("wait_replicas", "wait_timeout_ms"):
-            try:
-                number = int(value)
-            except ValueError:
-                raise ValueError(f"store: {name} must be a whole number") from None
-            if number < 0 or (name == "wait_timeout_ms" and number == 0):
-                raise ValueError(f"store: {name} is out of range")
-            if name == "wait_replicas":
-                replicas = number
-            else:
-                timeout_ms = number
-        else:
-            rest.append((name, value))
-    return replicas, timeout_ms, base + ("?" + urlencode(rest) if rest else "")
-
-
-def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
-    """The nodes and the connection options of ``redis+cluster://[user:pw@]h:p,h:p/``."""
-    scheme, _, rest = url.partition("://")
-    netloc = rest.partition("/")[0].partition("?")[0]
-    credentials, _, hosts = netloc.rpartition("@")
-    options: dict[str, Any] = {"ssl": scheme.startswith("rediss")}
-    if credentials:
-        username, _, password = credentials.partition(":")
-        options["username"] = unquote(username) or None
-        options["password"] = unquote(password) or None
-    nodes = []
-    for item in hosts.split(","):
-        host, _, port = item.strip().rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"store: {item!r} is not host:port in {scheme}://")
-        nodes.append((host.strip("[]"), int(port)))
-    if not nodes:
-        raise ValueError(f"store: {scheme}:// names no node")
-    return nodes, options
 
 
 def cluster_client(
