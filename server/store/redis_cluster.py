@@ -25,11 +25,12 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import msgpack
 from redis.asyncio import Redis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.connection import AbstractConnection, Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -49,6 +50,53 @@ log = logging.getLogger("parley.store.redis")
 REROUTE_INTERVAL: Final = 0.25  # seconds between topology checks while a shard is down
 
 
+_HOLDING: ContextVar[bool] = ContextVar("parley_cluster_holding", default=False)
+
+
+class BoundedCluster(RedisCluster):
+    """A ``RedisCluster`` whose commands and pipelines wait for a turn.
+
+    redis-py's cluster client refuses a command at once (``MaxConnectionsError``)
+    when a node's pool is used up, where the single-Redis pool waits: a burst of
+    thousands of members connecting at once would be answered ``unavailable``.
+    Here at most ``in_flight`` commands and pipelines run at a time; the rest wait
+    their turn. A command run from within one (a pipeline's redirection) does not
+    wait again, so a turn never waits on another.
+    """
+
+    def __init__(self, *args: Any, in_flight: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._turns = asyncio.Semaphore(in_flight)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if _HOLDING.get():
+            return await super().execute_command(*args, **kwargs)
+        async with self._turns:
+            token = _HOLDING.set(True)
+            try:
+                return await super().execute_command(*args, **kwargs)
+            finally:
+                _HOLDING.reset(token)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # redis-py says why not
+        return BoundedPipeline(self, transaction)  # type: ignore[abstract]  # as redis-py does
+
+
+class BoundedPipeline(ClusterPipeline):
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        turns = cast(BoundedCluster, self.cluster_client)._turns
+        if _HOLDING.get():
+            return await super().execute(*args, **kwargs)
+        async with turns:
+            token = _HOLDING.set(True)
+            try:
+                return await super().execute(*args, **kwargs)
+            finally:
+                _HOLDING.reset(token)
+
+
 def cluster_client(
     url: str, *, max_connections: int, socket_timeout: float, connect_timeout: float
 ) -> Redis:
@@ -60,9 +108,12 @@ def cluster_client(
     next command. Typed as ``Redis``: the store sends the commands both have.
     """
     nodes, options = parse_cluster_url(url)
-    client = RedisCluster(
+    client = BoundedCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in nodes],
-        max_connections=max_connections,
+        in_flight=max_connections,
+        # A pipeline takes one connection per node it writes to: every turn may
+        # need one on the same node, and a redirection one more.
+        max_connections=2 * max_connections,
         retry=Retry(NoBackoff(), 0),
         socket_timeout=socket_timeout,
         socket_connect_timeout=connect_timeout,

@@ -465,3 +465,17 @@ async def test_presence_counts_connections_of_this_hub(store: Store) -> None:
     assert await presence.present(room, user)
     presence.leave(room, user)
     assert not await presence.present(room, user)
+
+
+async def test_a_burst_of_reads_far_over_the_connection_pool_is_answered_in_full(
+    store: Store,
+) -> None:
+    # Thousands of members connecting at once: each read waits its turn for a
+    # connection, none is refused because the pool is busy.
+    for n in range(40):
+        await store.put_user(User(UserId(f"b{n}"), f"buyer_{n}", "fr-CA"))
+    found = await asyncio.gather(*(store.get_user(UserId(f"b{n % 50}")) for n in range(3000)))
+    assert sum(user is not None for user in found) == 3000 * 40 // 50
+    names = [[f"buyer_{(n + k) % 40}" for k in range(5)] for n in range(400)]
+    pages = await asyncio.gather(*(store.users_by_name(batch) for batch in names))
+    assert all(len(page) == 5 for page in pages)
