@@ -14,16 +14,31 @@ buyer or seller), besides its inbox. Then, for ``--minutes``:
   its ``client_msg_id`` after a dropped connection (at most ``POST_ATTEMPTS``);
 - every second ``--churn`` percent of the connections are aborted (TCP gone,
   no close frame) and the client reconnects and resumes with ``since``;
-- the hub's RSS and open file descriptors (``/proc/<pid>``) are sampled after
-  connecting, every minute and at the end.
+- the hub's memory (``VmRSS``, ``RssAnon``, ``RssFile``) and open file
+  descriptors (``/proc/<pid>``) are sampled after connecting, every minute, when
+  posting stops, and at the end (after the read-back).
 
 At the end it reads every room back (``history``, each inbox's ``seq``) and
 checks: every acknowledged post is stored under its seq with its text; each
 member got every entry of its rooms once, in order, with no gap; the hub
 logged nothing at WARNING or above (slow-consumer closes are listed apart);
-RSS grew at most ``RSS_TOLERANCE`` and fds at most ``FD_TOLERANCE`` from the
-baseline (the sample after the first minute, or after connecting when the run
-is shorter than two minutes). It prints a table and exits 1 if a check failed.
+fds grew at most ``FD_TOLERANCE`` from the baseline (the sample after the first
+minute, or after connecting when the run is shorter than two minutes), and
+memory held up: from the baseline to when posting stopped, ``RssAnon`` grew at
+most ``ANON_TOLERANCE``, and, in a run of ``LEVEL_MINUTES`` or more, at most
+``LEVEL_TOLERANCE`` (of the baseline) over the second half of the posting time.
+It prints a table and exits 1 if a check failed.
+
+Memory is judged on ``RssAnon``, the hub's own heap (Python objects, malloc
+arenas, SQLite's caches, thread stacks), not on ``VmRSS``: ``RssFile`` is
+file-backed pages, shared libraries paged in as code paths are first run, and
+the database file's pages if the store ever maps it (``PRAGMA mmap_size``); the
+kernel can drop those, and they grow with the file, not with a leak. It is
+judged when posting stops, not at the end: the read-back after it is one large
+burst of reads that is part of no steady state. And a growth that goes on at the
+same pace through the second half is a leak even under ``ANON_TOLERANCE`` (a
+cache filling up to its cap levels off). Both figures, and ``VmRSS``, are in the
+table.
 
 Everything is on loopback, and every loop is bounded in count and time.
 """
@@ -62,7 +77,9 @@ from parley.client import ConnectionLost, ParleyClient, ParleyError  # noqa: E40
 
 API_KEY = "soak-api-key"
 JWT_SECRET = "soak-secret-that-is-at-least-32-bytes-long"
-RSS_TOLERANCE = 0.20  # RSS may grow this much from the baseline
+ANON_TOLERANCE = 0.20  # RssAnon may grow this much from the baseline to when posting stops
+LEVEL_TOLERANCE = 0.05  # ... and this much (of the baseline) over the second half of posting
+LEVEL_MINUTES = 4.0  # runs this long or longer check the second half
 FD_TOLERANCE = 50  # open fds may grow this much from the baseline
 POST_ATTEMPTS = 5  # sends of one post (same client_msg_id) before it counts as unacknowledged
 RECONNECT_WAIT = 15.0  # seconds a post waits for its member to be connected again
@@ -71,6 +88,7 @@ SETTLE_TIMEOUT = 60.0  # seconds the end phase waits for posts, reconnects and d
 PAGE = 100  # history page (the protocol's maximum)
 LOG_LEVEL = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL) ")
 EXPECTED_WARNING = "slow consumer closed"  # a 4008 close: listed apart, not an error
+POSTING_END = "posting end"  # the sample taken when posting and churn stop
 
 
 # The hub and its store.
@@ -83,12 +101,16 @@ def free_port() -> int:
         return port
 
 
-def rss_kb(pid: int) -> int:
+def memory_kb(pid: int) -> dict[str, int]:
+    """``VmRSS``, ``RssAnon`` and ``RssFile`` of ``/proc/<pid>/status``, in kB (KiB)."""
+    wanted = {"VmRSS": "rss_kb", "RssAnon": "rss_anon_kb", "RssFile": "rss_file_kb"}
+    out = dict.fromkeys(wanted.values(), 0)
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+            key, _, value = line.partition(":")
+            if key in wanted:
+                out[wanted[key]] = int(value.split()[0])
+    return out
 
 
 def open_fds(pid: int) -> int:
@@ -192,7 +214,8 @@ class Hub:
 
     def log_lines(self) -> tuple[list[str], list[str]]:
         """Lines at WARNING or above (and tracebacks): (errors, expected slow-consumer lines)."""
-        errors, expected = [], []
+        errors: list[str] = []
+        expected: list[str] = []
         for line in self.log_path.read_text(errors="replace").splitlines():
             if LOG_LEVEL.match(line) or line.startswith("Traceback"):
                 (expected if EXPECTED_WARNING in line else errors).append(line)
@@ -390,7 +413,9 @@ async def churn(members: list[Member], percent: float, until: float) -> int:
 class Sample:
     label: str
     at: float  # seconds since the start sample
-    rss_kb: int
+    rss_kb: int  # VmRSS: RssAnon + RssFile + RssShmem
+    rss_anon_kb: int  # the hub's own memory: what the memory checks judge
+    rss_file_kb: int  # file-backed: shared libraries (and a mapped database file)
     fds: int
     cpu_s: float  # the hub's CPU seconds since it started
     load_cpu_s: float  # this process's
@@ -398,10 +423,13 @@ class Sample:
 
 def sample(label: str, pid: int, t0: float) -> Sample:
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    memory = memory_kb(pid)
     return Sample(
         label,
         time.monotonic() - t0,
-        rss_kb(pid),
+        memory["rss_kb"],
+        memory["rss_anon_kb"],
+        memory["rss_file_kb"],
         open_fds(pid),
         cpu_seconds(pid),
         usage.ru_utime + usage.ru_stime,
@@ -512,6 +540,7 @@ async def soak(args: argparse.Namespace, hub: Hub) -> dict[str, Any]:
     in_flight = await post_steadily(members, args.rate, args.order_share, until, posts)
     dropped = await churner
     sampler.cancel()
+    samples.append(sample(POSTING_END, hub.pid, t0))  # the steady load's last figures
 
     # The end: posts answered, everybody back, every entry delivered.
     t_end = time.monotonic()
@@ -581,15 +610,40 @@ async def soak(args: argparse.Namespace, hub: Hub) -> dict[str, Any]:
     }
 
 
+def memory_checks(samples: list[dict[str, Any]], minutes: float) -> list[str]:
+    """``RssAnon`` from the baseline to when posting stopped, and over its second half."""
+    base = samples[1] if minutes >= 2 and len(samples) > 2 else samples[0]
+    last = next((s for s in samples if s["label"] == POSTING_END), samples[-1])
+    anon = base["rss_anon_kb"]
+    failed = []
+    if last["rss_anon_kb"] > anon * (1 + ANON_TOLERANCE):
+        growth = last["rss_anon_kb"] / anon - 1
+        failed.append(f"RssAnon grew {growth:+.1%} from {base['label']} to {last['label']}")
+    if minutes >= LEVEL_MINUTES:
+        # The sample nearest the middle of the posting time, but never the baseline.
+        middle = min(
+            (s for s in samples if s["at"] < last["at"] and s["at"] > base["at"]),
+            key=lambda s: abs(s["at"] - minutes * 30),
+            default=None,
+        )
+        if middle is not None:
+            grown = last["rss_anon_kb"] - middle["rss_anon_kb"]
+            if grown > anon * LEVEL_TOLERANCE:
+                failed.append(
+                    f"RssAnon did not level off: it grew {grown / 1024:.1f} MiB "
+                    f"({grown / anon:+.1%} of {base['label']}'s) from {middle['label']} "
+                    f"to {last['label']}"
+                )
+    return failed
+
+
 def verdict(result: dict[str, Any], minutes: float) -> list[str]:
     """The checks that failed, in words; empty when the soak passed."""
     samples = result["samples"]
     base = samples[1] if minutes >= 2 and len(samples) > 2 else samples[0]
     end = samples[-1]
     p, e = result["posts"], result["events"]
-    failed = []
-    if end["rss_kb"] > base["rss_kb"] * (1 + RSS_TOLERANCE):
-        failed.append(f"RSS grew {end['rss_kb'] / base['rss_kb'] - 1:+.1%} from {base['label']}")
+    failed = memory_checks(samples, minutes)
     if end["fds"] > base["fds"] + FD_TOLERANCE:
         failed.append(f"fds grew by {end['fds'] - base['fds']} from {base['label']}")
     if p["missing"] or p["double_acks"]:
@@ -619,12 +673,14 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> str:
         f"churn {args.churn:g} %/s, store {store}",
         f"setup (register + connect) {result['setup_s']:.1f} s, settle {result['settle_s']:.1f} s",
         "",
-        "| sample | at s | hub RSS MB | hub fds | hub CPU s | load CPU s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| sample | at s | hub RSS MiB | RssAnon MiB | RssFile MiB | hub fds | hub CPU s "
+        "| load CPU s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in result["samples"]:
         lines.append(
-            f"| {s['label']} | {s['at']:.0f} | {s['rss_kb'] / 1024:.1f} | {s['fds']} "
+            f"| {s['label']} | {s['at']:.0f} | {s['rss_kb'] / 1024:.1f} "
+            f"| {s['rss_anon_kb'] / 1024:.1f} | {s['rss_file_kb'] / 1024:.1f} | {s['fds']} "
             f"| {s['cpu_s']:.1f} | {s['load_cpu_s']:.1f} |"
         )
     post_ok = m.get('parley_ops_total{op="post",result="ok"}', 0)

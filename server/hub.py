@@ -96,6 +96,29 @@ TYPING_LAG_FRACTION: Final = 8  # no typing, no presence to one over 1/8 of send
 CLOSE_TIMEOUT: Final = 5.0  # seconds a closed client has to read its backlog and answer
 
 
+class HubConnection(ServerConnection):
+    """A ``ServerConnection`` that reference counting frees once it is closed.
+
+    websockets leaves two reference cycles on every closed connection: the
+    protocol's ``parser``, a generator suspended for good whose frame holds the
+    protocol, and, on a connection lost without a close frame, ``parser_exc``,
+    whose traceback holds that frame too. Only a full collection would free them,
+    and ``runtime.tune_gc`` makes those rare: under reconnect churn, every closed
+    connection's protocol, reader and buffers stayed in memory (about 1 KB each,
+    2,400 a minute in the soak). Once the connection is lost nothing steps the
+    parser again (``receive_eof`` is idempotent, ``receive_data`` raises), so
+    closing it and dropping the traceback (the exception stays, for
+    ``close_exc.__cause__``) loses nothing.
+    """
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        protocol = self.protocol
+        if protocol.parser_exc is not None:
+            protocol.parser_exc.__traceback__ = None
+        protocol.parser.close()
+
+
 def allowed_origins(config: Config) -> list[Origin | None] | None:
     """websockets' ``origins``: ``None`` checks nothing (``allowed_origins`` empty).
 
@@ -208,6 +231,7 @@ class Hub:
             self._handle,
             host,
             port,
+            create_connection=HubConnection,
             subprotocols=[*SUBPROTOCOLS],  # type: ignore[list-item]
             compression=None,  # prebuilt broadcast frames need frames without extensions
             max_size=self.config.max_frame_bytes,

@@ -18,7 +18,10 @@ every p99 spike of a loaded hub. So, once started:
   CPython's own rule: a quarter more long-lived objects than at the last one).
 
 Cyclic garbage is still collected, only later; memory stays bounded because
-connections and messages are mostly freed by reference counting.
+connections and messages are freed by reference counting. For a closed
+connection that takes ``hub.HubConnection``, which breaks the two reference
+cycles websockets leaves on it; without it, every closed connection waited
+for a full collection (the soak in ``docs/reliability.md`` measured it).
 
 With ``slow_log_ms`` set, every collection and every store commit slower than
 that is logged, with its duration, to find what stalls a hub.
