@@ -225,14 +225,8 @@ async def shared_cluster(redis_cluster: RedisCluster) -> RedisCluster:
 
 @pytest.fixture
 def hubs(tmp_path: Path, shared_cluster: RedisCluster) -> Iterator[list[HubProcess]]:
-    started = [HubProcess(tmp_path, shared_cluster.url) for _ in range(2)]
-    try:
-        for hub in started:
-            hub.start()
+    with test_scale_out.running_hubs(tmp_path, shared_cluster.url) as started:
         yield started
-    finally:
-        for hub in started:
-            hub.stop()
 
 
 http = test_scale_out.http

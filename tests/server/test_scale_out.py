@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,10 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
 
 
-@pytest.fixture
-def hubs(tmp_path: Path, redis: RedisServer) -> Iterator[list[HubProcess]]:
-    started = [HubProcess(tmp_path, redis.url) for _ in range(2)]
+@contextmanager
+def running_hubs(tmp_path: Path, store: str) -> Iterator[list[HubProcess]]:
+    """Two ``parley serve`` processes on ``store``, stopped at the end."""
+    started = [HubProcess(tmp_path, store) for _ in range(2)]
     try:
         for hub in started:
             hub.start()
@@ -44,6 +46,12 @@ def hubs(tmp_path: Path, redis: RedisServer) -> Iterator[list[HubProcess]]:
     finally:
         for hub in started:
             hub.stop()
+
+
+@pytest.fixture
+def hubs(tmp_path: Path, redis: RedisServer) -> Iterator[list[HubProcess]]:
+    with running_hubs(tmp_path, redis.url) as started:
+        yield started
 
 
 @pytest.fixture

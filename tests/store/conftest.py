@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from parley.server.store import Store, open_store
+from parley.server.store.redis import RedisStore
+from tests.support.redis_server import RedisServer
 
 BACKENDS = ["sqlite", "redis", "redis-cluster"]
 
@@ -54,3 +56,16 @@ async def opened(url: str) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
+
+
+@pytest.fixture
+async def redis_store(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
+    """A ``RedisStore`` on the tests' own Redis, emptied first, for Redis-only tests."""
+    redis_server.start()
+    await redis_server.flushall()
+    s = RedisStore(redis_server.url)
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()

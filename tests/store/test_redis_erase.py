@@ -3,8 +3,6 @@ stored bytes (its text, its edits' texts, mentions and masks, its last edit)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from parley.server.core.model import Author, Draft, Mention, UserId
@@ -17,15 +15,8 @@ SECRET_WORDS = ("appelle-moi", "514 555 0199", "bob_the_buyer", "rue Saint-Denis
 
 
 @pytest.fixture
-async def store(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
-    redis_server.start()
-    await redis_server.flushall()
-    s = RedisStore(redis_server.url)
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
+def store(redis_store: RedisStore) -> RedisStore:
+    return redis_store
 
 
 def stored_bytes(redis_server: RedisServer) -> bytes:

@@ -4,7 +4,6 @@ once Redis is back, the first calls work."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,15 +17,8 @@ ALICE = Author(UserId("alice"), "Alice")
 
 
 @pytest.fixture
-async def store(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
-    redis_server.start()
-    await redis_server.flushall()
-    s = RedisStore(redis_server.url)
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
+def store(redis_store: RedisStore) -> RedisStore:
+    return redis_store
 
 
 async def test_out_of_memory_refuses_the_append_before_it_stores_anything(

@@ -91,23 +91,9 @@ class RedisNode(RedisServer):
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        """Start the node and wait until it answers PING; a no-op if it runs."""
-        if self.running:
-            return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [
-            self._binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--protected-mode", "yes",
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes",
-            "--appendfsync", "always",
-            "--save", "",
-            "--daemonize", "no",
-            "--logfile", str(self.log_path),
-            "--loglevel", "notice",
+    def server_args(self) -> list[str]:
+        return [
+            *super().server_args(),
             "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf",
             "--cluster-port", str(self.bus_port),
@@ -115,14 +101,12 @@ class RedisNode(RedisServer):
             "--cluster-replica-validity-factor", "0",
             "--repl-diskless-sync-delay", "0",
         ]  # fmt: skip
-        self._process = subprocess.Popen(
-            args,
-            cwd=self.data_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self._wait_ready()
+
+    def start(self) -> None:
+        """Start the node and wait until it answers PING; a no-op if it runs."""
+        if self.running:
+            return
+        super().start()
         self.node_id = str(self.query("CLUSTER", "MYID"))
 
     def client(self, *, decode_responses: bool = False) -> redis.Redis:

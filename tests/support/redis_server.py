@@ -80,12 +80,9 @@ class RedisServer:
     def log_path(self) -> Path:
         return self.data_dir / "redis.log"
 
-    def start(self) -> None:
-        """Start the server and wait until it answers; a no-op if it runs."""
-        if self.running:
-            return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [
+    def server_args(self) -> list[str]:
+        """The ``redis-server`` command line: durable (AOF, fsync always), loopback."""
+        return [
             self._binary,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
@@ -98,8 +95,18 @@ class RedisServer:
             "--logfile", str(self.log_path),
             "--loglevel", "notice",
         ]  # fmt: skip
+
+    def start(self) -> None:
+        """Start the server and wait until it answers; a no-op if it runs."""
+        if self.running:
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            self.server_args(),
+            cwd=self.data_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         self._wait_ready()
 
