@@ -15,7 +15,7 @@ from typing import Any, Final, get_origin, get_type_hints
 
 import yaml
 
-from parley.server.store.redis_url import parse_cluster_url, wait_options
+from parley.server.store.redis_url import REDIS_SCHEMES, parse_cluster_url, wait_options
 
 JWT_ALGORITHMS = ("HS256", "RS256", "EdDSA")
 CONTACT_POLICIES = ("mask", "reject", "off")
@@ -25,7 +25,7 @@ RESERVED_KIDS = ("parley-session",)
 MAX_KID = 64
 
 
-STORE_SCHEMES: Final = ("sqlite", "redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+STORE_SCHEMES: Final = ("sqlite", *REDIS_SCHEMES)
 
 
 class ConfigError(ValueError):

@@ -5,6 +5,7 @@ on them and a hub on SQLite never imports redis-py.
 """
 
 from parley.server.store.base import Fanout, Store, StoreUnavailable
+from parley.server.store.redis_url import REDIS_SCHEMES
 
 __all__ = ["Fanout", "Store", "StoreUnavailable", "open_store"]
 
@@ -18,7 +19,7 @@ def open_store(url: str, **options: object) -> Store:
         from parley.server.store.sqlite import SqliteStore
 
         return SqliteStore(url.removeprefix("sqlite:///"), **options)  # type: ignore[arg-type,no-any-return,unused-ignore]
-    if scheme in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
+    if scheme in REDIS_SCHEMES:
         from parley.server.store.redis import RedisStore
 
         return RedisStore(url, **options)  # type: ignore[arg-type,no-any-return,unused-ignore]

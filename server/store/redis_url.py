@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlencode
 
+REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 DEFAULT_WAIT_TIMEOUT_MS: Final = 1000
 MAX_WAIT_TIMEOUT_MS: Final = 4000  # under the store's 5 s socket timeout
 
