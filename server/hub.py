@@ -31,7 +31,6 @@ from typing import Any, Final
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
-from websockets.typing import Origin
 
 from parley.protocol.codec import CODECS, SUBPROTOCOLS, Codec
 from parley.protocol.errors import CloseCode, ErrorCode, ParleyError, ProtocolError
@@ -117,18 +116,6 @@ class HubConnection(ServerConnection):
         if protocol.parser_exc is not None:
             protocol.parser_exc.__traceback__ = None
         protocol.parser.close()
-
-
-def allowed_origins(config: Config) -> list[Origin | None] | None:
-    """websockets' ``origins``: ``None`` checks nothing (``allowed_origins`` empty).
-
-    A handshake without ``Origin`` is let through: browsers always send one on
-    a WebSocket handshake, so a page elsewhere cannot omit it, while native
-    apps usually send none. The token in ``connect`` stays the credential.
-    """
-    if not config.allowed_origins:
-        return None
-    return [None, *(Origin(origin.lower()) for origin in config.allowed_origins)]
 
 
 class Conn:
@@ -239,8 +226,8 @@ class Hub:
             ping_timeout=self.config.ping_timeout,
             close_timeout=CLOSE_TIMEOUT,
             reuse_port=reuse_port,
-            process_request=self.landing.process_request,  # plain GETs; upgrades go on
-            origins=allowed_origins(self.config),  # upgrades only: a bad Origin gets 403
+            # Plain requests get pages and files; a handshake from a refused Origin, 403.
+            process_request=self.landing.process_request,
         )
         sock = next(iter(self.server.sockets))
         bound: int = sock.getsockname()[1]

@@ -87,6 +87,11 @@ def test_the_wheel_holds_one_top_level_package_and_the_files_parley_serves(
         "parley/server/store/redis.py",
         "parley/server/templates/mail/order.html",
         "parley/server/web_static/parley.js",
+        "parley/server/web_static/parley.d.ts",
+        "parley/server/web_static/widget/widget.js",
+        "parley/server/web_static/widget/widget.css",
+        "parley/server/web_static/widget/widget.d.ts",
+        "parley/server/web_static/widget/open.js",
         "parley/protocol/README.md",
         "parley/client/__init__.py",
     ):
@@ -113,8 +118,11 @@ def test_the_installed_parley_command_serves(clean_env: Path, tmp_path: Path) ->
     try:
         with urllib.request.urlopen(hub.api_url + "/readyz", timeout=10) as answer:
             assert answer.status == 200
-        public = f"http://127.0.0.1:{hub.settings['ws_port']}/parley.js"
-        with urllib.request.urlopen(public, timeout=10) as answer:
-            assert b"export" in answer.read()
+        public = f"http://127.0.0.1:{hub.settings['ws_port']}"
+        # The npm package's files, copied into the wheel (js/ is linked in a checkout).
+        for path, text in (("/parley.js", b"export class ParleyClient"),
+                           ("/widget/widget.js", b"export class ParleyWidget")):  # fmt: skip
+            with urllib.request.urlopen(public + path, timeout=10) as answer:
+                assert text in answer.read(), path
     finally:
         assert hub.terminate() == 0

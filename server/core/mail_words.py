@@ -205,6 +205,9 @@ class LandingWords:
     disclaimer: str
     problems: dict[LinkProblem, str]
     what_to_do: str
+    with_line: str  # {name}: the other party's username
+    member: str  # the other party, when the store no longer knows them
+    needs_script: str
 
 
 LANDING_WORDS: Final = {
@@ -222,6 +225,11 @@ LANDING_WORDS: Final = {
             "unavailable": "The conversation cannot be opened right now. Try again in a moment.",
         },
         what_to_do="Open the conversation from “My orders” in the app.",
+        with_line="With @{name}",
+        member="a member",
+        needs_script=(
+            "This conversation needs JavaScript. You can also open it from “My orders” in the app."
+        ),
     ),
     "fr-CA": LandingWords(
         lang="fr-CA",
@@ -241,6 +249,12 @@ LANDING_WORDS: Final = {
         },
         what_to_do=(
             f"Ouvrez la conversation depuis «{_NBSP}Mes commandes{_NBSP}» dans l'application."
+        ),
+        with_line="Avec @{name}",
+        member="un membre",
+        needs_script=(
+            "Cette conversation a besoin de JavaScript. Vous pouvez aussi l'ouvrir depuis "
+            f"«{_NBSP}Mes commandes{_NBSP}» dans l'application."
         ),
     ),
 }

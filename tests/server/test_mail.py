@@ -354,7 +354,7 @@ async def test_r11_a_link_of_a_member_who_is_not_a_party_is_refused(hub: Running
 
 async def test_the_hub_still_upgrades_websockets_and_ignores_other_paths(hub: RunningHub) -> None:
     status, _, _ = await get(f"http://127.0.0.1:{hub.app.ws_port}/elsewhere")
-    assert status == 426  # websockets' own answer to a plain GET
+    assert status == 404  # not a page of the hub's, and not a WebSocket handshake
     client = await hub.client("someone")
     assert client.scope is None
 

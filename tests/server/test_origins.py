@@ -2,11 +2,15 @@
 
 Browsers send ``Origin`` on every WebSocket handshake; native apps usually
 send none. With ``allowed_origins`` set, a browser page of another origin is
-refused with 403 before any frame; a handshake without ``Origin`` goes on (the
-token in ``connect`` stays the credential). Empty, the default: no check.
+refused with 403 before any frame, and the refusal is logged; a handshake
+without ``Origin`` goes on (the token in ``connect`` stays the credential).
+The hub's own public origin (``public_url``'s) is always allowed: it serves
+the e-mail link's landing page. Empty, the default: no check.
 """
 
 from __future__ import annotations
+
+import logging
 
 import orjson
 import pytest
@@ -16,6 +20,8 @@ from websockets.typing import Origin
 
 from parley.protocol.codec import JSON_SUBPROTOCOL
 from parley.server.config import ConfigError, load_config
+from parley.server.landing import REFUSALS_LOGGED
+from parley.server.origins import origin_of
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 from tests.support.hubproc import API_KEY, SECRET
 
@@ -90,3 +96,45 @@ def test_allowed_origins_from_the_environment_are_comma_separated() -> None:
     assert load_config(None, env, api_key=API_KEY, jwt_secret=SECRET).allowed_origins == (
         MARKETPLACE,
     )
+
+
+async def test_the_hubs_own_public_origin_is_always_allowed(sqlite_url: str) -> None:
+    """The landing page of the e-mail link and the demo are served from public_url."""
+    hub = await start_hub(
+        sqlite_url, allowed_origins=(MARKETPLACE,), public_url="https://chat.marketplace.example/"
+    )
+    try:
+        assert await connects(hub, "https://chat.marketplace.example")
+        assert await connects(hub, "https://CHAT.marketplace.example")
+        assert not await connects(hub, "https://chat.marketplace.example:8443")
+    finally:
+        await stop_hub(hub)
+
+
+async def test_a_refused_handshake_is_logged_with_its_origin_and_rate_limited(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = await start_hub(sqlite_url, allowed_origins=(MARKETPLACE,))
+    try:
+        with caplog.at_level(logging.WARNING, logger="parley.landing"):
+            for _ in range(REFUSALS_LOGGED + 5):
+                assert not await connects(hub, "https://evil.example")
+        lines = [r.getMessage() for r in caplog.records if "WebSocket refused" in r.getMessage()]
+        assert len(lines) == REFUSALS_LOGGED  # the rest are counted, not logged
+        assert all("'https://evil.example'" in line for line in lines)
+        assert "allowed_origins" in lines[0]
+    finally:
+        await stop_hub(hub)
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("https://Chat.Example.com/", "https://chat.example.com"),
+        ("https://chat.example.com:443", "https://chat.example.com"),
+        ("http://127.0.0.1:8700/x", "http://127.0.0.1:8700"),
+        ("http://[::1]:80/", "http://[::1]"),
+    ],
+)
+def test_an_origin_is_written_as_browsers_send_it(url: str, origin: str) -> None:
+    assert origin_of(url) == origin

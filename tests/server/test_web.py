@@ -7,12 +7,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.http11 import Request, Response
 
 from parley.server import web
-from parley.server.web import STATIC, http_response, web_response
+from parley.server.origins import OriginPolicy
+from parley.server.web import STATIC, web_response
+from tests.server.conftest import start_hub, stop_hub
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -140,31 +141,128 @@ def test_a_symlink_out_of_the_folder_is_not_followed(
     assert web_response("/widget/leak.js") is None
 
 
-async def test_the_hook_serves_pages_and_lets_websockets_through() -> None:
-    """On a WebSocket server's port, as the hub wires it: pages for GETs, upgrades untouched."""
-
-    def hook(conn: ServerConnection, request: Request) -> Response | None:
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            return None
-        return http_response(request.path)
-
-    async def echo(ws: ServerConnection) -> None:
-        async for frame in ws:
-            await ws.send(frame)
-
-    async with serve(echo, "127.0.0.1", 0, process_request=hook) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
+async def test_the_hub_serves_pages_and_lets_websockets_through(sqlite_url: str) -> None:
+    """On the hub's own public port: pages for plain requests, upgrades untouched."""
+    hub = await start_hub(sqlite_url)
+    origin = f"http://127.0.0.1:{hub.app.ws_port}"
+    try:
         async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/parley.js") as response:
+            async with http.get(f"{origin}/parley.js") as response:
                 assert response.status == 200
                 assert response.headers["Content-Type"] == "text/javascript; charset=utf-8"
                 assert response.headers["X-Content-Type-Options"] == "nosniff"
                 assert await response.read() == (STATIC / "parley.js").read_bytes()
-            async with http.get(f"http://127.0.0.1:{port}/demo#token=x") as response:
+            for path in ("/widget/widget.js", "/widget/widget.css", "/widget/open.js"):
+                async with http.get(origin + path) as response:
+                    assert response.status == 200, path
+                    assert await response.read() == (ROOT / "js" / path[1:]).read_bytes()
+            async with http.get(f"{origin}/demo#token=x") as response:
                 assert response.status == 200
                 assert "connect-src 'self'" in response.headers["Content-Security-Policy"]
-            async with http.get(f"http://127.0.0.1:{port}/widget/../server/web.py") as response:
-                assert response.status == 426  # not ours: the server's own answer
-        async with connect(f"ws://127.0.0.1:{port}/demo") as ws:
-            await ws.send("still a WebSocket")
-            assert await ws.recv() == "still a WebSocket"
+                assert "Access-Control-Allow-Origin" not in response.headers
+            for path in ("/widget/../server/web.py", "/favicon.ico", "/", "/robots.txt"):
+                async with http.get(origin + path) as response:
+                    assert response.status == 404, path  # not ours, and not a WebSocket
+        client = await hub.client("u1")
+        assert (await client.request("ping"))["ts"] > 0  # the WebSocket itself is untouched
+    finally:
+        await stop_hub(hub)
+
+
+async def test_the_files_are_served_as_written_by_the_npm_package() -> None:
+    """One copy: the hub serves js/, the npm package's own files, not a copy of them."""
+    for name in ("parley.js", "parley.d.ts", "widget/widget.js", "widget/widget.css"):
+        found = web_response(f"/{name}")
+        assert found is not None, name
+        assert found[2] == (ROOT / "js" / name).read_bytes(), name
+    assert web_response("/widget/widget.d.ts") is not None
+    assert web_response("/widget/package.json") is None
+    assert web_response("/package.json") is None
+
+
+MARKETPLACE = "https://www.marketplace.example"
+
+
+@pytest.mark.parametrize("path", ["/parley.js", "/parley.d.ts", "/widget/widget.js"])
+def test_without_an_allow_list_any_page_may_load_the_modules(path: str) -> None:
+    found = web_response(path, origin="https://anyone.example")
+    assert found is not None
+    headers = found[1]
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Cache-Control"] == "no-cache"
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        (MARKETPLACE, True),
+        ("https://hub.example", True),  # the hub's own public origin, always
+        ("https://evil.example", False),
+        ("http://www.marketplace.example", False),
+        (None, False),
+    ],
+)
+def test_with_an_allow_list_only_its_origins_may_load_the_modules(
+    origin: str | None, allowed: bool
+) -> None:
+    policy = OriginPolicy((MARKETPLACE,), "https://hub.example/")
+    found = web_response("/widget/widget.js", origin=origin, policy=policy)
+    assert found is not None
+    headers = found[1]
+    assert headers["Vary"] == "Origin"  # caches keep one answer per origin
+    assert headers.get("Access-Control-Allow-Origin") == (origin if allowed else None)
+
+
+def test_a_preflight_is_answered() -> None:
+    policy = OriginPolicy((MARKETPLACE,), "https://hub.example")
+    found = web_response(
+        "/parley.js",
+        method="OPTIONS",
+        origin=MARKETPLACE,
+        preflight_headers="x-requested-with",
+        policy=policy,
+    )
+    assert found is not None
+    status, headers, body = found
+    assert status == 204 and body == b""
+    assert headers["Access-Control-Allow-Origin"] == MARKETPLACE
+    assert "GET" in headers["Access-Control-Allow-Methods"]
+    assert headers["Access-Control-Allow-Headers"] == "x-requested-with"
+    assert int(headers["Access-Control-Max-Age"]) > 0
+
+
+def test_head_and_revalidation() -> None:
+    full = web_response("/widget/widget.js")
+    assert full is not None
+    head = web_response("/widget/widget.js", method="HEAD")
+    assert head is not None and head[0] == 200 and head[2] == b""
+    assert head[1]["Content-Length"] == str(len(full[2]))
+    same = web_response("/widget/widget.js", if_none_match=full[1]["ETag"])
+    assert same is not None and same[0] == 304 and same[2] == b""
+    other = web_response("/widget/widget.js", if_none_match='"stale"')
+    assert other is not None and other[0] == 200
+    posted = web_response("/widget/widget.js", method="POST")
+    assert posted is not None and posted[0] == 405
+
+
+async def test_cors_and_preflight_over_the_hubs_port(sqlite_url: str) -> None:
+    hub = await start_hub(sqlite_url, allowed_origins=(MARKETPLACE,))
+    origin = f"http://127.0.0.1:{hub.app.ws_port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            headers = {"Origin": MARKETPLACE}
+            async with http.get(f"{origin}/widget/widget.js", headers=headers) as response:
+                assert response.status == 200
+                assert response.headers["Access-Control-Allow-Origin"] == MARKETPLACE
+            preflight = {**headers, "Access-Control-Request-Method": "GET"}
+            async with http.options(f"{origin}/widget/widget.js", headers=preflight) as response:
+                assert response.status == 204
+                assert response.headers["Access-Control-Allow-Origin"] == MARKETPLACE
+            evil = {"Origin": "https://evil.example"}
+            async with http.get(f"{origin}/widget/widget.js", headers=evil) as response:
+                assert response.status == 200  # the code is public; the browser keeps it
+                assert "Access-Control-Allow-Origin" not in response.headers
+    finally:
+        await stop_hub(hub)

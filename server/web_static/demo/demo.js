@@ -58,11 +58,12 @@ async function main() {
     .filter((l) => (l.status ?? "active") === "active")
     .map((l) => ({ ...l, photo_url: new URL(l.photo, base).href }));
   status?.remove();
-  const widget = await ParleyWidget.start(app, { url: ws, token, catalog: listings, users: catalog.users });
+  const widget = await ParleyWidget.start(app, { url: ws, token, catalog: listings, users: catalog.users, showCatalog: true });
   window.parleyWidget = widget; // for a curious developer's console
 }
 
 main().catch((err) => {
   if (err?.code === "unauthorized") sessionStorage.removeItem("parley-demo-token");
+  if (err?.problem) return; // the widget shows what went wrong, in the member's language
   say(`Parley: ${err?.code ?? "error"}: ${err?.message ?? err}`, "Run `parley demo` again for fresh links. / Relancez `parley demo` pour de nouveaux liens.");
 });

@@ -67,17 +67,35 @@ class CatalogView extends View {
 
 export class ParleyWidget {
   /**
-   * Connect and show the widget in `root`.
+   * Connect and show the widget in `root`; resolves with the widget.
    * Options: `url` and `token` (or a connected `client`); `locale` (default: the member's);
    * `catalog` (listings `{id, title, price: {amount, currency}, photo_url, seller_id, offers_enabled}`)
    * and `users` (`{id, name}`) of the host page; `listing` (an id) to open first;
-   * `room` (an order room) to open first; `clientOptions` for `ParleyClient`.
+   * `room` (an order room) to open first, with `info` (`{title, order_id, photo_url,
+   * counterpart: {id, name}}`); without either, "My orders"; `showCatalog: true` shows
+   * the `catalog` as a screen of its own (the first, and where "Back" ends);
+   * `appUrl` for the "Open the app" link of a problem; `clientOptions` for `ParleyClient`;
+   * `onStarted(widget)`, called once it shows (also after "Try again").
+   *
+   * When it cannot start (an expired or refused token, no network, the hub unavailable),
+   * it shows in `root` what went wrong and what to do, in the member's language (`locale`,
+   * else the page's), with "Try again" when trying again can help, and rejects with the
+   * error (`ParleyError`: its `code`, and `problem`: `expired`, `refused`, `offline` or
+   * `unavailable`).
    */
   static async start(root, options = {}) {
-    const client = options.client ?? (await ParleyClient.connect(options.url, options.token, options.clientOptions));
-    const widget = new ParleyWidget(root, client, options);
-    await widget.init(options);
-    return widget;
+    let client = options.client ?? null;
+    try {
+      client ??= await ParleyClient.connect(options.url, options.token, options.clientOptions);
+      const widget = new ParleyWidget(root, client, options);
+      await widget.init(options);
+      options.onStarted?.(widget);
+      return widget;
+    } catch (err) {
+      if (!options.client) client?.close();
+      showStartProblem(root, err, options, () => ParleyWidget.start(root, options).catch(() => {}));
+      throw err;
+    }
   }
 
   constructor(root, client, options = {}) {
@@ -88,6 +106,7 @@ export class ParleyWidget {
     this.names = new Map((options.users ?? []).map((u) => [u.id, u.name]));
     if (client.user) this.names.set(client.user.id, client.user.name);
     this.scoped = !!client.scope;
+    this.showCatalog = options.showCatalog === true;
     this.serverOffset = 0;
     this.view = null;
     this.stack = [];
@@ -117,10 +136,12 @@ export class ParleyWidget {
       this.bellSlot.replaceChildren(this.bell.el);
       await this.bell.load();
     }
-    if (this.scoped) await this.show(() => new ConversationView(this, this.client.scope, {}), { replace: true });
-    else if (options.room) await this.openConversation(options.room, {});
+    const info = options.info ?? {};
+    if (this.scoped) await this.show(() => new ConversationView(this, this.client.scope, info), { replace: true });
+    else if (options.room) await this.openConversation(options.room, info);
     else if (options.listing) await this.openListing(options.listing);
-    else await this.show(() => new CatalogView(this), { replace: true });
+    else if (this.showCatalog) await this.show(() => new CatalogView(this), { replace: true });
+    else await this.openOrders();
   }
 
   buildShell() {
@@ -191,13 +212,15 @@ export class ParleyWidget {
     }
   }
 
+  /** "Back", when there is a screen to go back to: an earlier one, or the catalogue if shown. */
   backButton(view) {
+    if (!this.stack.length && !this.showCatalog) return null;
     return view.label(h("button", { type: "button", class: "parley-link-button parley-back", "data-action": "back", onclick: () => this.back() }), (t) => `← ${t.back}`);
   }
 
   async back() {
-    const previous = this.stack.pop() ?? (() => new CatalogView(this));
-    await this.show(previous, { replace: true });
+    const previous = this.stack.pop() ?? (this.showCatalog ? () => new CatalogView(this) : null);
+    if (previous) await this.show(previous, { replace: true });
   }
 
   openListing(id) {
@@ -287,9 +310,47 @@ export function sameOriginWebSocket(loc = location) {
   return `${loc.protocol === "https:" ? "wss" : "ws"}://${loc.host}/`;
 }
 
+/** Why the widget could not start, as a member can act on it. */
+export function startProblem(err) {
+  const code = err?.code;
+  const close = err?.closeCode;
+  if (code === "unauthorized" || close === 4001) return "expired";
+  if (code === "forbidden" || code === "not_found" || close === 4003) return "refused";
+  if (code === "unavailable" || close === 1011 || close === 1012 || close === 1013) return "unavailable";
+  if (typeof navigator !== "undefined" && navigator.onLine === false) return "offline";
+  if (code === "connection_lost" || code === "timeout") return "offline";
+  return "unavailable";
+}
+
+function showStartProblem(root, err, options, retry) {
+  const problem = startProblem(err);
+  if (err && typeof err === "object") err.problem = problem;
+  const doc = root.ownerDocument ?? document;
+  const t = STRINGS[pickLocale(options.locale ?? doc.documentElement?.lang ?? (typeof navigator !== "undefined" ? navigator.language : "en"))];
+  const words = t.startProblems[problem];
+  const actions = h("p", { class: "parley-actions" });
+  if (problem === "offline" || problem === "unavailable") {
+    actions.append(h("button", { type: "button", class: "parley-button parley-primary", "data-action": "retry", text: t.retry, onclick: retry }));
+  }
+  const app = safeUrl(options.appUrl);
+  if (app) actions.append(h("a", { class: "parley-button", href: app, text: t.openApp }));
+  root.replaceChildren(
+    h(
+      "section",
+      { class: "parley parley-landing-problem", lang: t.lang, role: "alert", "data-problem": problem },
+      h("p", { class: "parley-problem-title", text: words.what }),
+      h("p", { text: words.next }),
+      actions.childNodes.length ? actions : null,
+    ),
+  );
+}
+
 /**
  * Start on the landing page of an e-mail link (R11): its `<meta name="parley-session">`
- * token opens one conversation, `parley-room`, on `parley-ws`. Returns null elsewhere.
+ * token opens one conversation, `parley-room`, on `parley-ws`; the page's other
+ * `parley-*` metas name the item, the order and the other party. The page's first
+ * view (`[data-parley-placeholder]`) gives way to the conversation, or keeps its
+ * header above what went wrong. Returns null elsewhere.
  */
 export async function startFromLandingPage(doc = document, options = {}) {
   const meta = (name) => doc.querySelector(`meta[name="${name}"]`)?.getAttribute("content") || null;
@@ -298,7 +359,24 @@ export async function startFromLandingPage(doc = document, options = {}) {
   if (!token || !room) return null;
   const url = meta("parley-ws") ?? sameOriginWebSocket(doc.location);
   const host = options.root ?? doc.getElementById("parley-conversation") ?? doc.body;
-  const mount = h("div", { class: "parley-landing" });
+  const placeholder = host.querySelector("[data-parley-placeholder]");
+  const counterpart = meta("parley-counterpart-id") ? { id: meta("parley-counterpart-id"), name: meta("parley-counterpart") ?? undefined } : undefined;
+  const info = { title: meta("parley-title") ?? undefined, order_id: meta("parley-order") ?? undefined, photo_url: meta("parley-photo") ?? undefined, counterpart };
+  const mount = h("div", { class: "parley-landing parley-page-card" });
   host.append(mount);
-  return ParleyWidget.start(mount, { url, token, room, clientOptions: options.clientOptions });
+  try {
+    return await ParleyWidget.start(mount, {
+      url,
+      token,
+      room,
+      info,
+      locale: meta("parley-locale") ?? undefined,
+      appUrl: meta("parley-app") ?? undefined,
+      clientOptions: options.clientOptions,
+      onStarted: () => placeholder?.remove(), // also after "Try again"
+    });
+  } catch (err) {
+    placeholder?.querySelector('[role="status"]')?.remove();
+    throw err;
+  }
 }

@@ -52,7 +52,8 @@ export class ConversationView extends View {
     this.el = h(
       "section",
       { class: "parley-view parley-conversation", "aria-labelledby": titleId, "data-room": room },
-      widget.scoped ? null : widget.backButton(this),
+      widget.backButton(this),
+      safeUrl(info.photo_url, { images: true }) ? h("img", { class: "parley-conversation-photo", src: safeUrl(info.photo_url, { images: true }), alt: "" }) : null,
       this.heading,
       this.who,
       // R12: said in every order conversation, above the messages.
