@@ -1,34 +1,41 @@
-"""A real hub, the demo marketplace seeded into it, and the system's Chromium driven by Playwright.
+"""A real hub, the demo marketplace seeded into it, marketplace pages on another origin, Chromium.
+
+The hub serves what it serves (``/parley.js``, ``/widget/...``, ``/demo``, the
+e-mail link's ``/open``) on its public port, with ``allowed_origins`` on. The
+marketplace's pages come from a plain static server on another origin that adds
+no header of its own: they embed the widget exactly as ``docs/widget.md`` shows,
+importing it from the hub (``marketplace.html``), or bundle it from the npm
+package (``npm_app/``, built once per run by ``npm_bundle``). If the hub did not
+send the CORS headers a browser needs, the widget would not start.
 
 The browser is Debian's ``chromium`` package, launched by its path: Playwright
 downloads nothing. Without it the tests fail and say how to install it; they
 are never skipped.
-
-The pages come from the hub itself (``/demo``, ``/parley.js``, ``/widget/...``
-on its public port) once its HTTP hook serves them; until then from a small
-aiohttp server built on the same ``server.web.web_response``, with the hub's
-WebSocket named in the page's address and its Content-Security-Policy.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from string import Template
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
-from parley.server.demo import Login, login_links, seed
-from parley.server.web import web_response
+from parley.server.core.clock import Clock
+from parley.server.demo import seed
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 from tests.support.hubproc import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+PAGES = Path(__file__).resolve().parent / "pages"
+NPM_APP = Path(__file__).resolve().parent / "npm_app"
 CHROMIUM = os.environ.get("PARLEY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -39,16 +46,17 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = Path(os.environ.get("PARLEY_SCREENSHOTS", ROOT / "artifacts" / "screenshots"))
+NPM_TIMEOUT = 300  # seconds npm may take to install the tarball, esbuild and TypeScript
+BIND_ATTEMPTS = 5  # a port found free may be taken before the hub binds it: try another
 
 
 @dataclass
 class Demo:
-    """The hub, where its pages are served from, and one login per member."""
+    """The hub, the marketplace's pages on their own origin, and a token per member."""
 
     hub: RunningHub
-    origin: str  # where /demo, /parley.js and /widget/ come from
-    hub_serves_pages: bool
-    logins: dict[str, Login]
+    pages_origin: str  # the marketplace's static server: nothing added to what it sends
+    page: str  # the marketplace page the members open: "marketplace.html" or "bundle/index.html"
     mail_dir: Path
     catalog: dict[str, Any] = field(default_factory=dict)
 
@@ -56,70 +64,143 @@ class Demo:
     def hub_origin(self) -> str:
         return f"http://127.0.0.1:{self.hub.app.ws_port}"
 
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.hub.app.ws_port}/"
+
+    def user(self, name: str) -> dict[str, Any]:
+        return next(u for u in self.catalog["users"] if u["name"] == name)
+
+    def token(self, name: str, **kw: Any) -> str:
+        user = self.user(name)
+        return self.hub.token(user["id"], user["name"], locale=user["locale"], **kw)
+
     def page_url(self, name: str) -> str:
-        """The demo page for one member (by username); the token rides in the fragment."""
-        url = self.logins[name].url
-        if not self.hub_serves_pages:
-            url += f"&ws=ws://127.0.0.1:{self.hub.app.ws_port}/"
-        return url
+        """The marketplace page for one member (by username); the token rides in the fragment."""
+        return f"{self.pages_origin}/{self.page}#token={self.token(name)}"
 
 
-async def _hub_serves_pages(origin: str) -> bool:
-    async with aiohttp.ClientSession() as http, http.get(f"{origin}/parley.js") as response:
-        return response.status == 200 and "javascript" in response.headers.get("Content-Type", "")
+def write_pages(folder: Path, hub_origin: str, ws_url: str, catalog: dict[str, Any]) -> None:
+    """The marketplace's pages, naming this hub, and its catalogue (what the page knows)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for page in PAGES.glob("*.html"):
+        text = Template(page.read_text(encoding="utf-8")).substitute(hub=hub_origin, ws=ws_url)
+        (folder / page.name).write_text(text, encoding="utf-8")
+    listings = [
+        {**listing, "photo_url": f"{hub_origin}/demo/photos/{listing['photo']}"}
+        for listing in catalog["listings"]
+        if listing.get("status", "active") == "active"
+    ]
+    shop = json.dumps({"listings": listings, "users": catalog["users"]})
+    (folder / "catalog.json").write_text(shop, encoding="utf-8")
 
 
-async def _page_server(ws_origin: str) -> tuple[web.AppRunner, str]:
-    """``server.web`` behind aiohttp, for as long as the hub does not serve the pages itself.
-
-    Module scripts it serves may be loaded by the hub's landing page (another
-    origin), so it allows CORS: a test server only.
-    """
-
-    async def handle(request: web.Request) -> web.Response:
-        found = web_response(request.path_qs, ws_origin=ws_origin)
-        if found is None:
-            return web.Response(status=404, text="not found")
-        status, headers, body = found
-        headers = {k: v for k, v in headers.items() if k != "Content-Length"}
-        headers["Access-Control-Allow-Origin"] = "*"
-        return web.Response(status=status, headers=headers, body=body)
-
+async def serve_static(folder: Path) -> tuple[web.AppRunner, str]:
+    """A plain static file server on its own origin: it adds no CORS or other header."""
     app = web.Application()
-    app.router.add_get("/{tail:.*}", handle)
+    app.router.add_static("/", folder, show_index=False)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}"
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
 
 
-@pytest.fixture
-async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
-    """A hub on SQLite with the demo marketplace seeded through its internal API."""
-    port = free_port()
-    mail_dir = tmp_path / "mail"
-    hub = await start_hub(
-        f"sqlite:///{tmp_path / 'parley.sqlite3'}",
-        ws_port=port,
-        public_url=f"http://127.0.0.1:{port}",
-        mail_backend="files",
-        mail_dir=str(mail_dir),
+async def start_public_hub(
+    store: str, *, clock: Clock | None = None, public: str | None = None, **overrides: Any
+) -> RunningHub:
+    """A hub whose ``public_url`` is its own public port (or ``public``), on a free port."""
+    for attempt in range(BIND_ATTEMPTS):
+        port = free_port()
+        try:
+            return await start_hub(
+                store,
+                clock=clock,
+                ws_port=port,
+                public_url=public or f"http://127.0.0.1:{port}",
+                **overrides,
+            )
+        except OSError:
+            if attempt == BIND_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def run_npm(*args: str, cwd: Path) -> str:
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is missing: install Node.js and npm (Debian: apt-get install nodejs npm)")
+    return run([npm, "--no-audit", "--no-fund", "--loglevel=error", *args], cwd=cwd)
+
+
+def run(command: list[str], *, cwd: Path) -> str:
+    done = subprocess.run(
+        command,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=NPM_TIMEOUT,
+        check=False,
     )
-    runner: web.AppRunner | None = None
+    assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def npm_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The npm tarball of js/, installed into a tiny app, type-checked and bundled by esbuild."""
+    work = tmp_path_factory.mktemp("npm")
+    packed = json.loads(run_npm("pack", "--json", "--pack-destination", str(work), cwd=ROOT / "js"))
+    tarball = work / packed[0]["filename"]
+    app = work / "app"
+    shutil.copytree(NPM_APP, app)
+    run_npm("install", str(tarball), cwd=app)
+    tools = app / "node_modules" / ".bin"
+    run([str(tools / "tsc"), "-p", "."], cwd=app)  # the package's declarations hold
+    run([str(tools / "esbuild"), "src/app.js", "--bundle", "--format=esm",
+         "--target=es2022", "--outdir=dist"], cwd=app)  # fmt: skip
+    assert (app / "dist" / "app.js").is_file() and (app / "dist" / "app.css").is_file()
+    return app
+
+
+@pytest.fixture(params=["snippet"])
+async def demo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Demo]:
+    """A hub on SQLite, its allow-list naming the marketplace's origin, the demo seeded.
+
+    ``params`` names the marketplace page: ``snippet`` imports the widget from the
+    hub as the docs show; ``bundle`` is the npm package bundled into the page.
+    """
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    runner, pages_origin = await serve_static(folder)
+    mail_dir = tmp_path / "mail"
     try:
-        hub_origin = f"http://127.0.0.1:{port}"
-        serves = await _hub_serves_pages(hub_origin)
-        origin = hub_origin
-        if not serves:
-            runner, origin = await _page_server(f"ws://127.0.0.1:{port}")
-        catalog = await seed(hub.config, api_url=hub.api_url, ws_url=hub.ws_url, public_url=origin)
-        logins = {login.name: login for login in login_links(hub.config, origin, catalog)}
-        yield Demo(hub, origin, serves, logins, mail_dir, catalog)
+        hub = await start_public_hub(
+            f"sqlite:///{tmp_path / 'parley.sqlite3'}",
+            allowed_origins=(pages_origin,),
+            mail_backend="files",
+            mail_dir=str(mail_dir),
+        )
+        try:
+            hub_origin = f"http://127.0.0.1:{hub.app.ws_port}"
+            catalog = await seed(
+                hub.config, api_url=hub.api_url, ws_url=hub.ws_url, public_url=hub_origin
+            )
+            write_pages(folder, hub_origin, hub.ws_url, catalog)
+            page = "marketplace.html"
+            if request.param == "bundle":
+                bundle = request.getfixturevalue("npm_bundle")
+                shutil.copytree(bundle / "dist", folder / "bundle")
+                index = Template((bundle / "index.html").read_text(encoding="utf-8"))
+                (folder / "bundle" / "index.html").write_text(index.substitute(ws=hub.ws_url))
+                shutil.copy(folder / "catalog.json", folder / "bundle" / "catalog.json")
+                page = "bundle/index.html"
+            yield Demo(hub, pages_origin, page, mail_dir, catalog)
+        finally:
+            await stop_hub(hub)
     finally:
-        if runner is not None:
-            await runner.cleanup()
-        await stop_hub(hub)
+        await runner.cleanup()
 
 
 @pytest.fixture

@@ -16,18 +16,20 @@ from tests.browser.conftest import Demo
 
 
 async def client_page(browser: Browser, demo: Demo) -> tuple[Page, list[str]]:
-    """A page of the pages' origin with the client module loaded as ``window.P``; its errors."""
+    """A marketplace's page, on its own origin, that imports the hub's ``/parley.js``."""
     context = await browser.new_context()
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    await page.goto(f"{demo.origin}/demo")
-    await page.evaluate("async () => { window.P = await import('/parley.js'); }")
+    page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+    await page.goto(f"{demo.pages_origin}/blank.html")
+    load = "async (hub) => { window.P = await import(`${hub}/parley.js`); }"
+    await page.evaluate(load, demo.hub_origin)
     return page, errors
 
 
 def ws_url(demo: Demo) -> str:
-    return f"ws://127.0.0.1:{demo.hub.app.ws_port}/"
+    return demo.ws_url
 
 
 async def test_requests_events_and_typed_errors(browser: Browser, demo: Demo) -> None:
@@ -141,16 +143,29 @@ async def test_a_post_whose_reply_was_lost_is_stored_once(browser: Browser, demo
         const room = "listing:demo-boots";
         const client = await ParleyClient.connect(url, token, { minBackoff: 100, maxBackoff: 400 });
         const socket = client._ws;
-        const posting = client.post(room, "Exactly once, please", { clientMsgId: "retry-once-1" });
-        // The frame left; its reply never arrives on this socket.
-        socket.close(3000, "test: dropped before the reply");
-        const reply = await posting;
+        // The hub stores the post and replies; the network drops the reply, then the socket.
+        const deliver = socket.onmessage;
+        let dropped = null;
+        socket.onmessage = (message) => {
+          const frame = JSON.parse(message.data);
+          if (dropped === null && frame.result && frame.result.seq) {
+            dropped = frame.result;
+            socket.close(3000, "test: dropped with the reply");
+            return;
+          }
+          deliver(message);
+        };
+        const reply = await client.post(room, "Exactly once, please", { clientMsgId: "once-1" });
         const page = await client.history(room, { limit: 20 });
         client.close();
         const stored = page.messages.filter((m) => m.text === "Exactly once, please");
-        return { reply, stored: stored.map((m) => m.seq) };
+        return { reply, dropped, stored: stored.map((m) => m.seq) };
     }""",
         {"url": ws_url(demo), "token": demo.hub.token("u-amelie", "Amélie", locale="fr-CA")},
     )
+    # The first try was stored (its reply was lost): the retry answers it, not a new copy.
+    assert out["dropped"] is not None and out["dropped"]["duplicate"] is False, out
+    assert out["reply"]["duplicate"] is True, out
+    assert out["reply"]["seq"] == out["dropped"]["seq"]
     assert out["stored"] == [out["reply"]["seq"]], out
     assert not errors
