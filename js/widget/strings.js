@@ -31,10 +31,14 @@ const fr = {
   reconnecting: "Connexion perdue, reconnexion…",
   closed: "Déconnecté. Rechargez la page.",
   startProblems: {
-    expired: { what: "Ce lien a expiré.", next: "Ouvrez la conversation depuis « Mes commandes » dans l'application : elle vous y attend." },
-    refused: { what: "Cette conversation ne peut pas être ouverte avec ce lien.", next: "Ouvrez-la depuis « Mes commandes » dans l'application." },
+    expired: { what: "Votre session a expiré.", next: "Rechargez la page ou reconnectez-vous." },
+    refused: { what: "Cette conversation ne vous est pas ouverte.", next: "Vérifiez que vous êtes connecté·e avec le bon compte." },
     offline: { what: "Impossible de joindre la messagerie.", next: "Vérifiez votre connexion Internet, puis réessayez." },
     unavailable: { what: "La messagerie est momentanément indisponible.", next: "Vos messages sont conservés. Réessayez dans quelques minutes." },
+  },
+  linkProblems: {
+    expired: { what: "Ce lien a expiré.", next: "Ouvrez la conversation depuis « Mes commandes » dans l'application : elle vous y attend." },
+    refused: { what: "Cette conversation ne peut pas être ouverte avec ce lien.", next: "Ouvrez-la depuis « Mes commandes » dans l'application." },
   },
   retry: "Réessayer",
   openApp: "Ouvrir l'application",
@@ -220,10 +224,14 @@ const en = {
   reconnecting: "Connection lost, reconnecting…",
   closed: "Disconnected. Reload the page.",
   startProblems: {
-    expired: { what: "This link has expired.", next: "Open the conversation from “My orders” in the app: it is waiting for you there." },
-    refused: { what: "This conversation cannot be opened with this link.", next: "Open it from “My orders” in the app." },
+    expired: { what: "Your session has expired.", next: "Reload the page or sign in again." },
+    refused: { what: "This conversation is not open to you.", next: "Check that you are signed in with the right account." },
     offline: { what: "The chat service cannot be reached.", next: "Check your Internet connection, then try again." },
     unavailable: { what: "The chat is unavailable for a moment.", next: "Your messages are kept. Try again in a few minutes." },
+  },
+  linkProblems: {
+    expired: { what: "This link has expired.", next: "Open the conversation from “My orders” in the app: it is waiting for you there." },
+    refused: { what: "This conversation cannot be opened with this link.", next: "Open it from “My orders” in the app." },
   },
   retry: "Try again",
   openApp: "Open the app",

@@ -322,12 +322,27 @@ export function startProblem(err) {
   return "unavailable";
 }
 
+/** The `locale` a member's JWT names, read (not verified) only to speak their language. */
+function tokenLocale(token) {
+  if (typeof token !== "string") return null;
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bytes = Uint8Array.from(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "=")), (c) => c.charCodeAt(0));
+    const locale = JSON.parse(new TextDecoder().decode(bytes)).locale;
+    return typeof locale === "string" ? locale : null;
+  } catch {
+    return null;
+  }
+}
+
 function showStartProblem(root, err, options, retry) {
   const problem = startProblem(err);
   if (err && typeof err === "object") err.problem = problem;
   const doc = root.ownerDocument ?? document;
-  const t = STRINGS[pickLocale(options.locale ?? doc.documentElement?.lang ?? (typeof navigator !== "undefined" ? navigator.language : "en"))];
-  const words = t.startProblems[problem];
+  const locale = options.locale ?? tokenLocale(options.token) ?? (doc.documentElement?.lang || globalThis.navigator?.language);
+  const t = STRINGS[pickLocale(locale)];
+  // Opened from an e-mail link, the way back is "My orders", not this page.
+  const words = (options.fromLink ? t.linkProblems[problem] : null) ?? t.startProblems[problem];
   const actions = h("p", { class: "parley-actions" });
   if (problem === "offline" || problem === "unavailable") {
     actions.append(h("button", { type: "button", class: "parley-button parley-primary", "data-action": "retry", text: t.retry, onclick: retry }));
@@ -372,6 +387,7 @@ export async function startFromLandingPage(doc = document, options = {}) {
       info,
       locale: meta("parley-locale") ?? undefined,
       appUrl: meta("parley-app") ?? undefined,
+      fromLink: true,
       clientOptions: options.clientOptions,
       onStarted: () => placeholder?.remove(), // also after "Try again"
     });
