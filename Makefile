@@ -28,6 +28,7 @@ typecheck: setup
 unit: setup
 	scripts/ensure-redis
 	scripts/ensure-chromium
+	scripts/ensure-node
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
