@@ -123,8 +123,10 @@ class LandingPage:
     async def _open(self, token: str) -> Response:
         try:
             link = self.links.open(token)
-        except LinkExpired:
-            return self._problem("expired")
+        except LinkExpired as exc:
+            # Genuine, only late: say it in the member's language alone.
+            member = await self.store.get_user(exc.user_id)
+            return self._problem("expired", locale=member.locale if member else None)
         except LinkError:
             return self._problem("invalid")
         order = await self.store.get_order(link.order_id)
@@ -165,12 +167,20 @@ class LandingPage:
         log.info("link opened order=%s user=%s", order.id, user.id)
         return _html(200, body)
 
-    def _problem(self, problem: LinkProblem, *, status: int | None = None) -> Response:
+    def _problem(
+        self, problem: LinkProblem, *, status: int | None = None, locale: str | None = None
+    ) -> Response:
+        """The problem page: in the member's language when the link says who, else in both."""
+        pages = (
+            (LANDING_WORDS[mail_locale(locale, self.config.mail_default_locale)],)
+            if locale is not None
+            else (LANDING_WORDS["fr-CA"], LANDING_WORDS["en"])
+        )
         body = (
             templates()
             .get_template("pages/link_problem.html")
             .render(
-                pages=(LANDING_WORDS["fr-CA"], LANDING_WORDS["en"]),
+                pages=pages,
                 problem=problem,
                 app_url=self.config.app_url,
             )

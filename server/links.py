@@ -39,7 +39,11 @@ class LinkError(Exception):
 
 
 class LinkExpired(LinkError):
-    """A genuine link whose lifetime is over."""
+    """A genuine link whose lifetime is over; ``user_id`` is the member it was for."""
+
+    def __init__(self, message: str, user_id: UserId) -> None:
+        super().__init__(message)
+        self.user_id = user_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +148,7 @@ class Links:
         if not isinstance(sub, str) or ID_RE.fullmatch(sub) is None:
             raise LinkError("sub must be an id")
         if exp <= self._clock.now():
-            raise LinkExpired("expired")
+            raise LinkExpired("expired", UserId(sub))
         return claims
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser, Page, expect
 
+from parley.server.core.clock import FakeClock
+from parley.server.links import Links
 from tests.browser.conftest import Demo
 from tests.support.cuttable_link import CuttableLink
 
@@ -224,3 +227,20 @@ async def test_a_page_back_online_reconnects_without_waiting_out_its_backoff(
         await page.evaluate("window.dispatchEvent(new Event('online'))")
         await page.wait_for_function("window.client.state === 'open'", timeout=RESUMED_WITHIN)
         assert not errors
+
+
+async def test_an_expired_email_link_says_so_in_the_members_language(
+    browser: Browser, demo: Demo, screenshots: Path
+) -> None:
+    sent = FakeClock(time.time() - 3 * demo.hub.config.link_ttl_hours * 3600)
+    link = Links(demo.hub.config, sent).url(ORDER, "u-sophie")  # sent long ago
+    page = await (await browser.new_context(viewport=PHONE)).new_page()
+    response = await page.goto(link)
+    assert response is not None and response.status == 410
+    await expect(page.locator("h1")).to_have_text("Ce lien a expiré.")
+    await expect(page.get_by_text("Mes commandes")).to_be_visible()
+    await expect(page.get_by_role("link", name="Ouvrir l'application")).to_be_visible()
+    await expect(page.get_by_text("This link has expired.")).to_have_count(0)
+    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(244, 244, 245)", "the widget's style sheet is not applied"
+    await page.screenshot(path=str(screenshots / "01-expired-link.png"))

@@ -335,8 +335,15 @@ async def test_r11_an_expired_link_is_refused_with_410(hub: RunningHub, clock: F
     status, _, page = await get(link)
     assert status == 410
     text = problem_text(page)
-    assert "This link has expired." in text and "Ce lien a expiré." in text
-    assert "My orders" in text and "Mes commandes" in text
+    # A genuine link names its member: the page speaks their language (fr-CA) alone.
+    assert "Ce lien a expiré." in text and "Mes commandes" in text
+    assert "This link has expired." not in text
+    assert '<html lang="fr-CA">' in page
+    seller_link = Links(hub.config, clock).url("o1", "seller")
+    clock.advance(hub.config.link_ttl_hours * 3600 + 1)
+    status, _, page = await get(seller_link)
+    assert status == 410
+    assert "This link has expired." in problem_text(page) and '<html lang="en">' in page
 
 
 async def test_r11_a_link_of_a_member_who_is_not_a_party_is_refused(hub: RunningHub) -> None:
