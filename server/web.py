@@ -61,7 +61,7 @@ PREFLIGHT_MAX_AGE: Final = "86400"  # seconds a browser may keep a preflight's a
 # The demo page: its own scripts, styles and pictures; the hub's WebSocket (same origin).
 DEMO_CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'{ws}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 OPEN_POLICY: Final = OriginPolicy((), "http://localhost")  # no allow-list: any origin
 
@@ -74,7 +74,6 @@ def web_response(
     if_none_match: str | None = None,
     preflight_headers: str | None = None,
     policy: OriginPolicy = OPEN_POLICY,
-    ws_origin: str | None = None,
 ) -> WebResponse | None:
     """``(status, headers, body)`` for a request of ``path``, or ``None`` when it is not ours.
 
@@ -83,8 +82,6 @@ def web_response(
     ``preflight_headers`` is its ``Access-Control-Request-Headers``); another
     method gets 405. ``origin`` (the request's ``Origin``) and ``policy`` give the
     CORS headers of the client and the widget; ``if_none_match`` may get 304.
-    ``ws_origin`` (``ws://host:port``) is added to the demo page's ``connect-src``
-    when the page is served from another origin than the hub's.
     """
     name = _file_name(path)
     if name is None:
@@ -108,9 +105,7 @@ def web_response(
     if is_page:
         headers["Cache-Control"] = "no-store"  # its URL may carry a member's token
         headers["Referrer-Policy"] = "no-referrer"
-        headers["Content-Security-Policy"] = DEMO_CSP.format(
-            ws=f" {ws_origin}" if ws_origin else ""
-        )
+        headers["Content-Security-Policy"] = DEMO_CSP
         headers["X-Frame-Options"] = "DENY"
     else:
         headers["Cache-Control"] = "no-cache"  # revalidate: a new hub version shows at once

@@ -5,7 +5,7 @@
  * The token comes from the fragment (`/demo#token=...`, never sent to a server)
  * or the query (`/demo?token=...`); it is then kept in this tab's sessionStorage
  * and removed from the address bar, so it is neither bookmarked nor shared by a
- * copied link. `ws=` names another hub than the page's origin.
+ * copied link. The page talks to the hub that serves it (its CSP allows no other).
  */
 
 import { ParleyWidget, sameOriginWebSocket, startFromLandingPage } from "../widget/widget.js";
@@ -28,14 +28,11 @@ function fromAddress() {
   const fragment = new URLSearchParams(location.hash.slice(1));
   const query = new URLSearchParams(location.search);
   const token = fragment.get("token") ?? query.get("token");
-  const ws = fragment.get("ws") ?? query.get("ws");
-  if (token) sessionStorage.setItem("parley-demo-token", token);
-  if (ws) sessionStorage.setItem("parley-demo-ws", ws);
-  if (token || ws) history.replaceState(null, "", location.pathname);
-  return {
-    token: sessionStorage.getItem("parley-demo-token"),
-    ws: sessionStorage.getItem("parley-demo-ws") ?? sameOriginWebSocket(),
-  };
+  if (token) {
+    sessionStorage.setItem("parley-demo-token", token);
+    history.replaceState(null, "", location.pathname);
+  }
+  return { token: sessionStorage.getItem("parley-demo-token"), ws: sameOriginWebSocket() };
 }
 
 async function main() {
