@@ -159,6 +159,9 @@ function contains(buf, p, q, needle) {
 }
 
 const allConns = [];
+// Several hubs (parley-redis-2hubs): connections alternate between them, so in
+// rooms of two (buyer 2j, seller 2j+1) every room has a member on each hub.
+const URLS = spec.urls && spec.urls.length ? spec.urls : [spec.url];
 
 class Conn {
   // user: {id, name}; onDelivery(conn, sentUs), onAck(conn, reqId) set by workloads
@@ -172,14 +175,15 @@ class Conn {
     this.onDelivery = null;
     this.onAck = null;
     this.sioReady = null;
+    this.url = URLS[allConns.length % URLS.length];
     allConns.push(this);
   }
 
   open() {
     return new Promise((resolve, reject) => {
       const t = spec.target;
-      let url = spec.url + '/';
-      if (t === 'socketio') url = spec.url + '/socket.io/?EIO=4&transport=websocket';
+      let url = this.url + '/';
+      if (t === 'socketio') url = this.url + '/socket.io/?EIO=4&transport=websocket';
       const onFrame =
         t === 'raw' ? (b, p, q) => this.onRaw(b, p, q)
           : t === 'socketio' ? (b, p, q) => this.onSio(b, p, q)

@@ -49,7 +49,7 @@ def snapshot(rev: str, into: Path) -> str:
         ["git", "-C", str(REPO), "ls-tree", "--name-only", sha],
         capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
-    paths = [p for p in ("parley", "protocol", "server", "client") if p in listed]
+    paths = [p for p in ("parley", "protocol", "server", "client", "js") if p in listed]
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", sha, *paths],
         capture_output=True,
@@ -70,11 +70,20 @@ class ParleyTarget(Target):
     protocol = "parley"
 
     def __init__(
-        self, log_dir: Path, store: str, extra_config: dict[str, Any], source: Path | None = None
+        self,
+        log_dir: Path,
+        store: str,
+        extra_config: dict[str, Any],
+        source: Path | None = None,
+        *,
+        hubs: int = 1,
     ) -> None:
         super().__init__(log_dir)
         self.store = store
+        self.hubs = hubs  # hub processes sharing the store (several only on Redis)
         self.name = next(name for name, s in PARLEY_STORES.items() if s == store)
+        if hubs > 1:
+            self.name = f"parley-{store}-{hubs}hubs"
         self.extra_config = extra_config
         self.source = source  # a snapshot of the code to run, else the working tree
         self.jwt_secret = secrets.token_hex(32)
@@ -83,7 +92,6 @@ class ParleyTarget(Target):
 
     async def start(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="parley-bench-"))
-        ws_port, api_port = procs.free_port(), procs.free_port()
         if self.store == "redis":
             redis_port = procs.free_port()
             await self._serve(
@@ -115,6 +123,16 @@ class ParleyTarget(Target):
             store = cluster.url
         else:
             store = f"sqlite:///{self.tmp}/parley.sqlite3"
+        for hub in range(self.hubs):
+            ws, api = await self._start_hub(store, hub)
+            self.urls.append(ws)
+            if hub == 0:
+                self.url, self.api = ws, api
+
+    async def _start_hub(self, store: str, hub: int) -> tuple[str, str]:
+        """One hub process on ``store``, pinned to the server core; its WebSocket and API URLs."""
+        assert self.tmp is not None
+        ws_port, api_port = procs.free_port(), procs.free_port()
         config = {
             "ws_host": "127.0.0.1",
             "ws_port": ws_port,
@@ -130,7 +148,7 @@ class ParleyTarget(Target):
             "write_burst": 1_000_000,
             **self.extra_config,
         }
-        path = self.tmp / "config.yaml"
+        path = self.tmp / f"config-{hub}.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         argv = [str(PARLEY), "serve", "--config", str(path)]
         # Every load connection comes from 127.0.0.1: no cap per address, and
@@ -151,19 +169,19 @@ class ParleyTarget(Target):
             cli = _CLI if (self.source / "parley").is_dir() else _CLI_TOP_LEVEL
             argv = [sys.executable, "-P", "-c", cli, "serve", "--config", str(path)]
             env["PYTHONPATH"] = str(self.source)
-        log = self.log_dir / f"{self.name}.log"
+        log = self.log_dir / (f"{self.name}.log" if hub == 0 else f"{self.name}-{hub}.log")
         proc = await procs.spawn(procs.pinned(procs.SERVER_CORE, argv), log, env=env)
         self.procs.append(proc)
         await procs.wait_for_port(ws_port, proc, 30, log)
         await procs.wait_for_port(api_port, proc, 30, log)
-        self.url = f"ws://127.0.0.1:{ws_port}"
-        self.api = f"http://127.0.0.1:{api_port}"
+        return f"ws://127.0.0.1:{ws_port}", f"http://127.0.0.1:{api_port}"
 
     def python_pid(self) -> int | None:
         return self.procs[-1].pid if self.procs else None  # the hub; Redis comes first
 
     async def stop(self) -> None:
         await super().stop()
+        self.urls.clear()
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None

@@ -31,10 +31,11 @@ from bench import procs, report, workloads
 from bench.profile import Profiler, py_spy
 from bench.targets import BENCH, Target, make_target
 
-SERVERS = ("raw", "socketio", "parley", "parley-redis", "parley-cluster")
-# parley-cluster (six Redis nodes on the server core) runs when named in --servers.
+SERVERS = ("raw", "socketio", "parley", "parley-redis", "parley-cluster", "parley-redis-2hubs")
+# parley-cluster (six Redis nodes on the server core) and parley-redis-2hubs (two hubs
+# on one Redis, on the server core) run when named in --servers.
 DEFAULT_SERVERS = ("raw", "socketio", "parley", "parley-redis")
-PARLEY_TARGETS = ("parley", "parley-redis", "parley-cluster")
+PARLEY_TARGETS = ("parley", "parley-redis", "parley-cluster", "parley-redis-2hubs")
 
 
 class RunFailed(Exception):
@@ -48,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add(
         "--servers",
         default=",".join(DEFAULT_SERVERS),
-        help=f"comma-separated among {','.join(SERVERS)} (default: all but parley-cluster)",
+        help=f"comma-separated among {','.join(SERVERS)} (default: {','.join(DEFAULT_SERVERS)})",
     )
     add("--repeat", type=int, default=None, help="runs per server and workload (3; 1 with --quick)")
     add("--quick", action="store_true", help="small sizes: a smoke test in seconds")
@@ -143,6 +144,7 @@ async def measure(
     spec = {
         "target": target.protocol,
         "url": target.url,
+        "urls": target.urls or [target.url],
         "workload": workload,
         "params": params,
         "jwt_secret": target.jwt_secret,

@@ -17,8 +17,14 @@ from bench import procs
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 
-# Parley's targets and their stores: embedded, one Redis, a Redis Cluster.
-PARLEY_STORES = {"parley": "sqlite", "parley-redis": "redis", "parley-cluster": "cluster"}
+# Parley's targets and their stores: embedded, one Redis, a Redis Cluster, and
+# two hubs sharing one Redis (each room's two members on different hubs).
+PARLEY_STORES = {
+    "parley": "sqlite",
+    "parley-redis": "redis",
+    "parley-cluster": "cluster",
+    "parley-redis-2hubs": "redis",
+}
 
 
 class Target:
@@ -30,6 +36,7 @@ class Target:
         self.log_dir = log_dir
         self.procs: list[asyncio.subprocess.Process] = []
         self.url = ""
+        self.urls: list[str] = []  # every hub's URL when there are several; else [url]
 
     async def start(self) -> None:
         raise NotImplementedError
@@ -95,5 +102,6 @@ def make_target(
     if name in PARLEY_STORES:
         from bench.parley import ParleyTarget
 
-        return ParleyTarget(log_dir, PARLEY_STORES[name], parley_extra, parley_source)
+        hubs = 2 if name == "parley-redis-2hubs" else 1
+        return ParleyTarget(log_dir, PARLEY_STORES[name], parley_extra, parley_source, hubs=hubs)
     raise ValueError(f"unknown server {name!r}")

@@ -46,7 +46,7 @@ W5_FALLBACK_RATE = {"full": 10000, "quick": 1000}
 
 SERVERS: dict[str, tuple[str, ...]] = {
     "W1": ("raw", "socketio", "parley"),
-    "W2": ("raw", "socketio", "parley", "parley-redis", "parley-cluster"),
+    "W2": ("raw", "socketio", "parley", "parley-redis", "parley-cluster", "parley-redis-2hubs"),
     "W3": ("raw", "socketio", "parley"),
     "W4": ("parley", "parley-redis", "parley-cluster"),
     "W5": ("raw", "socketio", "parley"),
