@@ -1,5 +1,8 @@
 """A TCP relay between one hub and Redis that a test can cut: a partial network cut.
 
+(The browser tests put the same relay between Chromium and a hub: a phone's
+socket dropped by its system.)
+
 On loopback every process reaches Redis over the same interface, so a real
 partition between one hub and Redis (while another hub keeps it) needs network
 namespaces or firewall rules, which tests cannot assume. The closest faithful
@@ -94,6 +97,13 @@ class CuttableLink:
         if self._server is not None:
             self._server.close()
         self._cut_reset()
+        # Let every relay end (their sockets are reset) before the loop stops,
+        # rather than leave them to be collected from a closed loop.
+        current = asyncio.current_task()
+        relays = [t for t in asyncio.all_tasks() if t is not current]
+        for task in relays:
+            task.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
 
     def _cut_reset(self) -> None:
         self._refusing = True
