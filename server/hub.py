@@ -29,7 +29,9 @@ from functools import partial
 from typing import Any, Final
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request as HttpRequest
 from websockets.protocol import State
 
 from parley.protocol.codec import CODECS, SUBPROTOCOLS, Codec
@@ -95,6 +97,9 @@ TYPING_LAG_FRACTION: Final = 8  # no typing, no presence to one over 1/8 of send
 CLOSE_TIMEOUT: Final = 5.0  # seconds a closed client has to read its backlog and answer
 
 
+_HANDSHAKE_DONE: Final = HttpRequest("/", Headers())
+
+
 class HubConnection(ServerConnection):
     """A ``ServerConnection`` that reference counting frees once it is closed.
 
@@ -109,6 +114,17 @@ class HubConnection(ServerConnection):
     closing it and dropping the traceback (the exception stays, for
     ``close_exc.__cause__``) loses nothing.
     """
+
+    def forget_handshake(self) -> None:
+        """Drop the handshake's request and response, headers and all (~1.5 KB).
+
+        websockets keeps both for the connection's life; the hub reads them only
+        during the handshake (``process_request``: the path, ``Origin``). A
+        ``request`` must stay set, as websockets takes a connection without one
+        for one still in its handshake: one shared, empty request stands in.
+        """
+        self.request = _HANDSHAKE_DONE
+        self.response = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -272,6 +288,8 @@ class Hub:
     # One connection.
 
     async def _handle(self, ws: ServerConnection) -> None:
+        if isinstance(ws, HubConnection):
+            ws.forget_handshake()
         if self.draining:  # its handshake crossed the listener's closing
             await ws.close(CloseCode.service_restart, "restarting; reconnect")
             return
@@ -314,6 +332,8 @@ class Hub:
                 return
             # Written before anything else can run: no event precedes the reply.
             self._reply(conn, request.id, result=result)
+            # This frame lives as long as the connection: hold no more than it needs.
+            del connected, request, result
             log.debug("connected user=%s", conn.principal.user_id)
             await self.entered(conn, inbox)
             async for frame in ws:
@@ -321,6 +341,7 @@ class Hub:
                 task = loop.create_task(self._serve_frame(conn, frame))
                 self._tasks.add(task)
                 task.add_done_callback(partial(self._request_done, conn))
+                del frame, task  # not held while the connection waits for its next frame
                 if conn.in_flight >= MAX_IN_FLIGHT:
                     conn.unpaused = loop.create_future()
                     await conn.unpaused
