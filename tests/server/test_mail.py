@@ -472,7 +472,7 @@ async def test_unread_conversation_gets_one_reminder_not_one_per_message(
     await until_drained(hub)
     seller = await hub.client("seller", "bob_sells")
     for text in ("Hello!", "It ships tomorrow.", "Which address?"):
-        await seller.post("order:o1", text)
+        last = await seller.post("order:o1", text)
     clock.advance(15 * 60)
     await eventually(lambda: len(smtp.to(BUYER_ADDRESS)) >= 2)
     async with asyncio.timeout(WAIT):
@@ -488,7 +488,8 @@ async def test_unread_conversation_gets_one_reminder_not_one_per_message(
     assert status == 200 and meta(page, "parley-room") == "order:o1"
 
     # Read, then left unread again: a new stretch, a new reminder.
-    await hub.app.store.set_read_mark("order:o1", UserId("buyer"), 10**6)
+    buyer = await hub.client("buyer", "Amelie", locale="fr-CA")
+    await buyer.read("order:o1", last["seq"])
     await seller.post("order:o1", "Still there?")
     clock.advance(15 * 60)
     await eventually(lambda: len(smtp.to(BUYER_ADDRESS)) >= 3)
@@ -502,7 +503,8 @@ async def test_a_conversation_read_in_time_gets_no_reminder(
     await until_drained(hub)
     seller = await hub.client("seller", "bob_sells")
     posted = await seller.post("order:o1", "Hello!")
-    await hub.app.store.set_read_mark("order:o1", UserId("buyer"), posted["seq"])
+    buyer = await hub.client("buyer", "Amelie", locale="fr-CA")
+    await buyer.read("order:o1", posted["seq"])
     clock.advance(15 * 60)
     async with asyncio.timeout(WAIT):
         while not await reminders_drained(hub):
