@@ -121,7 +121,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture(params=["sqlite", "redis"])
 async def store_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
-    """Each store's URL, empty, for tests that start hubs themselves."""
+    """Each store's URL, empty; Redis is started here if a test left it stopped."""
     if request.param == "redis":
         redis_server = request.getfixturevalue("redis_server")
         redis_server.start()
@@ -136,15 +136,10 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-async def hub(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[RunningHub]:
+@pytest.fixture
+async def hub(store_url: str) -> AsyncIterator[RunningHub]:
     """The same hub on each store: every behaviour is proven on both."""
-    url = sqlite_url
-    if request.param == "redis":
-        redis_server = request.getfixturevalue("redis_server")
-        await redis_server.flushall()
-        url = redis_server.url
-    running = await start_hub(url)
+    running = await start_hub(store_url)
     try:
         yield running
     finally:
