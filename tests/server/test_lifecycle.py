@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -18,6 +21,15 @@ from parley.server.auth import mint_token
 from parley.server.config import load_config
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 from tests.support.hubproc import API_KEY, SECRET, HubProcess
+
+
+async def next_close(client: ParleyClient) -> dict[str, Any]:
+    """The ``closed`` event, past the events queued before it (bounded)."""
+    for _ in range(1000):
+        event = await client.next_event(timeout=10)
+        if event["event"] == "closed":
+            return event
+    raise AssertionError("no closed event")
 
 
 async def test_sigterm_closes_clients_with_1012_after_finishing_writes(tmp_path: Path) -> None:
@@ -37,16 +49,26 @@ async def test_sigterm_closes_clients_with_1012_after_finishing_writes(tmp_path:
         )
         await client.subscribe("listing:L1")
         acked = [await client.post("listing:L1", f"m{i}") for i in range(20)]
-        in_flight = [
-            asyncio.ensure_future(client.post("listing:L1", f"late{i}")) for i in range(20)
-        ]
-        await asyncio.sleep(0)  # let the late posts leave the client
-        code = await asyncio.to_thread(proc.terminate)
-        assert code == 0
+        # The test holds the database's write lock: the late posts reach the
+        # hub but cannot be stored before SIGTERM; they must be once it is let go.
+        lock = sqlite3.connect(tmp_path / "parley.sqlite3", isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        try:
+            in_flight = [
+                asyncio.ensure_future(client.post("listing:L1", f"late{i}")) for i in range(20)
+            ]
+            # The hub reads a connection's frames in order: once the ping is
+            # answered, it has taken in every late post.
+            await client.request("ping")
+            assert proc.proc is not None
+            proc.proc.send_signal(signal.SIGTERM)
+            closed = await next_close(client)
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        assert closed["code"] == CloseCode.service_restart
+        assert await asyncio.to_thread(proc.proc.wait, 30) == 0
         late = await asyncio.gather(*in_flight, return_exceptions=True)
-        events = client.pending_events()
-        closed = [e for e in events if e["event"] == "closed"] or [await client.next_event()]
-        assert closed[-1]["code"] == CloseCode.service_restart
     finally:
         proc.stop()
 
@@ -55,14 +77,18 @@ async def test_sigterm_closes_clients_with_1012_after_finishing_writes(tmp_path:
     try:
         reader = await hub.client("u2")
         history = (await reader.history("listing:L1", limit=100))["messages"]
-        stored = {m["text"] for m in history}
-        assert {f"m{i}" for i in range(20)} <= stored
+        stored = {m["seq"]: m["text"] for m in history}
+        assert {a["seq"]: f"m{i}" for i, a in enumerate(acked)}.items() <= stored.items()
+        # Each late post was finished, answered or not (its answer may come
+        # after the close), and an answered one is stored under its seq.
+        assert sorted(stored.values()) == sorted(
+            [f"m{i}" for i in range(20)] + [f"late{i}" for i in range(20)]
+        )
         for i, result in enumerate(late):
             if isinstance(result, dict):
-                assert f"late{i}" in stored
+                assert stored[result["seq"]] == f"late{i}"
             else:
                 assert isinstance(result, ConnectionLost)
-        assert len(acked) == 20
     finally:
         await stop_hub(hub)
 
