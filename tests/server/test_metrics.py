@@ -162,6 +162,28 @@ async def test_a_slow_consumer_close_is_counted_under_4008(sqlite_url: str) -> N
         await stop_hub(hub)
 
 
+async def test_a_gateway_waiting_on_a_long_poll_is_counted_until_it_is_answered(
+    sqlite_url: str,
+) -> None:
+    hub = await start_hub(sqlite_url)
+    try:
+        assert exposed(await scrape(hub), "parley_push_long_polls") == 0
+        query = {"group": "fcm", "consumer": "gw-1", "wait": "20"}
+        waiting = asyncio.ensure_future(hub.http.get(f"{hub.api_url}/v1/push", params=query))
+        async with asyncio.timeout(WAIT):
+            while exposed(await scrape(hub), "parley_push_long_polls") != 1:
+                await asyncio.sleep(0.01)
+        await hub.listing("L1")
+        assert (await hub.api("PUT", "/v1/users/bob", {"name": "bob"}))[0] == 200
+        poster = await hub.client("u1")
+        await poster.post("listing:L1", "@bob have a look")  # bob is away: pushed
+        async with await asyncio.wait_for(waiting, WAIT) as response:
+            assert [i["user_id"] for i in (await response.json())["items"]] == ["bob"]
+        assert exposed(await scrape(hub), "parley_push_long_polls") == 0
+    finally:
+        await stop_hub(hub)
+
+
 # The /readyz canary, on a real Redis.
 
 
