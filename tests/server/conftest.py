@@ -18,6 +18,7 @@ from parley.server.app import App
 from parley.server.auth import mint_token
 from parley.server.config import Config, load_config
 from parley.server.core.clock import Clock, FakeClock
+from parley.server.store import Store
 from tests.support.hubproc import API_KEY, test_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,9 +100,12 @@ async def notification_kinds(client: ParleyClient) -> list[str]:
     return [n["notification"]["kind"] for n in reversed(reply["notifications"])]
 
 
-async def start_hub(store: str, *, clock: Clock | None = None, **overrides: Any) -> RunningHub:
+async def start_hub(
+    store: str, *, clock: Clock | None = None, backend: Store | None = None, **overrides: Any
+) -> RunningHub:
+    """A hub on ``store`` (a URL); ``backend``: a store object of the test's for that URL."""
     config = load_config(None, {}, **test_settings(store, **overrides))
-    app = App(config, clock=clock)
+    app = App(config, clock=clock, store=backend)
     await app.start()
     http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"})
     return RunningHub(app, config, http)
