@@ -1,10 +1,16 @@
-"""Hub processes for tests: ``parley serve`` in a subprocess, on fixed free ports."""
+"""Hub processes for tests: ``parley serve`` in a subprocess, on ports it picks.
+
+The hub binds port 0 and reports the ports it got on its ready line
+(``parley ready ws_port=... api_port=...``); a restart binds those again, so
+its members' clients find it where they left it.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +21,8 @@ import yaml
 
 SECRET = "test-secret-that-is-at-least-32-bytes-long"
 API_KEY = "test-api-key"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+READY_RE = re.compile(rb"^parley ready ws_port=(\d+) api_port=(\d+)$")
+_numbers = itertools.count(1)
 
 
 def test_settings(store: str, **overrides: Any) -> dict[str, Any]:
@@ -48,10 +49,11 @@ class HubProcess:
     ) -> None:
         # The command before ``serve``: the checkout's hub unless a test names another.
         self.command = command or [sys.executable, "-m", "parley.server.cli"]
-        self.settings = test_settings(store, ws_port=free_port(), api_port=free_port(), **overrides)
-        self.config_path = directory / f"hub-{self.settings['ws_port']}.yaml"
+        self.settings = test_settings(store, **overrides)  # ws_port and api_port 0
+        name = f"hub-{os.getpid()}-{next(_numbers)}"
+        self.config_path = directory / f"{name}.yaml"
         self.config_path.write_text(yaml.safe_dump(self.settings))
-        self.log_path = directory / f"hub-{self.settings['ws_port']}.log"
+        self.log_path = directory / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -74,11 +76,23 @@ class HubProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
-            if line.startswith(b"parley ready"):
+            ready = READY_RE.match(line.strip())
+            if ready:
+                self._bound(int(ready[1]), int(ready[2]))
                 return
             if not line and self.proc.poll() is not None:
                 break
         raise RuntimeError(f"hub did not start; log:\n{self.log_path.read_text()}")
+
+    def _bound(self, ws_port: int, api_port: int) -> None:
+        """The ports the hub got: kept, so that a restart binds them again."""
+        first = self.settings["ws_port"] == 0
+        assert first or (self.settings["ws_port"], self.settings["api_port"]) == (
+            ws_port,
+            api_port,
+        ), "a restarted hub must come back on its ports"
+        self.settings.update(ws_port=ws_port, api_port=api_port)
+        self.config_path.write_text(yaml.safe_dump(self.settings))
 
     def terminate(self, timeout: float = 20.0) -> int:
         assert self.proc is not None
