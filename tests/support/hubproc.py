@@ -74,23 +74,27 @@ class HubProcess:
         )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
+        waiting = self.settings.get("workers", 1)  # each worker says it is ready
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             ready = READY_RE.match(line.strip())
             if ready:
                 self._bound(int(ready[1]), int(ready[2]))
-                return
+                waiting -= 1
+                if waiting == 0:
+                    return
             if not line and self.proc.poll() is not None:
                 break
         raise RuntimeError(f"hub did not start; log:\n{self.log_path.read_text()}")
 
     def _bound(self, ws_port: int, api_port: int) -> None:
-        """The ports the hub got: kept, so that a restart binds them again."""
+        """The ports the hub got (every worker the same): kept, so that a restart
+        binds them again."""
         first = self.settings["ws_port"] == 0
         assert first or (self.settings["ws_port"], self.settings["api_port"]) == (
             ws_port,
             api_port,
-        ), "a restarted hub must come back on its ports"
+        ), "every worker, and a restarted hub, must be on the ports reported first"
         self.settings.update(ws_port=ws_port, api_port=api_port)
         self.config_path.write_text(yaml.safe_dump(self.settings))
 
