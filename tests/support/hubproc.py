@@ -72,18 +72,25 @@ class HubProcess:
             stderr=log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        assert self.proc.stdout is not None
+        try:
+            self._until_ready(self.proc, timeout)
+        except BaseException:
+            self.stop()  # a hub that failed to start is not left running
+            raise
+
+    def _until_ready(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
+        assert proc.stdout is not None
         deadline = time.monotonic() + timeout
         waiting = self.settings.get("workers", 1)  # each worker says it is ready
         while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
+            line = proc.stdout.readline()
             ready = READY_RE.match(line.strip())
             if ready:
                 self._bound(int(ready[1]), int(ready[2]))
                 waiting -= 1
                 if waiting == 0:
                     return
-            if not line and self.proc.poll() is not None:
+            if not line and proc.poll() is not None:
                 break
         raise RuntimeError(f"hub did not start; log:\n{self.log_path.read_text()}")
 
