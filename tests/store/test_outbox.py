@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from parley.server.core.model import UserId
 from parley.server.store import Store, StoreUnavailable, open_store
 from parley.server.store.outbox import Delivery, PushItem, PushOutbox, open_outbox
 from tests.store.conftest import BACKENDS
+from tests.support.closed_port import closed_port
 from tests.support.long_poll import until_long_polls
 from tests.support.redis_server import RedisServer
 
@@ -529,10 +530,10 @@ async def test_on_sqlite_a_closed_store_is_unavailable(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def free_redis_url() -> str:
-    from tests.support.redis_server import free_port
-
-    return f"redis://127.0.0.1:{free_port()}/0"
+def free_redis_url() -> Iterator[str]:
+    """A Redis URL where nothing answers: a port the test holds, never listened on."""
+    with closed_port() as port:
+        yield f"redis://127.0.0.1:{port}/0"
 
 
 @pytest.fixture
