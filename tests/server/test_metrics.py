@@ -205,6 +205,7 @@ async def subscribers(client: redis.asyncio.Redis, channel: bytes, sharded: bool
 
 
 async def test_readyz_sends_a_canary_around_through_redis(redis_server: RedisServer) -> None:
+    redis_server.start()
     await redis_server.flushall()
     hub = await start_hub(redis_server.url)
     store = hub.app.store
