@@ -55,10 +55,15 @@ def _reserve_port(host: str, port: int) -> socket.socket:
 
 def _supervise(args: argparse.Namespace, config: Config) -> int:
     """Run ``workers`` hub processes on the same ports (SO_REUSEPORT); stop them together."""
-    reserved = [
-        _reserve_port(config.ws_host, config.ws_port),
-        _reserve_port(config.api_host, config.api_port),
-    ]
+    reserved: list[socket.socket] = []
+    try:
+        for host, port in ((config.ws_host, config.ws_port), (config.api_host, config.api_port)):
+            reserved.append(_reserve_port(host, port))
+    except OSError as exc:
+        for sock in reserved:
+            sock.close()
+        print(f"parley: cannot bind {host}:{port}: {exc.strerror}", file=sys.stderr)
+        return 2
     ws_port, api_port = (sock.getsockname()[1] for sock in reserved)
     env = {**os.environ, "PARLEY_WS_PORT": str(ws_port), "PARLEY_API_PORT": str(api_port)}
     argv = [sys.executable, "-m", "parley.server.cli", "serve", "--worker"]

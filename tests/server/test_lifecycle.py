@@ -20,6 +20,7 @@ from parley.protocol.errors import CloseCode
 from parley.server.auth import mint_token
 from parley.server.config import load_config
 from tests.server.conftest import RunningHub, start_hub, stop_hub
+from tests.support.closed_port import closed_port
 from tests.support.hubproc import API_KEY, SECRET, HubProcess
 
 
@@ -179,6 +180,24 @@ def test_a_bad_config_fails_at_start_naming_the_setting(
     )
     assert result.returncode == 2
     assert named in result.stderr
+
+
+def test_workers_on_a_port_somebody_holds_fail_at_start_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    with closed_port() as port:
+        config.write_text(
+            f"jwt_secret: {SECRET}\napi_key: k\nstore: redis://127.0.0.1:{port}/0\n"
+            f"workers: 2\nws_host: 127.0.0.1\nws_port: {port}\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "parley.server.cli", "serve", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+    assert result.returncode == 2
+    assert f"cannot bind 127.0.0.1:{port}: Address already in use" in result.stderr
 
 
 async def test_readyz_and_healthz(hub: RunningHub) -> None:
