@@ -89,8 +89,9 @@ async def test_the_store_unavailable_at_connect_answers_unavailable_then_closes_
 
 
 async def test_a_client_that_stops_answering_pings_is_closed_with_1011(sqlite_url: str) -> None:
-    # Short configured intervals, not a long sleep: 50 ms between pings, 50 ms for a pong.
-    hub = await start_hub(sqlite_url, ping_interval=0.05, ping_timeout=0.05)
+    # Short configured intervals, not a long sleep: a ping every 100 ms, 500 ms for its
+    # pong (ample for a client that reads, even on a busy machine).
+    hub = await start_hub(sqlite_url, ping_interval=0.1, ping_timeout=0.5)
     try:
         ws = await raw_connected(hub, "u1")
         other = await raw_connected(hub, "u2")  # reads, so answers pings: stays
