@@ -94,7 +94,11 @@ POSTING_END = "posting end"  # the sample taken when posting and churn stop
 # The hub and its store.
 
 
+READY_RE = re.compile(rb"^parley ready ws_port=(\d+) api_port=(\d+)$", re.MULTILINE)
+
+
 def free_port() -> int:
+    """For redis-server, which cannot bind port 0 and say which port it got."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -128,7 +132,7 @@ class Hub:
 
     def __init__(self, redis: bool) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="parley-soak-"))
-        self.ws_port, self.api_port = free_port(), free_port()
+        self.ws_port = self.api_port = 0  # the hub binds port 0 and says which it got
         self.redis_port = free_port() if redis else None
         self.log_path = self.dir / "hub.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -178,10 +182,11 @@ class Hub:
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         deadline = time.monotonic() + 30
-        while b"parley ready" not in self.log_path.read_bytes():
+        while (ready := READY_RE.search(self.log_path.read_bytes())) is None:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the hub did not start:\n{self.log_path.read_text()}")
             time.sleep(0.05)
+        self.ws_port, self.api_port = int(ready[1]), int(ready[2])
 
     def _start_redis(self, port: int) -> None:
         argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]

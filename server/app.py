@@ -38,10 +38,18 @@ class SystemClock:
 
 
 class App:
-    def __init__(self, config: Config, *, clock: Clock | None = None, reuse_port: bool = False):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        reuse_port: bool = False,
+    ):
         self.config = config
         self.clock: Clock = clock or SystemClock()
-        self.store: Store = open_store(config.store)
+        # Injected like the clock: a store of the caller's (opened by ``start``).
+        self.store: Store = store or open_store(config.store)
         self.store.slow_commit_s = config.slow_log_ms / 1000
         self.outbox = open_outbox(
             self.store,

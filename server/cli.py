@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -41,15 +42,34 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reserve_port(host: str, port: int) -> socket.socket:
+    """A socket bound (not listening) to ``host:port`` with SO_REUSEPORT: port 0
+    picks a free port once for every worker, and the supervisor holds it while
+    they run. The kernel hands connections to listening sockets only."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def _supervise(args: argparse.Namespace, config: Config) -> int:
     """Run ``workers`` hub processes on the same ports (SO_REUSEPORT); stop them together."""
-    if config.ws_port == 0 or config.api_port == 0:
-        print("parley: workers > 1 needs fixed ws_port and api_port", file=sys.stderr)
+    reserved: list[socket.socket] = []
+    try:
+        for host, port in ((config.ws_host, config.ws_port), (config.api_host, config.api_port)):
+            reserved.append(_reserve_port(host, port))
+    except OSError as exc:
+        for sock in reserved:
+            sock.close()
+        print(f"parley: cannot bind {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 2
+    ws_port, api_port = (sock.getsockname()[1] for sock in reserved)
+    env = {**os.environ, "PARLEY_WS_PORT": str(ws_port), "PARLEY_API_PORT": str(api_port)}
     argv = [sys.executable, "-m", "parley.server.cli", "serve", "--worker"]
     if args.config:
         argv += ["--config", args.config]
-    children = [subprocess.Popen(argv) for _ in range(config.workers)]
+    children = [subprocess.Popen(argv, env=env) for _ in range(config.workers)]
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
@@ -59,6 +79,8 @@ def _supervise(args: argparse.Namespace, config: Config) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     codes = [child.wait() for child in children]
+    for sock in reserved:
+        sock.close()
     return max(codes, default=0)
 
 

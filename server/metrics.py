@@ -123,6 +123,12 @@ class Metrics:
             )
             family.add_metric([], reconnects)
             yield family
+        if self.outbox is not None:
+            yield GaugeMetricFamily(
+                "parley_push_long_polls",
+                "Gateway fetches (GET /v1/push with wait) waiting on this hub for an item now.",
+                value=self.outbox.long_polls,
+            )
         if self._outbox_items is not None:
             yield GaugeMetricFamily(
                 "parley_push_outbox_items",

@@ -142,6 +142,7 @@ class PushOutbox(abc.ABC):
         self.visibility_timeout = visibility_timeout
         self.max_items = max_items
         self._closed = False
+        self.long_polls = 0  # fetches waiting now for an item (a gauge for operators)
         # Replaced on each change, so a waiter that took it before looking
         # cannot miss a change made while it looked.
         self._changed = asyncio.Event()
@@ -182,9 +183,15 @@ class PushOutbox(abc.ABC):
             left = until - loop.time()
             if taken or left <= 0 or self._closed:
                 break
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(left if recheck is None else min(left, recheck)):
-                    await changed.wait()
+            self.long_polls += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(left if recheck is None else min(left, recheck)):
+                        await changed.wait()
+            finally:
+                self.long_polls -= 1
+            if self._closed:
+                break  # closed while it waited: it returns, as one that was looking does
         return await self._deliveries(taken)
 
     async def ack(self, group: str, ids: Sequence[str]) -> int:

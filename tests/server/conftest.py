@@ -18,6 +18,7 @@ from parley.server.app import App
 from parley.server.auth import mint_token
 from parley.server.config import Config, load_config
 from parley.server.core.clock import Clock, FakeClock
+from parley.server.store import Store
 from tests.support.hubproc import API_KEY, test_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,9 +100,12 @@ async def notification_kinds(client: ParleyClient) -> list[str]:
     return [n["notification"]["kind"] for n in reversed(reply["notifications"])]
 
 
-async def start_hub(store: str, *, clock: Clock | None = None, **overrides: Any) -> RunningHub:
+async def start_hub(
+    store: str, *, clock: Clock | None = None, backend: Store | None = None, **overrides: Any
+) -> RunningHub:
+    """A hub on ``store`` (a URL); ``backend``: a store object of the test's for that URL."""
     config = load_config(None, {}, **test_settings(store, **overrides))
-    app = App(config, clock=clock)
+    app = App(config, clock=clock, store=backend)
     await app.start()
     http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"})
     return RunningHub(app, config, http)
@@ -121,7 +125,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture(params=["sqlite", "redis"])
 async def store_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
-    """Each store's URL, empty, for tests that start hubs themselves."""
+    """Each store's URL, empty; Redis is started here if a test left it stopped."""
     if request.param == "redis":
         redis_server = request.getfixturevalue("redis_server")
         redis_server.start()
@@ -136,15 +140,10 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-async def hub(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[RunningHub]:
+@pytest.fixture
+async def hub(store_url: str) -> AsyncIterator[RunningHub]:
     """The same hub on each store: every behaviour is proven on both."""
-    url = sqlite_url
-    if request.param == "redis":
-        redis_server = request.getfixturevalue("redis_server")
-        await redis_server.flushall()
-        url = redis_server.url
-    running = await start_hub(url)
+    running = await start_hub(store_url)
     try:
         yield running
     finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -13,6 +13,7 @@ from parley.server.cli import main
 from parley.server.config import load_config
 from parley.server.demo import DemoError, describe, load_catalog, run_demo
 from tests.server.conftest import RunningHub, start_hub, stop_hub
+from tests.support.closed_port import closed_port
 from tests.support.hubproc import API_KEY, SECRET
 from tests.support.hubproc import test_settings as hub_settings
 
@@ -73,18 +74,31 @@ async def test_the_demo_seeds_the_catalogue_once_however_often_it_runs(
     assert marc.url in text and "@sophie.tremblay (fr-CA; sells demo-coat" in text
 
 
-async def test_no_hub_is_a_clear_error(sqlite_url: str) -> None:
+@pytest.fixture
+def no_hub() -> Iterator[int]:
+    """A port where no hub answers: bound by the test, never listened on."""
+    with closed_port() as port:
+        yield port
+
+
+async def test_no_hub_is_a_clear_error(sqlite_url: str, no_hub: int) -> None:
     config = load_config(None, {}, **hub_settings(sqlite_url))
     with pytest.raises(DemoError, match="no hub answers"):
-        await run_demo(config, api_url="http://127.0.0.1:9", ws_url="ws://127.0.0.1:9/", wait=0.3)
+        await run_demo(
+            config,
+            api_url=f"http://127.0.0.1:{no_hub}",
+            ws_url=f"ws://127.0.0.1:{no_hub}/",
+            wait=0.3,
+        )
 
 
 def test_the_command_says_when_no_hub_runs(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_hub: int
 ) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(
-        f"api_port: 9\nws_port: 9\napi_key: {API_KEY}\njwt_secret: {SECRET}\nstore: sqlite:///x\n"
+        f"api_port: {no_hub}\nws_port: {no_hub}\napi_key: {API_KEY}\n"
+        f"jwt_secret: {SECRET}\nstore: sqlite:///x\n"
     )
     assert main(["demo", "--config", str(config), "--wait", "0.2"]) == 1
-    assert "no hub answers at http://127.0.0.1:9" in capsys.readouterr().err
+    assert f"no hub answers at http://127.0.0.1:{no_hub}" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -198,24 +199,36 @@ def _alg_none() -> str:
     return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(_claims())}."
 
 
-BAD_TOKENS = {
-    "expired": _token(_claims(exp=int(time.time()) - 3600)),
-    "forged signature": _token(_claims(), key="another-secret-of-at-least-32-bytes!!"),
-    "alg none": _alg_none(),
-    "other algorithm": _token(_claims(), key=SECRET * 2, algorithm="HS512"),
-    "no exp": _token(_claims(exp=None)),
-    "no name": _token(_claims(name=None)),
-    "bad sub": _token(_claims(sub="../../etc")),
-    "garbage": "not.a.token",
+# Minted when each test runs, not at collection: a file that runs long after
+# collection must still refuse "bad sub" for its sub, not as expired. Each
+# refusal names its cause, so one check cannot stand in for another.
+BAD_TOKENS: dict[str, tuple[Callable[[], str], str]] = {
+    "expired": (lambda: _token(_claims(exp=int(time.time()) - 3600)), "token expired"),
+    "forged signature": (
+        lambda: _token(_claims(), key="another-secret-of-at-least-32-bytes!!"),
+        "Signature verification failed",
+    ),
+    "alg none": (_alg_none, "alg value is not allowed"),
+    "other algorithm": (
+        lambda: _token(_claims(), key=SECRET * 2, algorithm="HS512"),
+        "alg value is not allowed",
+    ),
+    "no exp": (lambda: _token(_claims(exp=None)), '"exp"'),
+    "no name": (lambda: _token(_claims(name=None)), '"name"'),
+    "bad sub": (lambda: _token(_claims(sub="../../etc")), "sub must be an id"),
+    "garbage": (lambda: "not.a.token", "invalid token"),
 }
 
 
-@pytest.mark.parametrize("token", BAD_TOKENS.values(), ids=BAD_TOKENS.keys())
-async def test_bad_tokens_close_with_4001(hub: RunningHub, token: str) -> None:
+@pytest.mark.parametrize(("mint", "cause"), BAD_TOKENS.values(), ids=BAD_TOKENS.keys())
+async def test_bad_tokens_close_with_4001(
+    hub: RunningHub, mint: Callable[[], str], cause: str
+) -> None:
     ws = await raw(hub)
-    await send(ws, {"id": 1, "op": "connect", "token": token})
+    await send(ws, {"id": 1, "op": "connect", "token": mint()})
     reply = await recv(ws)
     assert reply["error"]["code"] == "unauthorized"
+    assert cause in reply["error"]["message"]
     assert await close_code(ws) == CloseCode.auth_failed
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -17,7 +20,17 @@ from parley.protocol.errors import CloseCode
 from parley.server.auth import mint_token
 from parley.server.config import load_config
 from tests.server.conftest import RunningHub, start_hub, stop_hub
+from tests.support.closed_port import closed_port
 from tests.support.hubproc import API_KEY, SECRET, HubProcess
+
+
+async def next_close(client: ParleyClient) -> dict[str, Any]:
+    """The ``closed`` event, past the events queued before it (bounded)."""
+    for _ in range(1000):
+        event = await client.next_event(timeout=10)
+        if event["event"] == "closed":
+            return event
+    raise AssertionError("no closed event")
 
 
 async def test_sigterm_closes_clients_with_1012_after_finishing_writes(tmp_path: Path) -> None:
@@ -37,16 +50,26 @@ async def test_sigterm_closes_clients_with_1012_after_finishing_writes(tmp_path:
         )
         await client.subscribe("listing:L1")
         acked = [await client.post("listing:L1", f"m{i}") for i in range(20)]
-        in_flight = [
-            asyncio.ensure_future(client.post("listing:L1", f"late{i}")) for i in range(20)
-        ]
-        await asyncio.sleep(0)  # let the late posts leave the client
-        code = await asyncio.to_thread(proc.terminate)
-        assert code == 0
+        # The test holds the database's write lock: the late posts reach the
+        # hub but cannot be stored before SIGTERM; they must be once it is let go.
+        lock = sqlite3.connect(tmp_path / "parley.sqlite3", isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        try:
+            in_flight = [
+                asyncio.ensure_future(client.post("listing:L1", f"late{i}")) for i in range(20)
+            ]
+            # The hub reads a connection's frames in order: once the ping is
+            # answered, it has taken in every late post.
+            await client.request("ping")
+            assert proc.proc is not None
+            proc.proc.send_signal(signal.SIGTERM)
+            closed = await next_close(client)
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        assert closed["code"] == CloseCode.service_restart
+        assert await asyncio.to_thread(proc.proc.wait, 30) == 0
         late = await asyncio.gather(*in_flight, return_exceptions=True)
-        events = client.pending_events()
-        closed = [e for e in events if e["event"] == "closed"] or [await client.next_event()]
-        assert closed[-1]["code"] == CloseCode.service_restart
     finally:
         proc.stop()
 
@@ -55,14 +78,18 @@ async def test_sigterm_closes_clients_with_1012_after_finishing_writes(tmp_path:
     try:
         reader = await hub.client("u2")
         history = (await reader.history("listing:L1", limit=100))["messages"]
-        stored = {m["text"] for m in history}
-        assert {f"m{i}" for i in range(20)} <= stored
+        stored = {m["seq"]: m["text"] for m in history}
+        assert {a["seq"]: f"m{i}" for i, a in enumerate(acked)}.items() <= stored.items()
+        # Each late post was finished, answered or not (its answer may come
+        # after the close), and an answered one is stored under its seq.
+        assert sorted(stored.values()) == sorted(
+            [f"m{i}" for i in range(20)] + [f"late{i}" for i in range(20)]
+        )
         for i, result in enumerate(late):
             if isinstance(result, dict):
-                assert f"late{i}" in stored
+                assert stored[result["seq"]] == f"late{i}"
             else:
                 assert isinstance(result, ConnectionLost)
-        assert len(acked) == 20
     finally:
         await stop_hub(hub)
 
@@ -153,6 +180,24 @@ def test_a_bad_config_fails_at_start_naming_the_setting(
     )
     assert result.returncode == 2
     assert named in result.stderr
+
+
+def test_workers_on_a_port_somebody_holds_fail_at_start_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    with closed_port() as port:
+        config.write_text(
+            f"jwt_secret: {SECRET}\napi_key: k\nstore: redis://127.0.0.1:{port}/0\n"
+            f"workers: 2\nws_host: 127.0.0.1\nws_port: {port}\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "parley.server.cli", "serve", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+    assert result.returncode == 2
+    assert f"cannot bind 127.0.0.1:{port}: Address already in use" in result.stderr
 
 
 async def test_readyz_and_healthz(hub: RunningHub) -> None:

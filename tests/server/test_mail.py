@@ -8,11 +8,12 @@ public port, and the session they give connects over WebSocket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import html
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -22,7 +23,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from websockets.asyncio.client import connect as ws_connect
 
 from parley.client import ParleyClient
@@ -37,7 +38,7 @@ from parley.server.mail.compose import compose_order_mail
 from parley.server.mail.outbox import MAIL_ROOM
 from parley.server.mail.reminders import REMINDER_ROOM
 from tests.server.conftest import RunningHub, start_hub, stop_hub
-from tests.support.hubproc import free_port
+from tests.support.front_door import FrontDoor
 
 TITLE = 'Wool <coat> & "hat"'
 PHOTO = "https://img.example/coat.jpg"
@@ -71,14 +72,17 @@ class SmtpSink:
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
-    controller.start()
+async def smtp() -> AsyncIterator[SmtpSink]:
+    """aiosmtpd's SMTP server on port 0, on the test's event loop."""
+    sink = SmtpSink()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(sink), "127.0.0.1", 0)
+    sink.port = server.sockets[0].getsockname()[1]
     try:
         yield sink
     finally:
-        controller.stop()
+        server.close()
+        await server.wait_closed()
 
 
 async def eventually(check: Callable[[], bool], timeout: float = WAIT) -> None:
@@ -88,14 +92,22 @@ async def eventually(check: Callable[[], bool], timeout: float = WAIT) -> None:
             await asyncio.sleep(0.02)
 
 
-async def mail_hub(store: str, clock: FakeClock, **settings: Any) -> RunningHub:
-    port = free_port()
-    hub = await start_hub(
-        store, clock=clock, ws_port=port, public_url=f"http://127.0.0.1:{port}", **settings
-    )
-    hub.app.mail.poll_interval = 0.05
-    hub.app.mail.retry_base = 0.01
-    return hub
+@contextlib.asynccontextmanager
+async def mail_hub(store: str, clock: FakeClock, **settings: Any) -> AsyncIterator[RunningHub]:
+    """A hub whose links name its public address: a front door on a port of its own."""
+    door = FrontDoor()
+    await door.open()
+    try:
+        hub = await start_hub(store, clock=clock, public_url=door.url, **settings)
+        door.target = hub.app.ws_port
+        hub.app.mail.poll_interval = 0.05
+        hub.app.mail.retry_base = 0.01
+        try:
+            yield hub
+        finally:
+            await stop_hub(hub)
+    finally:
+        await door.close()
 
 
 def smtp_settings(sink: SmtpSink) -> dict[str, Any]:
@@ -109,11 +121,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def hub(sqlite_url: str, clock: FakeClock, smtp: SmtpSink) -> AsyncIterator[RunningHub]:
-    running = await mail_hub(sqlite_url, clock, **smtp_settings(smtp))
-    try:
+    async with mail_hub(sqlite_url, clock, **smtp_settings(smtp)) as running:
         yield running
-    finally:
-        await stop_hub(running)
 
 
 async def members_and_order(
@@ -246,13 +255,15 @@ async def test_r11_the_link_opens_that_conversation_for_that_member(
     assert headers["Cache-Control"] == "no-store"
     assert headers["Referrer-Policy"] == "no-referrer"
     assert meta(page, "parley-room") == "order:o1"
-    assert meta(page, "parley-ws") == hub.ws_url
+    # The page connects where the member found it: the public address.
+    public_ws = meta(page, "parley-ws")
+    assert public_ws == hub.config.public_url.replace("http://", "ws://", 1) + "/"
     assert "Wool &lt;coat&gt;" in page and "<coat>" not in page
     assert OFF_PLATFORM_DISCLAIMER_FR in page
     session = meta(page, "parley-session")
 
     # The connect result says what the session is: no inbox, one room.
-    async with ws_connect(hub.ws_url, subprotocols=[JSON_SUBPROTOCOL]) as ws:
+    async with ws_connect(public_ws, subprotocols=[JSON_SUBPROTOCOL]) as ws:
         await ws.send(orjson.dumps({"id": 1, "op": "connect", "token": session}).decode())
         result = orjson.loads(await ws.recv())["result"]
     assert result["inbox"] is None and result["scope"] == "order:o1"
@@ -373,12 +384,9 @@ async def test_r11_the_files_backend_writes_parseable_eml_files(
     sqlite_url: str, clock: FakeClock, tmp_path: Path
 ) -> None:
     directory = tmp_path / "mail"
-    hub = await mail_hub(sqlite_url, clock, mail_backend="files", mail_dir=str(directory))
-    try:
+    async with mail_hub(sqlite_url, clock, mail_backend="files", mail_dir=str(directory)) as hub:
         await members_and_order(hub)
         await until_drained(hub)
-    finally:
-        await stop_hub(hub)
     files = sorted(directory.iterdir())
     assert [f.suffix for f in files] == [".eml", ".eml"]  # no temporary file left
     messages = [email.message_from_bytes(f.read_bytes(), policy=default_policy) for f in files]
@@ -405,9 +413,15 @@ async def test_r11_a_refusing_smtp_server_is_retried_until_the_mail_arrives(
 async def test_r11_two_hubs_on_one_redis_send_each_mail_once(
     redis_server: Any, clock: FakeClock, smtp: SmtpSink
 ) -> None:
+    redis_server.start()
     await redis_server.flushall()
-    hubs = [await mail_hub(redis_server.url, clock, **smtp_settings(smtp)) for _ in range(2)]
-    try:
+    async with contextlib.AsyncExitStack() as running:
+        hubs = [
+            await running.enter_async_context(
+                mail_hub(redis_server.url, clock, **smtp_settings(smtp))
+            )
+            for _ in range(2)
+        ]
         await members_and_order(hubs[0], "o1", "l1")
         for n, hub in enumerate(hubs * 2):
             await hub.listing(f"l{n + 2}", seller="seller", title=TITLE)
@@ -419,9 +433,6 @@ async def test_r11_two_hubs_on_one_redis_send_each_mail_once(
         subjects = [(rcpt[0], m["Subject"]) for rcpt, m in smtp.received]
         assert len(subjects) == 10 and len(set(subjects)) == 10
         assert hubs[0].app.mail.sent + hubs[1].app.mail.sent == 10
-    finally:
-        for hub in hubs:
-            await stop_hub(hub)
 
 
 # Composing, without sockets.
@@ -464,11 +475,10 @@ async def reminders_drained(hub: RunningHub) -> bool:
 async def reminding_hub(
     sqlite_url: str, clock: FakeClock, smtp: SmtpSink
 ) -> AsyncIterator[RunningHub]:
-    running = await mail_hub(sqlite_url, clock, unread_reminder_minutes=15, **smtp_settings(smtp))
-    try:
+    async with mail_hub(
+        sqlite_url, clock, unread_reminder_minutes=15, **smtp_settings(smtp)
+    ) as running:
         yield running
-    finally:
-        await stop_hub(running)
 
 
 async def test_unread_conversation_gets_one_reminder_not_one_per_message(
@@ -479,7 +489,7 @@ async def test_unread_conversation_gets_one_reminder_not_one_per_message(
     await until_drained(hub)
     seller = await hub.client("seller", "bob_sells")
     for text in ("Hello!", "It ships tomorrow.", "Which address?"):
-        await seller.post("order:o1", text)
+        last = await seller.post("order:o1", text)
     clock.advance(15 * 60)
     await eventually(lambda: len(smtp.to(BUYER_ADDRESS)) >= 2)
     async with asyncio.timeout(WAIT):
@@ -495,7 +505,8 @@ async def test_unread_conversation_gets_one_reminder_not_one_per_message(
     assert status == 200 and meta(page, "parley-room") == "order:o1"
 
     # Read, then left unread again: a new stretch, a new reminder.
-    await hub.app.store.set_read_mark("order:o1", UserId("buyer"), 10**6)
+    buyer = await hub.client("buyer", "Amelie", locale="fr-CA")
+    await buyer.read("order:o1", last["seq"])
     await seller.post("order:o1", "Still there?")
     clock.advance(15 * 60)
     await eventually(lambda: len(smtp.to(BUYER_ADDRESS)) >= 3)
@@ -509,7 +520,8 @@ async def test_a_conversation_read_in_time_gets_no_reminder(
     await until_drained(hub)
     seller = await hub.client("seller", "bob_sells")
     posted = await seller.post("order:o1", "Hello!")
-    await hub.app.store.set_read_mark("order:o1", UserId("buyer"), posted["seq"])
+    buyer = await hub.client("buyer", "Amelie", locale="fr-CA")
+    await buyer.read("order:o1", posted["seq"])
     clock.advance(15 * 60)
     async with asyncio.timeout(WAIT):
         while not await reminders_drained(hub):

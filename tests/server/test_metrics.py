@@ -41,6 +41,13 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
+def exposed(samples: Samples, name: str, **labels: str) -> float:
+    """The sample's value; a sample missing from the exposition fails the test."""
+    key = (name, frozenset(labels.items()))
+    assert key in samples, f"{name}{labels or ''} is not exposed"
+    return samples[key]
+
+
 def lag_count(samples: Samples) -> float:
     return value(samples, "parley_fanout_lag_seconds_count")
 
@@ -109,7 +116,7 @@ async def test_a_scrape_counts_posts_stored_delivered_and_ops_exactly(store_url:
         assert grew("parley_entries_stored_total") == posts  # one entry per post, nothing else
         assert grew("parley_deliveries_total") == 2 * posts  # two watchers, each event once
         assert lag_count(after) - lag_count(before) == posts  # each entry delivered once here
-        assert value(after, "parley_fanout_lag_seconds_sum") >= 0
+        assert exposed(after, "parley_fanout_lag_seconds_sum") >= 0
         assert value(after, "parley_connections") == 2
         assert value(after, "parley_connections_accepted_total") == 2
         assert value(after, "parley_rooms_followed") == 3  # listing:L1 and the two inboxes
@@ -118,7 +125,7 @@ async def test_a_scrape_counts_posts_stored_delivered_and_ops_exactly(store_url:
         assert value(after, "parley_store_write_seconds_bucket", le="+Inf") == value(
             after, "parley_store_write_seconds_count"
         )
-        assert value(after, "parley_push_outbox_items") >= 0
+        assert exposed(after, "parley_push_outbox_items") == 0  # everyone was online
         assert ("parley_mail_sent_total", frozenset()) in after
         assert value(after, "process_open_fds") > 0
         reconnects = ("parley_redis_fanout_reconnects_total", frozenset[tuple[str, str]]())
@@ -155,6 +162,28 @@ async def test_a_slow_consumer_close_is_counted_under_4008(sqlite_url: str) -> N
         await stop_hub(hub)
 
 
+async def test_a_gateway_waiting_on_a_long_poll_is_counted_until_it_is_answered(
+    sqlite_url: str,
+) -> None:
+    hub = await start_hub(sqlite_url)
+    try:
+        assert exposed(await scrape(hub), "parley_push_long_polls") == 0
+        query = {"group": "fcm", "consumer": "gw-1", "wait": "20"}
+        waiting = asyncio.ensure_future(hub.http.get(f"{hub.api_url}/v1/push", params=query))
+        async with asyncio.timeout(WAIT):
+            while exposed(await scrape(hub), "parley_push_long_polls") != 1:
+                await asyncio.sleep(0.01)
+        await hub.listing("L1")
+        assert (await hub.api("PUT", "/v1/users/bob", {"name": "bob"}))[0] == 200
+        poster = await hub.client("u1")
+        await poster.post("listing:L1", "@bob have a look")  # bob is away: pushed
+        async with await asyncio.wait_for(waiting, WAIT) as response:
+            assert [i["user_id"] for i in (await response.json())["items"]] == ["bob"]
+        assert exposed(await scrape(hub), "parley_push_long_polls") == 0
+    finally:
+        await stop_hub(hub)
+
+
 # The /readyz canary, on a real Redis.
 
 
@@ -176,6 +205,7 @@ async def subscribers(client: redis.asyncio.Redis, channel: bytes, sharded: bool
 
 
 async def test_readyz_sends_a_canary_around_through_redis(redis_server: RedisServer) -> None:
+    redis_server.start()
     await redis_server.flushall()
     hub = await start_hub(redis_server.url)
     store = hub.app.store

@@ -108,6 +108,31 @@ async def test_r5_offers_need_the_sellers_switch_which_only_the_seller_turns(
     assert refused.value.code == "forbidden"
 
 
+@pytest.mark.parametrize(
+    ("status", "code", "details"),
+    [
+        ("reserved", "listing_unavailable", {"status": "reserved"}),
+        ("sold", "listing_unavailable", {"status": "sold"}),
+        ("hidden", "listing_unavailable", {"status": "hidden"}),
+        ("deleted", "not_found", None),  # as every op on a deleted listing
+    ],
+)
+async def test_r5_r6_a_listing_not_active_takes_no_offer(
+    hub: RunningHub, status: str, code: str, details: dict[str, str] | None
+) -> None:
+    await listing(hub, "L1", 5000, offers_enabled=True)
+    sam, bea = await members(hub, "sam", "bea")
+    await hub.api("PUT", "/v1/listings/L1/likers/bea")
+    await listing(hub, "L1", 5000, status=status)
+    for call in (bea.offer_make("L1", 4000), sam.offer_to_likers("L1", 4000, ["bea"])):
+        with pytest.raises(ParleyError) as refused:
+            await call
+        assert (refused.value.code, refused.value.details) == (code, details)
+    # Active again (the order fell through): it takes offers.
+    await listing(hub, "L1", 5000, status="active")
+    assert (await bea.offer_make("L1", 4000))["state"] == "open"
+
+
 async def test_r5_turns_one_open_negotiation_and_strangers(hub: RunningHub) -> None:
     await listing(hub, "L1", 5000, offers_enabled=True)
     sam, bea, eve = await members(hub, "sam", "bea", "eve")

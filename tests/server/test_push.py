@@ -28,6 +28,7 @@ from parley.server.store.outbox import PushItem, PushOutbox, open_outbox
 from tests.server.conftest import GATEWAY_TIMEOUT, MockProvider, finish_gateway, start_gateway
 from tests.support import hubproc
 from tests.support.hubproc import API_KEY
+from tests.support.long_poll import until_long_polls
 
 
 def item(user: str, seq: int, kind: str = "mention") -> PushItem:
@@ -162,7 +163,7 @@ async def test_an_item_not_acked_in_time_is_fetched_again(push: PushApi) -> None
 
 async def test_a_long_poll_answers_when_an_item_arrives(push: PushApi) -> None:
     waiting = asyncio.create_task(push.get("/v1/push", group="fcm", consumer="gw-1", wait=20))
-    await asyncio.sleep(0.2)  # time for the request to reach the handler (loopback)
+    await until_long_polls(push.outbox)  # the request found nothing and waits
     assert not waiting.done()
     await push.outbox.enqueue([item("alice", 1)])
     status, reply = await asyncio.wait_for(waiting, 10)

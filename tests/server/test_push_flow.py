@@ -8,10 +8,7 @@ items, with ``push_when``, the ``read`` flag and a restart in the way.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from parley.server.core.clock import FakeClock
 from tests.server.conftest import (
@@ -23,16 +20,6 @@ from tests.server.conftest import (
     stop_hub,
 )
 from tests.support.hubproc import API_KEY
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def store_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield sqlite_url
-        return
-    redis_server = request.getfixturevalue("redis_server")
-    await redis_server.flushall()
-    yield redis_server.url
 
 
 async def setup(hub: RunningHub) -> None:

@@ -7,6 +7,7 @@ its own, so it can kill, stop and restart them.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -336,6 +337,26 @@ async def test_redis_back_without_its_data_tells_clients_to_reload(
     await until(resumed_as_reload)
 
 
+def _listening_ports(pid: int) -> set[int]:
+    """The TCP ports process ``pid`` listens on (Linux ``/proc``)."""
+    fds = Path(f"/proc/{pid}/fd")
+    inodes = set()
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def _children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []
@@ -345,11 +366,16 @@ async def test_serve_with_workers_runs_several_hub_processes_on_one_port(
     tmp_path: Path, redis: RedisServer, http: aiohttp.ClientSession, clients: Clients
 ) -> None:
     hub = HubProcess(tmp_path, redis.url, workers=2)
-    hub.start()  # ready once the first worker is
+    hub.start()  # ready once every worker is
     try:
         assert hub.proc is not None
         workers = _children(hub.proc.pid)
         assert len(workers) == 2
+        # Both on the ports the ready line gave (picked once: the settings said 0);
+        # the supervisor holds them without listening.
+        ports = {hub.settings["ws_port"], hub.settings["api_port"]}
+        assert [_listening_ports(pid) for pid in workers] == [ports, ports]
+        assert _listening_ports(hub.proc.pid) == set()
         await listing(http, hub, "L1")
         # The kernel spreads connections over both workers; Redis joins them.
         members = [await clients.connect(hub, f"u{i}") for i in range(12)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from parley.server.core.model import UserId
 from parley.server.store import Store, StoreUnavailable, open_store
 from parley.server.store.outbox import Delivery, PushItem, PushOutbox, open_outbox
 from tests.store.conftest import BACKENDS
+from tests.support.closed_port import closed_port
+from tests.support.long_poll import until_long_polls
 from tests.support.redis_server import RedisServer
 
 VT = 60.0  # the visibility timeout, in FakeClock seconds
@@ -268,11 +270,23 @@ async def test_one_fetch_may_take_several_items_of_a_member_but_not_overtake_a_h
     ]
 
 
+@pytest.fixture
+def woken_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A waiting fetch looks again only when woken: the backends' periodic
+    re-checks (for clock jumps, for items enqueued by other hubs) are pushed
+    past every wait below, so an answer can only come from the wake-up."""
+    from parley.server.store import redis_outbox, sqlite_outbox
+
+    monkeypatch.setattr(sqlite_outbox, "RECHECK_MAX", 60.0)
+    monkeypatch.setattr(redis_outbox, "POLL_INTERVAL", 60.0)
+
+
+@pytest.mark.usefixtures("woken_only")
 async def test_an_ack_releases_the_member_to_a_waiting_consumer(env: Env) -> None:
     await env.box.enqueue([item("x", 1), item("x", 2)])
     [first] = await env.box.fetch("gw", "c1", count=1, wait=0)
     waiting = asyncio.create_task(env.box.fetch("gw", "c2", count=10, wait=10))
-    await asyncio.sleep(0)  # let it look once and start waiting
+    await until_long_polls(env.box)  # x is held by c1: c2 found nothing and waits
     assert not waiting.done()
     await env.box.ack("gw", [first.id])
     got = await asyncio.wait_for(waiting, 5)
@@ -282,9 +296,10 @@ async def test_an_ack_releases_the_member_to_a_waiting_consumer(env: Env) -> Non
 # Long-poll.
 
 
+@pytest.mark.usefixtures("woken_only")
 async def test_a_long_poll_returns_as_soon_as_an_item_is_enqueued(env: Env) -> None:
     waiting = asyncio.create_task(env.box.fetch("gw", "c1", count=10, wait=10))
-    await asyncio.sleep(0)
+    await until_long_polls(env.box)
     assert not waiting.done()
     await env.box.enqueue([item("alice", 1)])
     got = await asyncio.wait_for(waiting, 5)
@@ -297,9 +312,10 @@ async def test_wait_zero_returns_at_once_when_there_is_nothing(env: Env) -> None
 
 async def test_closing_ends_a_long_poll_and_refuses_later_calls(env: Env) -> None:
     waiting = asyncio.create_task(env.box.fetch("gw", "c1", count=10, wait=30))
-    await asyncio.sleep(0)
+    await until_long_polls(env.box)
     await env.box.close()
     assert await asyncio.wait_for(waiting, 5) == []
+    assert env.box.long_polls == 0
     for call in (
         env.box.fetch("gw", "c1", count=1, wait=0),
         env.box.enqueue([item("alice", 1)]),
@@ -514,10 +530,10 @@ async def test_on_sqlite_a_closed_store_is_unavailable(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def free_redis_url() -> str:
-    from tests.support.redis_server import free_port
-
-    return f"redis://127.0.0.1:{free_port()}/0"
+def free_redis_url() -> Iterator[str]:
+    """A Redis URL where nothing answers: a port the test holds, never listened on."""
+    with closed_port() as port:
+        yield f"redis://127.0.0.1:{port}/0"
 
 
 @pytest.fixture

@@ -61,11 +61,11 @@ async def test_flushall_empties_every_master(redis_cluster: RedisCluster) -> Non
 
 def test_a_failed_start_kills_every_node_it_started(tmp_path: Path) -> None:
     cluster = RedisCluster(tmp_path / "cluster")
-    taken = cluster.nodes[3]
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", taken.port))  # bound, not listening: refuses connections
-        with pytest.raises(RuntimeError, match="exited at start"):
-            cluster.start()
+    broken = cluster.nodes[3]
+    broken.data_dir.mkdir(parents=True)
+    (broken.data_dir / "nodes.conf").write_text("not a cluster configuration\n")
+    with pytest.raises(RuntimeError, match="exited at start"):
+        cluster.start()
     assert not any(node.running for node in cluster.nodes)
     for node in cluster.nodes[:3]:  # started before the failure, killed after it
         with pytest.raises(OSError):

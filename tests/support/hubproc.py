@@ -1,8 +1,15 @@
-"""Hub processes for tests: ``parley serve`` in a subprocess, on fixed free ports."""
+"""Hub processes for tests: ``parley serve`` in a subprocess, on ports it picks.
+
+The hub binds port 0 and reports the ports it got on its ready line
+(``parley ready ws_port=... api_port=...``); a restart binds those again, so
+its members' clients find it where they left it.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,9 +22,14 @@ import yaml
 
 SECRET = "test-secret-that-is-at-least-32-bytes-long"
 API_KEY = "test-api-key"
+READY_RE = re.compile(rb"^parley ready ws_port=(\d+) api_port=(\d+)$")
+_numbers = itertools.count(1)
 
 
 def free_port() -> int:
+    """A port free when asked, released at once: another process may take it
+    before the caller binds it. Servers here bind port 0 and report theirs;
+    only the browser tests' servers still start from this."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -48,10 +60,11 @@ class HubProcess:
     ) -> None:
         # The command before ``serve``: the checkout's hub unless a test names another.
         self.command = command or [sys.executable, "-m", "parley.server.cli"]
-        self.settings = test_settings(store, ws_port=free_port(), api_port=free_port(), **overrides)
-        self.config_path = directory / f"hub-{self.settings['ws_port']}.yaml"
+        self.settings = test_settings(store, **overrides)  # ws_port and api_port 0
+        name = f"hub-{os.getpid()}-{next(_numbers)}"
+        self.config_path = directory / f"{name}.yaml"
         self.config_path.write_text(yaml.safe_dump(self.settings))
-        self.log_path = directory / f"hub-{self.settings['ws_port']}.log"
+        self.log_path = directory / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -70,15 +83,38 @@ class HubProcess:
             stderr=log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        assert self.proc.stdout is not None
+        try:
+            self._until_ready(self.proc, timeout)
+        except BaseException:
+            self.stop()  # a hub that failed to start is not left running
+            raise
+
+    def _until_ready(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
+        assert proc.stdout is not None
         deadline = time.monotonic() + timeout
+        waiting = self.settings.get("workers", 1)  # each worker says it is ready
         while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if line.startswith(b"parley ready"):
-                return
-            if not line and self.proc.poll() is not None:
+            line = proc.stdout.readline()
+            ready = READY_RE.match(line.strip())
+            if ready:
+                self._bound(int(ready[1]), int(ready[2]))
+                waiting -= 1
+                if waiting == 0:
+                    return
+            if not line and proc.poll() is not None:
                 break
         raise RuntimeError(f"hub did not start; log:\n{self.log_path.read_text()}")
+
+    def _bound(self, ws_port: int, api_port: int) -> None:
+        """The ports the hub got (every worker the same): kept, so that a restart
+        binds them again."""
+        first = self.settings["ws_port"] == 0
+        assert first or (self.settings["ws_port"], self.settings["api_port"]) == (
+            ws_port,
+            api_port,
+        ), "every worker, and a restarted hub, must be on the ports reported first"
+        self.settings.update(ws_port=ws_port, api_port=api_port)
+        self.config_path.write_text(yaml.safe_dump(self.settings))
 
     def terminate(self, timeout: float = 20.0) -> int:
         assert self.proc is not None

@@ -83,6 +83,7 @@ class RedisNode(RedisServer):
         self, data_dir: Path, *, port: int, bus_port: int, node_timeout_ms: int = NODE_TIMEOUT_MS
     ) -> None:
         super().__init__(data_dir, port=port)
+        self._may_move = True  # picked by the cluster, which meets its nodes once they run
         self.bus_port = bus_port
         self.node_timeout_ms = node_timeout_ms
         self.node_id = ""  # read from the node once it runs
@@ -101,6 +102,9 @@ class RedisNode(RedisServer):
             "--cluster-replica-validity-factor", "0",
             "--repl-diskless-sync-delay", "0",
         ]  # fmt: skip
+
+    def _move(self) -> None:
+        self.port, self.bus_port = unique_free_ports(2)
 
     def start(self) -> None:
         """Start the node and wait until it answers PING; a no-op if it runs."""

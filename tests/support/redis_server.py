@@ -28,10 +28,14 @@ from types import TracebackType
 
 import redis
 import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 SYSTEM_REDIS_PORT = 6379
 START_TIMEOUT = 10.0  # seconds for the server to answer PING
 STOP_TIMEOUT = 10.0  # seconds for a graceful shutdown before SIGKILL
+PORT_TRIES = 10  # ports tried before a first start gives up
+PROBE_TIMEOUT = 1.0  # seconds one readiness look may take
 
 
 def find_redis_server() -> str:
@@ -44,8 +48,17 @@ def find_redis_server() -> str:
     return path
 
 
+class PortTaken(RuntimeError):
+    """The port was free when picked, and somebody else's by the time Redis bound it."""
+
+
 def free_port() -> int:
-    """A loopback TCP port nobody listens on now (never the system Redis's)."""
+    """A loopback TCP port nobody listens on now (never the system Redis's).
+
+    Only a candidate: ``redis-server`` cannot bind port 0 and tell which port it
+    got (``--port 0`` turns TCP off), so ``RedisServer.start`` checks that the
+    server answering there is its own, and moves to another port if not.
+    """
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
@@ -66,6 +79,8 @@ class RedisServer:
         self.port = free_port() if port is None else port
         if self.port == SYSTEM_REDIS_PORT:
             raise ValueError("the tests never use the system Redis's port 6379")
+        # A port picked here may move while the server never ran; then it is kept.
+        self._may_move = port is None
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -97,18 +112,36 @@ class RedisServer:
         ]  # fmt: skip
 
     def start(self) -> None:
-        """Start the server and wait until it answers; a no-op if it runs."""
+        """Start the server and wait until it answers; a no-op if it runs.
+
+        Before its first start, a server whose port was taken meanwhile moves
+        to another; afterwards it keeps its port (clients know it).
+        """
         if self.running:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._process = subprocess.Popen(
-            self.server_args(),
-            cwd=self.data_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self._wait_ready()
+        for _ in range(PORT_TRIES):
+            self._process = subprocess.Popen(
+                self.server_args(),
+                cwd=self.data_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            try:
+                self._wait_ready()
+            except PortTaken:
+                if not self._may_move:
+                    raise
+                self._move()
+                continue
+            self._may_move = False
+            return
+        raise PortTaken(f"no free port found in {PORT_TRIES} tries")
+
+    def _move(self) -> None:
+        """Another port, for a server that never ran."""
+        self.port = free_port()
 
     def stop(self) -> None:
         """Shut down gracefully (SIGTERM: Redis fsyncs the AOF and exits)."""
@@ -183,15 +216,33 @@ class RedisServer:
     def _wait_ready(self) -> None:
         assert self._process is not None
         deadline = time.monotonic() + START_TIMEOUT
-        with self.client() as client:
+        # No retries, short timeouts: a port taken by something that is no Redis
+        # must not hold each look for seconds.
+        probe = redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            socket_timeout=PROBE_TIMEOUT,
+            socket_connect_timeout=PROBE_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+        )
+        with probe as client:
             while True:
                 if self._process.poll() is not None:
-                    raise RuntimeError(f"redis-server exited at start: {self._failure()}")
-                with contextlib.suppress(redis.ConnectionError):
-                    # BusyLoadingError (still replaying the AOF) is a ConnectionError.
+                    failure = self._failure()
+                    self._reap()
+                    if "Address already in use" in failure:
+                        raise PortTaken(failure)
+                    raise RuntimeError(f"redis-server exited at start: {failure}")
+                # BusyLoadingError (still replaying the AOF) is a ConnectionError; a
+                # timeout: something that is no Redis took the port meanwhile.
+                with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
                     if client.ping():
+                        # Somebody else's server on a port taken meanwhile answers too.
+                        if client.info("server")["process_id"] != self._process.pid:
+                            self.kill()
+                            raise PortTaken(f"another Redis answers on port {self.port}")
                         return
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline and self._process.poll() is None:
                     self.kill()
                     raise RuntimeError(f"redis-server did not answer in time: {self._failure()}")
                 time.sleep(0.02)
