@@ -28,10 +28,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from parley.server.core.clock import Clock
 from parley.server.demo import seed
 from tests.server.conftest import RunningHub, start_hub, stop_hub
-from tests.support.hubproc import free_port
+from tests.support.front_door import FrontDoor
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = Path(__file__).resolve().parent / "pages"
@@ -47,7 +46,6 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(os.environ.get("PARLEY_SCREENSHOTS", ROOT / "artifacts" / "screenshots"))
 NPM_TIMEOUT = 300  # seconds npm may take to install the tarball, esbuild and TypeScript
-BIND_ATTEMPTS = 5  # a port found free may be taken before the hub binds it: try another
 
 
 @dataclass
@@ -55,6 +53,7 @@ class Demo:
     """The hub, the marketplace's pages on their own origin, and a token per member."""
 
     hub: RunningHub
+    public: str  # the hub's public_url: its address in front of it, as members reach it
     pages_origin: str  # the marketplace's static server: nothing added to what it sends
     page: str  # the marketplace page the members open: "marketplace.html" or "bundle/index.html"
     mail_dir: Path
@@ -62,11 +61,11 @@ class Demo:
 
     @property
     def hub_origin(self) -> str:
-        return f"http://127.0.0.1:{self.hub.app.ws_port}"
+        return self.public
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.hub.app.ws_port}/"
+        return self.public.replace("http://", "ws://", 1) + "/"
 
     def user(self, name: str) -> dict[str, Any]:
         return next(u for u in self.catalog["users"] if u["name"] == name)
@@ -105,26 +104,6 @@ async def serve_static(folder: Path) -> tuple[web.AppRunner, str]:
     await site.start()
     host, port = runner.addresses[0][:2]
     return runner, f"http://{host}:{port}"
-
-
-async def start_public_hub(
-    store: str, *, clock: Clock | None = None, public: str | None = None, **overrides: Any
-) -> RunningHub:
-    """A hub whose ``public_url`` is its own public port (or ``public``), on a free port."""
-    for attempt in range(BIND_ATTEMPTS):
-        port = free_port()
-        try:
-            return await start_hub(
-                store,
-                clock=clock,
-                ws_port=port,
-                public_url=public or f"http://127.0.0.1:{port}",
-                **overrides,
-            )
-        except OSError:
-            if attempt == BIND_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
 
 
 def run_npm(*args: str, cwd: Path) -> str:
@@ -175,31 +154,39 @@ async def demo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
     folder.mkdir()
     runner, pages_origin = await serve_static(folder)
     mail_dir = tmp_path / "mail"
+    # The hub's public address, in front of it as a load balancer would be: the
+    # e-mail's links and the landing page name it, and members' browsers reach it.
+    door = FrontDoor()
+    await door.open()
     try:
-        hub = await start_public_hub(
+        hub = await start_hub(
             f"sqlite:///{tmp_path / 'parley.sqlite3'}",
+            ws_port=0,
+            public_url=door.url,
             allowed_origins=(pages_origin,),
             mail_backend="files",
             mail_dir=str(mail_dir),
         )
+        door.target = hub.app.ws_port
         try:
-            hub_origin = f"http://127.0.0.1:{hub.app.ws_port}"
             catalog = await seed(
-                hub.config, api_url=hub.api_url, ws_url=hub.ws_url, public_url=hub_origin
+                hub.config, api_url=hub.api_url, ws_url=hub.ws_url, public_url=door.url
             )
-            write_pages(folder, hub_origin, hub.ws_url, catalog)
+            ws_url = door.url.replace("http://", "ws://", 1) + "/"
+            write_pages(folder, door.url, ws_url, catalog)
             page = "marketplace.html"
             if request.param == "bundle":
                 bundle = request.getfixturevalue("npm_bundle")
                 shutil.copytree(bundle / "dist", folder / "bundle")
                 index = Template((bundle / "index.html").read_text(encoding="utf-8"))
-                (folder / "bundle" / "index.html").write_text(index.substitute(ws=hub.ws_url))
+                (folder / "bundle" / "index.html").write_text(index.substitute(ws=ws_url))
                 shutil.copy(folder / "catalog.json", folder / "bundle" / "catalog.json")
                 page = "bundle/index.html"
-            yield Demo(hub, pages_origin, page, mail_dir, catalog)
+            yield Demo(hub, door.url, pages_origin, page, mail_dir, catalog)
         finally:
             await stop_hub(hub)
     finally:
+        await door.close()
         await runner.cleanup()
 
 

@@ -11,7 +11,6 @@ import itertools
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,16 +23,6 @@ SECRET = "test-secret-that-is-at-least-32-bytes-long"
 API_KEY = "test-api-key"
 READY_RE = re.compile(rb"^parley ready ws_port=(\d+) api_port=(\d+)$")
 _numbers = itertools.count(1)
-
-
-def free_port() -> int:
-    """A port free when asked, released at once: another process may take it
-    before the caller binds it. Servers here bind port 0 and report theirs;
-    only the browser tests' servers still start from this."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_settings(store: str, **overrides: Any) -> dict[str, Any]:
