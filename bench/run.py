@@ -54,6 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--repeat", type=int, default=None, help="runs per server and workload (3; 1 with --quick)")
     add("--quick", action="store_true", help="small sizes: a smoke test in seconds")
     add("--w5-rate", type=float, default=None, help="posts/s for W5 (default: half Parley's W4)")
+    add("--w3-connections", type=int, default=None, help="W3's idle connections (10,000)")
     add("--parley-config", type=Path, default=None, help="YAML merged into the hub's config")
     add("--parley-rev", default=None, help="run the hub of this commit, not the working tree")
     add("--out", type=Path, default=None, help="results folder (default bench/results/<stamp>)")
@@ -72,6 +73,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.repeat = 1 if args.quick else 3
     if not 1 <= args.repeat <= 20:
         ap.error("--repeat must be between 1 and 20")
+    if args.w3_connections is not None and not 1_000 <= args.w3_connections <= 28_000:
+        # One source address reaches one port through at most ~28,000 ephemeral ports.
+        ap.error("--w3-connections must be between 1,000 and 28,000")
     return args
 
 
@@ -279,6 +283,13 @@ async def main(args: argparse.Namespace) -> int:
         log("bench: --profile needs py-spy: .venv/bin/pip install py-spy")
         return 2
     fd_limit = procs.raise_fd_limit()
+    if args.w3_connections and args.w3_connections + 1_000 > fd_limit:
+        # The hub and the load generator each hold one socket per connection.
+        log(
+            f"bench: the open-files limit is {fd_limit}: too low for {args.w3_connections:,}"
+            " connections (raise it: ulimit -n)"
+        )
+        return 2
     if procs.can_pin():
         os.sched_setaffinity(0, {procs.LOADGEN_CORE})
     else:
@@ -330,6 +341,8 @@ async def main(args: argparse.Namespace) -> int:
             if workload == "W5":
                 params["rate"], params["rate_source"] = _w5_rate(args, rows_by_key, size)
                 params["posts_per_conn"] = workloads.w5_posts_per_conn(params)
+            if workload == "W3" and args.w3_connections:
+                params["connections"] = args.w3_connections
             for rep in range(args.repeat):
                 shift = rep % len(servers) if servers else 0
                 for server in servers[shift:] + servers[:shift]:

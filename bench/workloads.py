@@ -68,5 +68,5 @@ def expected_seconds(workload: str, params: dict[str, Any]) -> float:
         posts = params["connections"] * params["posts_per_conn"]
         return 90.0 + float(posts / params["rate"] + params["drain_timeout_s"])
     if workload == "W3":
-        return 180.0 + float(params["hold_s"])
+        return 180.0 + float(params["hold_s"]) + params["connections"] / 500
     return 60.0 + float(params["timeout_s"])
