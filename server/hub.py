@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 from collections.abc import Awaitable
 from functools import partial
 from typing import Any, Final
@@ -59,6 +60,7 @@ from parley.server.core.buckets import Buckets
 from parley.server.core.clock import Clock
 from parley.server.core.connection_caps import ConnectionCap
 from parley.server.core.feed import FeedStep, RoomFeed
+from parley.server.core.keepalive import Keepalive, Liveness, keepalive_step, sweep_period
 from parley.server.core.model import Entry, Order
 from parley.server.core.ratelimit import MemberBuckets, TokenBucket
 from parley.server.core.rooms import (
@@ -114,6 +116,15 @@ class HubConnection(ServerConnection):
     closing it and dropping the traceback (the exception stays, for
     ``close_exc.__cause__``) loses nothing.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The hub's keepalive sweep reads it (``server.core.keepalive``).
+        self.liveness = Liveness(quiet_since=self.loop.time())
+
+    def data_received(self, data: bytes) -> None:
+        self.liveness.heard = True
+        super().data_received(data)
 
     def forget_handshake(self) -> None:
         """Drop the handshake's request and response, headers and all (~1.5 KB).
@@ -209,6 +220,7 @@ class Hub:
         self._opening: dict[str, asyncio.Future[Room]] = {}
         self.conns: set[Conn] = set()
         self.server: Server | None = None
+        self._keepalive_task: asyncio.Future[None] | None = None  # set by start
         self._tasks: set[asyncio.Future[Any]] = set()
         self._unflushed: list[Conn] = []  # connections with pending frames
         # Counted in place on the hot path (plain ints, no lock); GET /metrics reads them.
@@ -238,8 +250,9 @@ class Hub:
             subprotocols=[*SUBPROTOCOLS],  # type: ignore[list-item]
             compression=None,  # prebuilt broadcast frames need frames without extensions
             max_size=self.config.max_frame_bytes,
-            ping_interval=self.config.ping_interval,
-            ping_timeout=self.config.ping_timeout,
+            # One sweep pings quiet connections (_keepalive), not a task per connection.
+            ping_interval=None,
+            ping_timeout=None,
             close_timeout=CLOSE_TIMEOUT,
             reuse_port=reuse_port,
             # Plain requests get pages and files; a handshake from a refused Origin, 403.
@@ -247,8 +260,32 @@ class Hub:
         )
         sock = next(iter(self.server.sockets))
         bound: int = sock.getsockname()[1]
+        self._keepalive_task = asyncio.ensure_future(self._keepalive(self.server))
         log.info("hub listening on %s:%d", host, bound)
         return bound
+
+    async def _keepalive(self, server: Server) -> None:
+        """Ping connections gone quiet; close those whose ping got no pong (1011)."""
+        interval, timeout = self.config.ping_interval, self.config.ping_timeout
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(sweep_period(interval, timeout))
+            now = loop.time()
+            for ws in list(server.connections):
+                if not isinstance(ws, HubConnection) or ws.protocol.state is not State.OPEN:
+                    continue
+                action = keepalive_step(ws.liveness, now, interval, timeout)
+                if action is Keepalive.PING:
+                    ws.protocol.send_ping(b"")
+                    ws.send_data()
+                elif action is Keepalive.CLOSE:
+                    ws.liveness.pinged_at = math.inf  # closing: not again
+                    log.info("no pong in time: closing address=%s", ws.remote_address)
+                    self._track(
+                        asyncio.ensure_future(
+                            ws.close(CloseCode.internal_error, "keepalive ping timeout")
+                        )
+                    )
 
     async def shutdown(self) -> None:
         """Stop accepting at once; close members with 1012 over ``drain_window``.
@@ -261,6 +298,8 @@ class Hub:
         if self.server is None:
             return
         self.draining = True
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
         self.server.close(close_connections=False)  # no new connections from here
         await self._drain(self.config.drain_window)
         with contextlib.suppress(TimeoutError):
