@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from parley.protocol.errors import ErrorCode, ParleyError
 from parley.server.config import Config
@@ -212,6 +213,7 @@ class InternalApi:
         return app
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        hide_bad_request_lines()
         self.runner = web.AppRunner(self.app(), access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, port, reuse_port=reuse_port or None)
@@ -511,3 +513,26 @@ def _query_int(request: web.Request, name: str, default: int, low: int, high: in
     if not low <= value <= high:
         raise _bad(f"{name} must be between {low} and {high}")
     return value
+
+
+class _BadRequestLine(logging.Filter):
+    """aiohttp logs a request its parser refuses with the offending header line,
+    ``Authorization: Bearer <api key>`` included: keep the reason, drop the line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            reason = str(exc.message).split(":", 1)[0].strip()
+            record.msg = f"{record.getMessage()}: {exc.code} {reason}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_BAD_REQUEST_LINE: Final = _BadRequestLine()
+
+
+def hide_bad_request_lines() -> None:
+    """Install the filter on aiohttp's server logger (once)."""
+    logging.getLogger("aiohttp.server").addFilter(_BAD_REQUEST_LINE)
