@@ -166,11 +166,12 @@ end
 """
 
 # Run by a delete (target ARGV[6]): its words leave the store, not only the replies.
-# The target's text, its earlier edits' texts, mentions and masks, and its last
-# edit's are blanked in place; ``blank`` rewrites items of a msgpack array (of at
-# most 15 items: a one-byte header) without decoding the others.
+# The target's text and data (a notification's excerpt), its earlier edits' texts,
+# data, mentions and masks, and its last edit's are blanked in place; ``blank``
+# rewrites items of a msgpack array (of at most 15 items: a one-byte header) without
+# decoding the others: the text becomes "", the data nil, from ``cut_from`` on [].
 _ERASE_LUA: Final = """
-local function blank(body, text_at, cut_from)
+local function blank(body, text_at, cut_from, data_at)
   if not body then return nil end
   local n = string.byte(body, 1) - 144
   local parts, off = {string.sub(body, 1, 1)}, 1
@@ -178,7 +179,9 @@ local function blank(body, text_at, cut_from)
     local nxt = cmsgpack.unpack_one(body, off)
     if nxt == -1 then nxt = #body end
     local item = string.sub(body, off + 1, nxt)
-    if i == text_at then item = '\\160' elseif i >= cut_from then item = '\\144' end
+    if i == text_at then item = '\\160'
+    elseif i == data_at then item = '\\192'
+    elseif i >= cut_from then item = '\\144' end
     parts[#parts + 1] = item
     off = nxt
   end
@@ -186,18 +189,22 @@ local function blank(body, text_at, cut_from)
 end
 local target = ARGV[6]
 local first = redis.call('HGET', KEYS[3], target)
-if first then redis.call('HSET', KEYS[3], target, blank(first, 2, 99)) end
+if first then redis.call('HSET', KEYS[3], target, blank(first, 2, 99, 8)) end
 local last = redis.call('HGET', KEYS[5], 't' .. target)
-if last then redis.call('HSET', KEYS[5], 't' .. target, blank(last, 1, 3)) end
+if last then redis.call('HSET', KEYS[5], 't' .. target, blank(last, 1, 3, 0)) end
 for edit in string.gmatch(redis.call('HGET', KEYS[5], 'e' .. target) or '', '(%d+),') do
   local body = redis.call('HGET', KEYS[3], edit)
-  if body then redis.call('HSET', KEYS[3], edit, blank(body, 2, 9)) end
+  if body then redis.call('HSET', KEYS[3], edit, blank(body, 2, 9, 8)) end
+end
+if ARGV[12] == '1' then
+  redis.call('ZREM', KEYS[4], target)  -- a notification withdrawn is no longer unread
 end
 """
 
 # KEYS seq, epoch, log, msgs, mod, idem, closed, read
 # ARGV new epoch, known epoch, known seq, body, op, target, edit, idem, channel, publish,
-#      member ('1' for a member's entry, refused while the room is closed)
+#      member ('1' for a member's entry, refused while the room is closed),
+#      inbox ('1' in a member's own room: a deleted notification leaves ``msgs``)
 # op: m (a message or notification), e (edit), d (delete), r (read mark: ARGV[4] is
 # the body without its data and mentions, completed here), c (close), o (reopen),
 # s (kept in the log only)
@@ -660,7 +667,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
                     _new_id(), known_epoch, known_seq, body, op,
                     "" if draft.target is None else draft.target, edit, idem,
                     self._key(room, "ch"), "SPUBLISH" if self._sharded() else "PUBLISH",
-                    member,
+                    member, "1" if room.startswith("user:") else "",
                 ],
             )  # fmt: skip
         if reply[0] == 1:
@@ -801,6 +808,11 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
     async def get_entry(self, room: str, seq: int) -> Entry | None:
         found = await self._read_entries(room, "one", seq)
         return found[0] if found else None
+
+    async def entry_by_key(self, room: str, client_msg_id: str) -> Entry | None:
+        with edge():
+            seq = await self._client.hget(self._key(room, "idem"), f"\0{client_msg_id}")
+        return None if seq is None else await self.get_entry(room, int(seq))
 
     async def history(self, room: str, before: int | None, limit: int) -> list[Entry]:
         if limit <= 0:

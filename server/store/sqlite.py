@@ -338,6 +338,15 @@ class SqliteStore(SqliteOffers, SqliteConversations, LocalLeases, Store):
         )
         return None if row is None else _entry_from_row(row)
 
+    async def entry_by_key(self, room: str, client_msg_id: str) -> Entry | None:
+        entries = await self._read_entries(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE room = ?"
+            " AND coalesce(author_id, '') = '' AND client_msg_id = ?",
+            room,
+            client_msg_id,
+        )
+        return entries[0] if entries else None
+
     async def history(self, room: str, before: int | None, limit: int) -> list[Entry]:
         if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
             return []
@@ -527,18 +536,19 @@ class SqliteStore(SqliteOffers, SqliteConversations, LocalLeases, Store):
         )
         if kind == "edit":
             conn.execute(
-                "UPDATE entries SET text = ?, edited_ts = ?, mentions = ?, masked = ?"
-                " WHERE room = ? AND seq = ?",
-                (draft.text, draft.ts, mentions, masked, room, draft.target),
+                "UPDATE entries SET text = ?, edited_ts = ?, mentions = ?, masked = ?,"
+                " data = coalesce(?, data) WHERE room = ? AND seq = ?",
+                (draft.text, draft.ts, mentions, masked, data, room, draft.target),
             )
         elif kind == "delete":
+            # A notification's data holds an excerpt of the message: it goes too.
             conn.execute(
-                "UPDATE entries SET text = '', deleted = 1 WHERE room = ? AND seq = ?",
+                "UPDATE entries SET text = '', data = NULL, deleted = 1 WHERE room = ? AND seq = ?",
                 (room, draft.target),
             )
             # Its earlier edits carried its words too: they go with it.
             conn.execute(
-                "UPDATE entries SET text = '', mentions = NULL, masked = NULL"
+                "UPDATE entries SET text = '', data = NULL, mentions = NULL, masked = NULL"
                 " WHERE room = ? AND kind = 'edit' AND target = ?",
                 (room, draft.target),
             )
@@ -698,7 +708,8 @@ def _read_state(conn: sqlite3.Connection, room: str) -> tuple[int, int]:
     row = conn.execute("SELECT read_seq FROM rooms WHERE room = ?", (room,)).fetchone()
     up_to = 0 if row is None else row[0]
     (unread,) = conn.execute(
-        "SELECT count(*) FROM entries WHERE room = ? AND seq > ? AND kind = 'notification'",
+        "SELECT count(*) FROM entries WHERE room = ? AND seq > ? AND kind = 'notification'"
+        " AND deleted = 0",
         (room, up_to),
     ).fetchone()
     return up_to, unread
