@@ -45,6 +45,7 @@ from parley.server.core.order_status import (
 )
 from parley.server.core.roomevents import listing_change, order_opened
 from parley.server.core.rooms import listing_room, order_room
+from parley.server.core.usernames import check_username
 from parley.server.mail.outbox import queue_order_confirmation
 from parley.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from parley.server.metrics import Metrics
@@ -58,6 +59,7 @@ log = logging.getLogger("parley.api")
 STATUS_OF: Final[dict[ErrorCode, int]] = {
     ErrorCode.bad_request: 400,
     ErrorCode.bad_frame: 400,
+    ErrorCode.username_contact_details: 400,
     ErrorCode.too_large: 413,
     ErrorCode.unauthorized: 401,
     ErrorCode.forbidden: 403,
@@ -274,6 +276,7 @@ class InternalApi:
         name = body.text("name", max_len=MAX_USERNAME) or ""
         if not is_valid_username(name):
             raise _bad("name must be a username: letters, digits and _, with single . or - inside")
+        check_username(name, region=self.config.phone_region)
         user = User(
             UserId(user_id),
             name,

@@ -14,7 +14,8 @@ room's keys and its channel live on one slot)::
     parley:{room}:read    a member's inbox (user:<id>): read up to this seq
     parley:{room}:ch      the room's channel (SPUBLISH on Redis 7+, else PUBLISH)
     parley:user:<id>  parley:listing:<id>  parley:order:<id>     hashes
-    parley:usernames      hash  username key (casefolded) -> user id: names are unique
+    parley:usernames      hash  username key (``username_key``: case-folded confusable
+                          skeleton) -> user id: names are unique (``redis_usernames``)
     parley:instance       random id of this data set: gone or changed = data lost
     parley:{offers}:...   likes and negotiations, on one slot (``redis_offers``)
     parley:{room}:marks   read marks in order rooms (``redis_conversations``)
@@ -83,6 +84,7 @@ from parley.server.store.redis_lease import RedisLeases
 from parley.server.store.redis_offers import RedisOffers
 from parley.server.store.redis_presence import RedisPresence
 from parley.server.store.redis_url import wait_options
+from parley.server.store.redis_usernames import index_usernames
 from parley.server.store.redis_wire import (
     ResetAwareConnection,
     as_text,
@@ -450,6 +452,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
             await self._warn_about_durability()
             if not self.cluster:  # a cluster's data sets are younger than the indexes
                 await self._index_orders()
+            await index_usernames(self._client, self._prefix)
             await self.fanout.start()
             await self.presence.start()
 
@@ -526,7 +529,9 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         name_key = username_key(user.name)
         with edge():
             if not await self._claim_name(keys=[self._usernames_key()], args=[user.id, name_key]):
-                raise ParleyError(ErrorCode.conflict, "another member has this username")
+                raise ParleyError(
+                    ErrorCode.conflict, "another member has this username, or one like it"
+                )
             free = await self._set_user(
                 keys=[self._user_key(user.id)],
                 args=[name_key, user.name, user.locale, user.email or "", ""],
@@ -544,7 +549,9 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         name_key = username_key(name)
         with edge():
             if not await self._claim_name(keys=[self._usernames_key()], args=[user_id, name_key]):
-                raise ParleyError(ErrorCode.conflict, "another member has this username")
+                raise ParleyError(
+                    ErrorCode.conflict, "another member has this username, or one like it"
+                )
             reply = await self._set_user(
                 keys=[self._user_key(user_id)], args=[name_key, name, locale, "", "1"]
             )

@@ -63,7 +63,7 @@ T = TypeVar("T")
 
 log = logging.getLogger("parley.store.sqlite")
 
-SCHEMA_VERSION: Final = "2"
+SCHEMA_VERSION: Final = "3"
 # The rooms table is the truth; the writer's copy of it only saves one read per
 # append, so it is simply dropped when it grows past this many rooms.
 SEQ_CACHE_MAX: Final = 100_000
@@ -648,6 +648,9 @@ def _create_schema(conn: sqlite3.Connection) -> str:
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     if meta["schema_version"] == "1":
         _migrate_from_1(conn)
+        meta["schema_version"] = "2"
+    if meta["schema_version"] == "2":
+        _index_usernames(conn)
         meta["schema_version"] = SCHEMA_VERSION
     if meta["schema_version"] != SCHEMA_VERSION:
         conn.execute("ROLLBACK")
@@ -659,18 +662,28 @@ def _create_schema(conn: sqlite3.Connection) -> str:
 
 
 def _migrate_from_1(conn: sqlite3.Connection) -> None:
-    """Add what schema 2 needs; members keep their names, the first holder of a
-    name (by id) keeps it for mentions when two differ only by case."""
+    """Add what schema 2 needs; the usernames are indexed by the next step."""
     for sql in _MIGRATE_1:
         conn.execute(sql)
+    log.info("store schema migrated from 1 to 2")
+
+
+def _index_usernames(conn: sqlite3.Connection) -> None:
+    """Schema 3: the username index holds ``username_key`` as it is now (look-alikes
+    compare by their confusable skeleton). Members keep their names; when two names now
+    look alike, the first holder (by id) keeps it for mentions and the other is left out
+    of the index (still a member, not mentionable by that name)."""
+    conn.execute("UPDATE users SET name_key = NULL")
     taken: set[str] = set()
     for user_id, name in conn.execute("SELECT id, name FROM users ORDER BY id").fetchall():
         key = username_key(name)
         if key not in taken:
             taken.add(key)
             conn.execute("UPDATE users SET name_key = ? WHERE id = ?", (key, user_id))
+        else:
+            log.warning("username of user %s looks like another's: left out of the index", user_id)
     conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
-    log.info("store schema migrated from 1 to %s", SCHEMA_VERSION)
+    log.info("store schema migrated to %s: usernames indexed by skeleton", SCHEMA_VERSION)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -701,7 +714,7 @@ def _check_name_free(conn: sqlite3.Connection, key: str, user_id: str) -> None:
         "SELECT id FROM users WHERE name_key = ? AND id != ?", (key, user_id)
     ).fetchone()
     if row is not None:
-        raise ParleyError(ErrorCode.conflict, "another member has this username")
+        raise ParleyError(ErrorCode.conflict, "another member has this username, or one like it")
 
 
 def _read_state(conn: sqlite3.Connection, room: str) -> tuple[int, int]:

@@ -10,8 +10,6 @@ Run on SQLite, one Redis and a Redis Cluster (the inbox and the message are on t
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,27 +19,10 @@ from websockets.asyncio.client import connect as ws_connect
 
 from parley.client import ParleyClient
 from parley.protocol.codec import JSON_SUBPROTOCOL
-from tests.server.conftest import RunningHub, start_hub, stop_hub
+from tests.server.conftest import RunningHub
 
 ROOM = "listing:L1"
 SECRET = "meet me at the Jean-Talon metro at 5, bring cash"
-
-
-@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
-async def any_hub(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunningHub]:
-    """A hub on each store; pushes go out whether members are online or not."""
-    url = f"sqlite:///{tmp_path / 'parley.sqlite3'}"
-    if request.param != "sqlite":
-        server = request.getfixturevalue(
-            "redis_server" if request.param == "redis" else "redis_cluster"
-        )
-        await server.flushall()
-        url = server.url
-    hub = await start_hub(url, push_when="always")
-    try:
-        yield hub
-    finally:
-        await stop_hub(hub)
 
 
 async def members(hub: RunningHub) -> tuple[ParleyClient, ParleyClient, ParleyClient]:
@@ -122,9 +103,9 @@ def _value(admin: redis.Redis, key: bytes) -> Any:
 
 
 async def test_r2_a_deleted_comment_withdraws_its_mention_everywhere(
-    any_hub: RunningHub, request: pytest.FixtureRequest
+    every_store_hub: RunningHub, request: pytest.FixtureRequest
 ) -> None:
-    hub = any_hub
+    hub = every_store_hub
     mallory, phone, laptop = await members(hub)
     posted = await mallory.post(ROOM, f"@victim {SECRET}")
     assert posted["notified"] == 1
@@ -148,9 +129,9 @@ async def test_r2_a_deleted_comment_withdraws_its_mention_everywhere(
 
 
 async def test_r2_an_edit_that_drops_a_mention_un_notifies_the_member(
-    any_hub: RunningHub, request: pytest.FixtureRequest
+    every_store_hub: RunningHub, request: pytest.FixtureRequest
 ) -> None:
-    hub = any_hub
+    hub = every_store_hub
     mallory, phone, _ = await members(hub)
     posted = await mallory.post(ROOM, "nice coat")
     edited = await mallory.edit(ROOM, posted["seq"], "@victim pay me by interac, I skip the fees")
@@ -168,9 +149,9 @@ async def test_r2_an_edit_that_drops_a_mention_un_notifies_the_member(
 
 
 async def test_r2_an_edit_rewrites_the_excerpt_live_and_in_the_push_item(
-    any_hub: RunningHub,
+    every_store_hub: RunningHub,
 ) -> None:
-    hub = any_hub
+    hub = every_store_hub
     mallory, phone, laptop = await members(hub)
     posted = await mallory.post(ROOM, "@victim is it still available?")
     await inbox_event(phone, "notification")
@@ -188,9 +169,9 @@ async def test_r2_an_edit_rewrites_the_excerpt_live_and_in_the_push_item(
 
 
 async def test_r2_a_push_already_taken_is_not_recalled_but_the_inbox_is(
-    any_hub: RunningHub,
+    every_store_hub: RunningHub,
 ) -> None:
-    hub = any_hub
+    hub = every_store_hub
     mallory, phone, _ = await members(hub)
     posted = await mallory.post(ROOM, f"@victim {SECRET}")
     [item] = await fetch(hub)  # handed to a gateway: on its way to the phone
@@ -200,8 +181,8 @@ async def test_r2_a_push_already_taken_is_not_recalled_but_the_inbox_is(
     assert await mentions(phone) == []
 
 
-async def test_r2_an_order_message_excerpt_follows_its_message(any_hub: RunningHub) -> None:
-    hub = any_hub
+async def test_r2_an_order_message_excerpt_follows_its_message(every_store_hub: RunningHub) -> None:
+    hub = every_store_hub
     await hub.listing("L1", seller="s1")
     await hub.order("O1", "L1", buyer="b1", seller="s1")
     seller = await hub.client("s1")

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.mentions import username_key
 from parley.server.core.model import (
     Author,
     Draft,
@@ -514,6 +515,6 @@ async def test_a_burst_of_reads_far_over_the_connection_pool_is_answered_in_full
         await store.put_user(User(UserId(f"b{n}"), f"buyer_{n}", "fr-CA"))
     found = await asyncio.gather(*(store.get_user(UserId(f"b{n % 50}")) for n in range(3000)))
     assert sum(user is not None for user in found) == 3000 * 40 // 50
-    names = [[f"buyer_{(n + k) % 40}" for k in range(5)] for n in range(400)]
+    names = [[username_key(f"buyer_{(n + k) % 40}") for k in range(5)] for n in range(400)]
     pages = await asyncio.gather(*(store.users_by_name(batch) for batch in names))
     assert all(len(page) == 5 for page in pages)
