@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from functools import cache
 from importlib.resources import files
 from typing import Any, Final
 
@@ -70,7 +69,16 @@ def _prototypes() -> dict[str, str]:
         if len(groups.get(other, ())) == 1 and not _stands_for_two(other, char):
             continue  # a group of two, which this character stands for
         prototypes[char] = other
-    return prototypes
+    # A prototype may hold a character the data maps further (its groups of two chose
+    # otherwise): follow it, so that a skeleton is its own skeleton.
+    for _ in range(4):
+        resolved = {
+            c: "".join(prototypes.get(p, p) for p in proto) for c, proto in prototypes.items()
+        }
+        if resolved == prototypes:
+            break
+        prototypes = resolved
+    return {c: p for c, p in prototypes.items() if p != c}
 
 
 def _stands_for_two(one: str, other: str) -> bool:
@@ -103,7 +111,6 @@ def skeleton(text: str) -> str:
 _ASCII_SIGNS: Final = frozenset("@.+-_:/()")
 
 
-@cache
 def ascii_look_alike(char: str) -> str | None:
     """The ASCII letter, digit or sign (``@ . + - _ : / ( )``) that ``char`` is written as
     a look-alike of; None when it stands for none (or is ASCII already)."""
