@@ -9,7 +9,9 @@ Run on SQLite, one Redis and a Redis Cluster (the inbox and the message are on t
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -17,9 +19,10 @@ import pytest
 import redis
 from websockets.asyncio.client import connect as ws_connect
 
-from parley.client import ParleyClient
+from parley.client import ParleyClient, ParleyError
 from parley.protocol.codec import JSON_SUBPROTOCOL
-from tests.server.conftest import RunningHub
+from tests.server.conftest import RunningHub, start_hub, stop_hub
+from tests.support.redis_cluster import RedisCluster
 
 ROOM = "listing:L1"
 SECRET = "meet me at the Jean-Talon metro at 5, bring cash"
@@ -198,3 +201,63 @@ async def test_r2_an_order_message_excerpt_follows_its_message(every_store_hub: 
 
     await seller.delete("order:O1", posted["seq"])
     assert [n for n in await mentions(buyer) if n["kind"] == "order_message"] == []
+
+
+@pytest.mark.slow
+async def test_r2_a_delete_is_not_acknowledged_while_a_copy_of_the_words_survives(
+    redis_cluster: RedisCluster,
+) -> None:
+    """On a Redis Cluster the inbox and the room are two slots, two steps: the inbox's
+    shard dies before the delete. The delete is refused (``unavailable``) and stores
+    nothing: the comment is not shown deleted while its words wait in an inbox; the
+    author's retry, once the shard is back, withdraws the notification and deletes."""
+    await redis_cluster.flushall()
+    inbox_key = "parley:{user:v1}:seq"
+    inbox_master = redis_cluster.master_for_key(inbox_key)
+    listing = next(
+        f"L{n}"
+        for n in range(10_000)
+        if redis_cluster.master_for_key(f"parley:{{listing:L{n}}}:seq") is not inbox_master
+        and redis_cluster.master_for_key(f"parley:listing:L{n}") is not inbox_master
+    )
+    room = f"listing:{listing}"
+    hub = await start_hub(redis_cluster.url, push_when="always")
+    dead = None
+    try:
+        await hub.listing(listing, seller="s1")
+        for user_id, name in (("h1", "mallory"), ("v1", "victim")):
+            assert (await hub.api("PUT", f"/v1/users/{user_id}", {"name": name}))[0] == 200
+        mallory = await hub.client("h1")
+        victim = await hub.client("v1")
+        posted = await mallory.post(room, f"@victim {SECRET}")
+        await inbox_event(victim, "notification")
+
+        dead = await asyncio.to_thread(redis_cluster.kill_master_for, inbox_key)
+        with pytest.raises(ParleyError) as refused:
+            await mallory.delete(room, posted["seq"])
+        assert refused.value.code == "unavailable"
+        [comment] = (await mallory.history(room))["messages"]
+        assert SECRET in comment["text"] and not comment.get("deleted")
+        await asyncio.to_thread(redis_cluster.wait_failover, redis_cluster.slot_of(inbox_key))
+
+        await _when_back(lambda: mallory.delete(room, posted["seq"]))  # the author's retry
+        [comment] = (await mallory.history(room))["messages"]
+        assert comment["deleted"] is True
+        watcher = await hub.client("v1")
+        assert await mentions(watcher) == []
+    finally:
+        await stop_hub(hub)
+        if dead is not None:
+            await asyncio.to_thread(redis_cluster.restart, dead)
+
+
+async def _when_back(request: Callable[[], Awaitable[Any]]) -> Any:
+    """``request``'s answer once the store answers again (bounded)."""
+    for _ in range(100):
+        try:
+            return await request()
+        except ParleyError as exc:
+            if exc.code != "unavailable":
+                raise
+            await asyncio.sleep(0.1)
+    raise AssertionError("the store did not come back")
