@@ -33,7 +33,8 @@ from parley.server.core.lookalikes import INVISIBLE, PROTOTYPES, ascii_look_alik
 _SPACED: Final = " "
 _LOOKED_AT: Final = frozenset({"So", "Sk", "Me", "Nd"})
 # Dashes, which the phone reading takes as they are: folding them would cost for nothing.
-_KEPT_FIRST, _KEPT_LAST = 0x2010, 0x2015
+_KEPT_FIRST: Final = 0x2010
+_KEPT_LAST: Final = 0x2015
 _TO_SPACE: Final = frozenset({"So", "Sk", "Me"})
 _SELECTORS: Final = frozenset("\ufe0e\ufe0f")
 
@@ -47,12 +48,11 @@ def _fold(char: str) -> str:
     same = ascii_look_alike(char)
     if same is not None:
         return same
-    category = unicodedata.category(char)
-    if category in _TO_SPACE:
-        return _SPACED
     folded = unicodedata.normalize("NFKC", char)
     if folded != char and folded.isascii() and any(c.isalnum() for c in folded):
-        return folded  # "⑴" reads "(1)"
+        return folded  # "⑴" reads "(1)", "№" reads "No"
+    if unicodedata.category(char) in _TO_SPACE:
+        return _SPACED
     return char
 
 
