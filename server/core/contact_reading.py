@@ -130,22 +130,30 @@ class Reading:
 def read(text: str, words: Collection[str]) -> Reading | None:
     """The view of ``text`` the guard reads, or None when ``text`` reads as written (most
     texts); ``words`` are the names that may be spelled out one letter at a time."""
-    view = text
-    if not text.isascii():
-        found = {char for char in _NOT_ASCII_RE.findall(text) if char in FOLDS}
-        if found and _SYMBOLS.issuperset(found):
-            digits = text.encode().translate(None, _NOT_DIGITS)
-            found = found if len(digits) >= 7 else set()
-        if found and not _ONE_FOR_ONE.issuperset(found):
-            return _spelled(_rebuilt(text), words)
-        for char in found:
-            view = view.replace(char, FOLDS[char])
-    if "_" in view:
-        view = _DIGIT_UNDERSCORE_RE.sub(" ", view)
+    folded = text if text.isascii() else _folded(text)
+    if isinstance(folded, Reading):
+        return _spelled(folded, words)
+    view = _DIGIT_UNDERSCORE_RE.sub(" ", folded) if "_" in folded else folded
     shape = view.encode().translate(_SHAPE)
     if b" a a a " in shape or shape.startswith(b"a a a") or shape.endswith(b" a a a"):
         return _spelled(Reading(text, view, None), words)
     return None if view is text else Reading(text, view, None)
+
+
+def _folded(text: str) -> str | Reading:
+    """``text`` (not ASCII) with its characters folded one for one, or its Reading when
+    some characters read as none or as several."""
+    found = {char for char in _NOT_ASCII_RE.findall(text) if char in FOLDS}
+    if not found:
+        return text
+    if _SYMBOLS.issuperset(found) and len(text.encode().translate(None, _NOT_DIGITS)) < 7:
+        return text
+    if not _ONE_FOR_ONE.issuperset(found):
+        return _rebuilt(text)
+    view = text
+    for char in found:
+        view = view.replace(char, FOLDS[char])
+    return view
 
 
 def _rebuilt(text: str) -> Reading:

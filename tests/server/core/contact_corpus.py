@@ -421,6 +421,8 @@ DISGUISES = [
            why="Arabic-Indic digits", secrets=("٥١٤ ٥٥٥ ٠١٨٧",)),
     masked("Call me 514_555_0187", "phone",
            why="underscores between the groups", secrets=("514_555_0187",)),
+    masked("Réponse rapide — texte 514_555_0187", "phone",
+           why="underscores in a text with accents", secrets=("514_555_0187",)),
     masked("514 (même) 555 (puis) 0187", "phone",
            why="words in brackets between the groups", secrets=("514 (même) 555 (puis) 0187",)),
     masked("my digits: 514 then 555 then 0187", "phone",
