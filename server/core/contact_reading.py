@@ -88,8 +88,7 @@ _ONE_FOR_ONE: Final = frozenset(char for char, folded in FOLDS.items() if len(fo
 # than seven digits is not read for them.
 _SYMBOLS: Final = frozenset(char for char, folded in FOLDS.items() if folded == _SPACED)
 _NOT_DIGITS: Final = bytes(b for b in range(256) if not 48 <= b <= 57)
-_NOT_ASCII_RE: Final = re.compile(r"[^\x00-\x7f]")
-_LATIN_1_FOLDS: Final = tuple(char for char in FOLDS if char < "\u0100")
+_ASCII_BYTES: Final = bytes(range(128))
 _DIGIT_UNDERSCORE_RE: Final = re.compile(r"(?<=[0-9])_(?=[0-9])")
 # "s n a p", "s.n.a.p", "m e s s e n g e r": three letters or more, one at a time.
 _SPELLED_RE: Final = re.compile(r"(?<![^\W\d_])[^\W\d_](?:[ .][^\W\d_]){2,}(?![^\W\d_])")
@@ -144,10 +143,9 @@ def read(text: str, words: Collection[str]) -> Reading | None:
 def _folded(text: str) -> str | Reading:
     """``text`` (not ASCII) with its characters folded one for one, or its Reading when
     some characters read as none or as several."""
-    if max(text) < "\u0100":  # Latin-1 only, as most French texts: a few checks in C
-        found = {char for char in _LATIN_1_FOLDS if char in text}
-    else:
-        found = {char for char in _NOT_ASCII_RE.findall(text) if char in FOLDS}
+    # Its characters that are not ASCII, found in C: the UTF-8 bytes without the ASCII ones.
+    others = text.encode().translate(None, _ASCII_BYTES).decode()
+    found = {char for char in set(others) if char in FOLDS}
     if not found:
         return text
     if _SYMBOLS.issuperset(found) and len(text.encode().translate(None, _NOT_DIGITS)) < 7:
