@@ -1,6 +1,7 @@
 """Time the contact guard (R8) per call: ``python -m bench.guard``.
 
-Two groups: typical clean comments of about 150 characters, French and English, which must
+Two groups: typical clean comments of about 150 characters, French and English (two of them
+with the no-break spaces, curly apostrophes and emoji of phone keyboards), which must
 pass in under 10 µs a call on average (the guard runs on every post), and texts with something
 to mask. Prints the median over several repeats of the µs per call, and exits 1 when clean
 comments are over budget.
@@ -36,6 +37,11 @@ CLEAN = [
     "à plat. Les mesures: poitrine 52 cm, longueur 70 cm. N'hésite pas si questions.",
     "Thanks for the quick reply. Could you add a picture of the label and the back? "
     "My sister wears a size 8 and I'd like to be sure before I make an offer.",
+    # Typography and emoji of phone keyboards: no-break spaces, curly apostrophes, emoji.
+    "Merci\u00a0! C\u2019est exactement ce que je cherchais \U0001f60a Est-ce que tu "
+    "pourrais me le garder jusqu\u2019à samedi\u202f? Je passe après le travail\u2026",
+    "Love it \u2764\ufe0f\u2764\ufe0f Is the colour true to the photos? I\u2019m in "
+    "Verdun, I can meet at the metro any evening this week \U0001f44d",
 ]
 DIRTY = [
     "Appelle-moi au 514 555-0123 pour l'essayer, je suis dispo après 17 h en semaine.",

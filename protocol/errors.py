@@ -34,6 +34,7 @@ class ErrorCode(StrEnum):
     not_found = "not_found"
     order_required = "order_required"  # R2: no private conversation before an order
     contact_details = "contact_details"  # R8: the room refuses e-mails, phones, handles
+    username_contact_details = "username_contact_details"  # R8: a name holding a phone, e-mail...
     not_subscribed = "not_subscribed"
     read_only = "read_only"  # an ended order's room, when order_room_after_end is read_only
     # Offers (R5-R7).

@@ -23,6 +23,7 @@ ID_PATTERN: Final = r"[A-Za-z0-9_.\-]{1,64}"
 _ROOM = re.compile(rf"(listing|order):({ID_PATTERN})")
 _ID = re.compile(ID_PATTERN)
 MAX_AMOUNT: Final = 2**53 - 1  # minor units; exact in every JSON peer
+MAX_INT: Final = 2**53 - 1  # every other integer field (seq, since, before, up_to): the same bound
 MAX_OFFER_RECIPIENTS_ASKED: Final = 100  # ids one offer_to_likers may name (20 are kept)
 OFFER_ACTIONS: Final = frozenset({"accept", "decline", "counter", "withdraw"})
 OFFER_STATES: Final = frozenset(
@@ -202,7 +203,7 @@ def _bad(message: str) -> ProtocolError:
     return ProtocolError(ErrorCode.bad_request, message)
 
 
-def _int(obj: dict[str, Any], name: str, *, low: int = 0, high: int = 2**63 - 1) -> int:
+def _int(obj: dict[str, Any], name: str, *, low: int = 0, high: int = MAX_INT) -> int:
     value = obj[name]
     if type(value) is not int:
         raise _bad(f"{name} must be an integer")
@@ -211,7 +212,7 @@ def _int(obj: dict[str, Any], name: str, *, low: int = 0, high: int = 2**63 - 1)
     return value
 
 
-def _opt_int(obj: dict[str, Any], name: str, *, low: int = 0, high: int = 2**63 - 1) -> int | None:
+def _opt_int(obj: dict[str, Any], name: str, *, low: int = 0, high: int = MAX_INT) -> int | None:
     if obj.get(name) is None:
         return None
     return _int(obj, name, low=low, high=high)
@@ -234,6 +235,8 @@ def _text(obj: dict[str, Any], limits: Limits) -> str:
         raise _bad("text must be a string")
     if not value.strip():
         raise _bad("text must not be blank")
+    if "\0" in value:
+        raise _bad("text must not contain a NUL character")
     if len(value) > limits.max_text_chars:
         raise ProtocolError(
             ErrorCode.too_large, f"text is longer than {limits.max_text_chars} characters"

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from parley.protocol.errors import ErrorCode, ParleyError
 from parley.server.config import Config
@@ -44,6 +45,7 @@ from parley.server.core.order_status import (
 )
 from parley.server.core.roomevents import listing_change, order_opened
 from parley.server.core.rooms import listing_room, order_room
+from parley.server.core.usernames import check_username
 from parley.server.mail.outbox import queue_order_confirmation
 from parley.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from parley.server.metrics import Metrics
@@ -57,6 +59,7 @@ log = logging.getLogger("parley.api")
 STATUS_OF: Final[dict[ErrorCode, int]] = {
     ErrorCode.bad_request: 400,
     ErrorCode.bad_frame: 400,
+    ErrorCode.username_contact_details: 400,
     ErrorCode.too_large: 413,
     ErrorCode.unauthorized: 401,
     ErrorCode.forbidden: 403,
@@ -212,6 +215,7 @@ class InternalApi:
         return app
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        hide_bad_request_lines()
         self.runner = web.AppRunner(self.app(), access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, port, reuse_port=reuse_port or None)
@@ -272,6 +276,7 @@ class InternalApi:
         name = body.text("name", max_len=MAX_USERNAME) or ""
         if not is_valid_username(name):
             raise _bad("name must be a username: letters, digits and _, with single . or - inside")
+        check_username(name, region=self.config.phone_region)
         user = User(
             UserId(user_id),
             name,
@@ -511,3 +516,26 @@ def _query_int(request: web.Request, name: str, default: int, low: int, high: in
     if not low <= value <= high:
         raise _bad(f"{name} must be between {low} and {high}")
     return value
+
+
+class _BadRequestLine(logging.Filter):
+    """aiohttp logs a request its parser refuses with the offending header line,
+    ``Authorization: Bearer <api key>`` included: keep the reason, drop the line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            reason = str(exc.message).split(":", 1)[0].strip()
+            record.msg = f"{record.getMessage()}: {exc.code} {reason}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_BAD_REQUEST_LINE: Final = _BadRequestLine()
+
+
+def hide_bad_request_lines() -> None:
+    """Install the filter on aiohttp's server logger (once)."""
+    logging.getLogger("aiohttp.server").addFilter(_BAD_REQUEST_LINE)

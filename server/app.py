@@ -27,7 +27,7 @@ from parley.server.notify import Notifier
 from parley.server.push_api import push_routes
 from parley.server.runtime import SlowLog, tune_gc
 from parley.server.store import Store, open_store
-from parley.server.store.outbox import open_outbox
+from parley.server.store.outbox import PushItem, open_outbox
 
 log = logging.getLogger("parley.app")
 
@@ -57,6 +57,7 @@ class App:
             is_read=self._is_read,
             visibility_timeout=config.push_visibility_timeout,
             max_items=config.push_max_items,
+            render=self._render_push,
         )
         self.notifier = Notifier(config, self.store, self.clock, self.outbox)
         self.negotiations = Negotiations(config, self.store, self.clock, self.notifier)
@@ -71,6 +72,10 @@ class App:
         self.sweeper: asyncio.Task[None] | None = None
         self.ws_port = 0
         self.api_port = 0
+
+    async def _render_push(self, item: PushItem) -> PushItem | None:
+        """A push item as its notification reads when a gateway takes it (None: withdrawn)."""
+        return await self.notifier.current_push(item)
 
     async def _is_read(self, user_id: UserId, seq: int) -> bool:
         """Whether the member read this notification in the app (push gateways skip it)."""

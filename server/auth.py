@@ -100,6 +100,11 @@ class TokenVerifier:
             raise AuthError("token not yet valid (nbf or iat in the future)") from None
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"invalid token: {exc}") from None
+        for claim in ("exp", "nbf", "iat"):
+            # PyJWT reads "exp": "9999999999" as a number; the protocol says a number.
+            value = claims.get(claim, 0)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise AuthError(f"invalid token: {claim} must be a number")
         sub, name, locale = claims["sub"], claims["name"], claims.get("locale", "en")
         if not isinstance(sub, str) or ID_RE.fullmatch(sub) is None:
             raise AuthError("invalid token: sub must be an id of [A-Za-z0-9_.-]{1,64}")

@@ -67,6 +67,7 @@ from parley.server.core.rooms import (
     user_room,
 )
 from parley.server.core.sessions import check_in_scope
+from parley.server.core.usernames import check_username
 from parley.server.landing import LandingPage
 from parley.server.metrics import LAG_BOUNDS, RESULT_SLOT, OpCounts
 from parley.server.negotiations import Negotiations
@@ -443,6 +444,8 @@ class Hub:
                 await self._send_reply(ws, codec, request.id, error=exc)
                 if exc.code is ErrorCode.conflict:
                     await ws.close(CloseCode.auth_failed, "username taken by another member")
+                elif exc.code is ErrorCode.username_contact_details:
+                    await ws.close(CloseCode.auth_failed, "username holds contact details")
                 else:
                     await ws.close(CloseCode.internal_error, exc.message[:100])
                 return None
@@ -466,10 +469,15 @@ class Hub:
         """The member as the store knows them: the backend owns the username.
 
         The token's ``name`` only seeds the record of a member the backend has
-        not registered; afterwards a token cannot rename anyone, nor borrow
-        another member's name. Its ``locale`` stays the connection's language.
+        not registered (under the backend's rules: no contact details in it, no
+        look-alike of another member's name); afterwards a token cannot rename
+        anyone, nor borrow another member's name. Its ``locale`` stays the
+        connection's language.
         """
-        user = await self.store.claim_user(principal.user_id, principal.name, principal.locale)
+        user = await self.store.get_user(principal.user_id)
+        if user is None:  # the token's name seeds the member: the backend's rules apply
+            check_username(principal.name, region=self.config.phone_region)
+            user = await self.store.claim_user(principal.user_id, principal.name, principal.locale)
         if user.name == principal.name:
             return principal
         return dataclasses.replace(principal, name=user.name)

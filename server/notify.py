@@ -9,26 +9,41 @@ When the member has no live session on any hub (or ``push_when: always``), the
 notification is also handed to the push outbox with a title and body in the
 member's language. A hub that dies between the two steps loses that push item,
 never the notification itself.
+
+A notification that quotes a message (``QUOTING``: a mention, an order message)
+follows it (``follow_message``): when the message is deleted, or edited so that it
+no longer concerns the member, the notification is withdrawn (a ``delete`` entry in
+the inbox blanks its excerpt in the store and on every device); when the text
+changes, its excerpt is rewritten (an ``edit`` entry). The push item keeps no
+excerpt: it is rendered from the notification as it reads when a gateway takes it
+(``current_push``), and a withdrawn one is never handed out. A push already handed
+to a gateway cannot be recalled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 from parley.server.config import Config
 from parley.server.core.clock import Clock, to_ms
-from parley.server.core.model import Draft, UserId
-from parley.server.core.notices import render_notice
+from parley.server.core.model import Draft, Entry, UserId
+from parley.server.core.notices import excerpt, render_notice
 from parley.server.core.rooms import user_room
 from parley.server.store.base import Store
 from parley.server.store.outbox import PushItem, PushOutbox
 
 log = logging.getLogger("parley.notify")
+
+
+# Notifications that quote a message, by the kind that names their idempotency key:
+# "<kind>:<room>:<seq>" of the message.
+QUOTING: Final = ("mention", "order_message")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +98,9 @@ class Notifier:
         assert self.outbox is not None
         user = await self.store.get_user(notice.user_id)
         locale = "en" if user is None else user.locale
-        text = render_notice(notice.payload, locale)
+        # Stored without the member's words: current_push reads them when it goes out.
+        payload = {k: v for k, v in notice.payload.items() if k != "excerpt"}
+        text = render_notice(payload, locale)
         item = PushItem(
             user_id=notice.user_id,
             seq=seq,
@@ -93,9 +110,64 @@ class Notifier:
             link=self.deep_link(notice.payload),
             locale=locale,
             ts=ts,
-            data=notice.payload,
+            data=payload,
         )
         await self.outbox.enqueue([item])
+
+    async def current_push(self, item: PushItem) -> PushItem | None:
+        """``item`` rendered from its notification as it reads now; None when withdrawn."""
+        entry = await self.store.get_entry(user_room(item.user_id), item.seq)
+        if entry is not None and entry.deleted:
+            return None
+        if entry is None or entry.data is None:
+            return item  # the log was lost or reset: the stored item quotes nobody
+        text = render_notice(entry.data, item.locale)
+        return dataclasses.replace(item, title=text.title, body=text.body, data=entry.data)
+
+    async def follow_message(
+        self,
+        message: Entry,
+        members: Iterable[UserId],
+        *,
+        text: str | None,
+        mentioned: Collection[UserId],
+    ) -> None:
+        """Make ``members``' notifications quoting ``message`` follow it: withdrawn when
+        ``text`` is None (deleted), a mention withdrawn when the member is not in
+        ``mentioned``; otherwise quoting ``text``.
+
+        Each step reads the notification as it is now, so running it again (a retry, a
+        second hub) changes nothing more; the caller runs it before storing the change
+        (a hub that dies in between leaves the notification behind the message, never
+        ahead of it) and again when the message changed meanwhile.
+        """
+        quoted = None if text is None else excerpt(text)
+        await asyncio.gather(
+            *(
+                self._follow(member, kind, message, quoted, member in mentioned)
+                for member in dict.fromkeys(members)
+                for kind in QUOTING
+            )
+        )
+
+    async def _follow(
+        self, member: UserId, kind: str, message: Entry, quoted: str | None, mentioned: bool
+    ) -> None:
+        room = user_room(member)
+        notification = await self.store.entry_by_key(room, f"{kind}:{message.room}:{message.seq}")
+        if notification is None or notification.deleted:
+            return
+        now = to_ms(self.clock.now())
+        payload = notification.data or {}
+        if quoted is None or (kind == "mention" and not mentioned):
+            draft = Draft(kind="delete", text="", ts=now, target=notification.seq)
+            log.debug("notification withdrawn user=%s seq=%d", member, notification.seq)
+        elif payload.get("excerpt") != quoted:
+            changed = {**payload, "excerpt": quoted}
+            draft = Draft(kind="edit", text="", ts=now, target=notification.seq, data=changed)
+        else:
+            return
+        await self.store.append(room, draft)
 
     def deep_link(self, payload: dict[str, Any]) -> str:
         """Where the app opens: the room, at the message when there is one."""

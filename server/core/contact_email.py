@@ -187,3 +187,27 @@ def _labels_kept(form: str, domain: _Domain, space_before: int, space_after: int
         if ok:
             best = kept
     return best
+
+
+# A provider's name, a link and a name: "gmail: julie.tremblay88", "mon gmail c'est julie88",
+# "my hotmail is lea_qc99". The name is the address's own part: it is masked, the provider
+# shown. After ":" or "=" any name but a common word; after "is", "est" or "c'est" a name
+# shaped like one (digits, "_" or an inner "."), so that "mon gmail est plein" stays.
+_MAIL_NAME_RE: Final = re.compile(
+    rf"""(?<![\w.@])(?a:(?i:{"|".join(sorted(PROVIDERS, key=len, reverse=True))}))(?!\w)
+    (?:(?P<strong>{_SP}*(?:=>|->|[:=]){_SP}*)
+      |{_SP}+(?i:c['\u2019]est|cest|is|est|it['\u2019]s){_SP}+)
+    (?P<name>[\w+\-](?:[\w+\-]|\.(?=[\w+\-]))*)""",
+    re.X,
+)
+
+
+def find_mail_names(text: str) -> Iterator[tuple[int, int]]:
+    """The ``(start, end)`` of the names given after a mail provider's name in ``text``."""
+    for m in _MAIL_NAME_RE.finditer(text):
+        name = m["name"]
+        if len(name) < 3 or name.lower() in NOT_HANDLES or name.isdigit():
+            continue
+        shaped = any(c.isdigit() for c in name) or "_" in name or "." in name.strip(".")
+        if m["strong"] is not None or shaped:
+            yield m.start("name"), m.end("name")

@@ -33,8 +33,14 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, NamedTuple
 
-from parley.server.core.contact_email import PROVIDERS, find_emails
-from parley.server.core.contact_phone import GAP_CHARS, NUMBER_WORDS, find_phones
+from parley.server.core.contact_email import PROVIDERS, find_emails, find_mail_names
+from parley.server.core.contact_phone import (
+    COMPOUND_WORDS,
+    GAP_CHARS,
+    NUMBER_WORDS,
+    find_phones,
+)
+from parley.server.core.contact_reading import read
 from parley.server.core.contact_social import NETWORK_FORMS, NETWORKS, find_socials
 from parley.server.core.mentions import find_mentions
 
@@ -65,7 +71,8 @@ def _bytes_words(words: Collection[str]) -> frozenset[bytes]:
     )
 
 
-_NUMBER_BYTES: Final = _bytes_words(NUMBER_WORDS)
+_SPELLED_WORDS: Final = frozenset({*NUMBER_WORDS, *COMPOUND_WORDS})
+_NUMBER_BYTES: Final = _bytes_words(_SPELLED_WORDS)
 
 
 def _first_word(word: str) -> bytes:
@@ -74,8 +81,8 @@ def _first_word(word: str) -> bytes:
 
 # Number words by the first word the cheap look sees of them ("zéro" by "z").
 _NUMBER_BY_BYTES: Final = {
-    first: frozenset(w for w in NUMBER_WORDS if _first_word(w) == first)
-    for first in map(_first_word, NUMBER_WORDS)
+    first: frozenset(w for w in _SPELLED_WORDS if _first_word(w) == first)
+    for first in map(_first_word, _SPELLED_WORDS)
 }
 # A network's name as a regular expression, by the word the cheap look sees of it.
 _NETWORK_BY_BYTES: Final = {
@@ -83,6 +90,9 @@ _NETWORK_BY_BYTES: Final = {
     **{form.split()[0].encode(): form.replace(" ", "[ \t]?") for form in NETWORK_FORMS},
 }
 _ALL_NETWORKS: Final = frozenset(_NETWORK_BY_BYTES.values())
+# Names a member may spell out one letter at a time ("s n a p"): the reading joins them
+# (an address spelled out is read by the e-mail reading itself).
+SPELLED_NAMES: Final = frozenset(NETWORKS)
 # Words that the site of a link to a network starts with (and "m.me/", "t.me/", "x.com/"),
 # as the cheap look sees them.
 _LINK_BYTES: Final = frozenset(
@@ -100,6 +110,9 @@ _LOOK_BYTES: Final = (
 # most three; one word next to one group never makes the number's groups). Starting on a
 # digit keeps the scan fast.
 _DIGIT_RUN_RE: Final = re.compile(rf"[0-9](?:[{GAP_CHARS}OolI]{{0,6}}[0-9]){{6}}")
+# Three groups of a number with a few other characters between them: "514 then 555 then 0187".
+_GROUPS_RE: Final = re.compile(rb"[0-9]{3}[^0-9]{1,16}[0-9]{3}[^0-9]{1,16}[0-9]{4}")
+_NOT_DIGITS: Final = bytes(b for b in range(256) if not 48 <= b <= 57)
 
 
 class _Gates(NamedTuple):
@@ -116,7 +129,7 @@ class _Gates(NamedTuple):
 _NO_WORDS: Final[frozenset[str]] = frozenset()
 _NOTHING: Final = _Gates(False, False, False, _NO_WORDS, _NO_WORDS, False)
 # Every reading on: what the cheap look must never find less than (the tests check it).
-_EVERYTHING: Final = _Gates(True, True, True, frozenset(NUMBER_WORDS), _ALL_NETWORKS, True)
+_EVERYTHING: Final = _Gates(True, True, True, _SPELLED_WORDS, _ALL_NETWORKS, True)
 
 
 def _gates(text: str) -> _Gates:
@@ -125,7 +138,12 @@ def _gates(text: str) -> _Gates:
     words = low.translate(_WORD_BYTES).split()
     hits = _LOOK_BYTES.intersection(words)
     numbers = not hits.isdisjoint(_NUMBER_BYTES)
-    phone = _DIGIT_RUN_RE.search(text) is not None or (numbers and _three_numbers_in_a_row(words))
+    digits = len(low.translate(None, _NOT_DIGITS))  # a phone has seven or number words
+    phone = (
+        (digits >= 7 and _DIGIT_RUN_RE.search(text) is not None)
+        or (numbers and _three_numbers_in_a_row(words))
+        or (digits >= 10 and _GROUPS_RE.search(low) is not None)
+    )
     at_sign = b"@" in low
     if not (hits or phone or at_sign or b"/" in low):
         return _NOTHING
@@ -167,7 +185,8 @@ def find_contact_details(
     ``region`` is the phone region numbers without ``+`` belong to; ``members`` holds the
     ``username_key`` of the members an ``@name`` may name: those are never masked.
     """
-    gates = _gates(text)
+    reading = read(text, SPELLED_NAMES)
+    gates = _gates(text if reading is None else reading.text)
     if gates is _NOTHING:
         return []
     region = region.upper()
@@ -175,12 +194,21 @@ def find_contact_details(
     findings: list[Finding] = []
     work = text
     for _ in range(_ROUNDS):
-        found = [f for f in _detect(work, region, members, gates) if not _inside(f, protected)]
+        found = []
+        seen = _detect(work if reading is None else reading.text, region, members, gates)
+        for finding in seen:
+            if reading is not None:
+                finding = Finding(finding.kind, *reading.span(finding.start, finding.end))
+            if not _inside(finding, protected):
+                found.append(finding)
         if not found:
             break
         findings = _merge([*findings, *found])
         work = mask_contact_details(text, findings)
-        gates = _gates(work)
+        reading = read(work, SPELLED_NAMES)
+        gates = _gates(work if reading is None else reading.text)
+        if gates is _NOTHING:
+            break
     return findings
 
 
@@ -209,6 +237,9 @@ def _detect(text: str, region: str, members: Collection[str], gates: _Gates) -> 
     if gates.at_sign or gates.mail_words:
         emails = find_emails(text, words=gates.mail_words)
         found.extend(Finding("email", start, end) for start, end in emails)
+    if gates.mail_words:
+        names = find_mail_names(text)
+        found.extend(Finding("email", start, end) for start, end in names)
     if gates.phone:
         phones = find_phones(text, region, spelled=gates.spelled)
         found.extend(Finding("phone", start, end) for start, end in phones)

@@ -60,6 +60,20 @@ NUMBER_WORDS: Final = {
 # What may sit between the digit groups of one number (the cheap look reads it too), and the
 # letters read as digits.
 GAP_CHARS: Final = r" \t\r\n\u00a0\u202f.\-\u2010-\u2014/()\[\],*|"
+# Number words that make numbers of several digits: "cinq cent quatorze" is 514, "five
+# hundred fourteen" too (the cheap look reads them as number words).
+_TEENS_AND_TENS: Final = {
+    "dix": 10, "onze": 11, "douze": 12, "treize": 13, "quatorze": 14, "quinze": 15,
+    "seize": 16, "vingt": 20, "vingts": 20, "trente": 30, "quarante": 40, "cinquante": 50,
+    "soixante": 60, "quatre-vingt": 80, "quatre-vingts": 80,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
+    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+    "ninety": 90,
+}  # fmt: skip
+_HUNDREDS: Final = frozenset({"cent", "cents", "hundred"})
+COMPOUND_WORDS: Final = frozenset({*_TEENS_AND_TENS, *_HUNDREDS})
+_SINGLE_WORDS: Final = frozenset(NUMBER_WORDS)
 _DIGITISH: Final = "0-9OolI"
 
 
@@ -85,6 +99,14 @@ def _word_pattern(words: Collection[str]) -> str:
 # Digit groups start on a digit, for speed; the letters before it are looked at afterwards.
 _DIGITS_RE: Final = re.compile(rf"[0-9][{_DIGITISH}]*(?!\w)")
 _PHONE_GAP_RE: Final = re.compile(rf"[{GAP_CHARS}]{{0,3}}")
+# A word between two groups of one number: a short one in brackets, or a joining word.
+_WORD_GAP_RE: Final = re.compile(
+    r"""[ \t]{0,2}\([^\W\d_]{1,8}\)[ \t]{0,2}
+    |[ \t]{1,2}(?i:then|puis|pis|et|and|ensuite|apr[eè]s|after|plus|m[eê]me)[ \t]{1,2}""",
+    re.X,
+)
+# How the groups of a number joined by words must be written: 514 then 555 then 0187.
+_WORDED_GROUPS: Final = ((3, 3, 4), (1, 3, 3, 4))
 _LOOK_ALIKES: Final = str.maketrans("OolI", "0011")
 
 # Words near a number that say what it is (lower case; "canada post", "my number" and words
@@ -123,6 +145,7 @@ class _Token(NamedTuple):
     spelled: bool  # a number word
     plus: bool
     look_alikes: int  # letters read as digits
+    worded: bool = False  # a word, not a gap, stands between it and the group before
 
 
 def find_phones(text: str, region: str, *, spelled: frozenset[str]) -> Iterator[tuple[int, int]]:
@@ -153,7 +176,13 @@ def _runs(text: str, *, spelled: frozenset[str]) -> Iterator[list[_Token]]:
     """Digit groups and number words that follow one another closely."""
     run: list[_Token] = []
     for token in _tokens(text, spelled=spelled):
-        if run and (token.plus or not _PHONE_GAP_RE.fullmatch(text, run[-1].end, token.start)):
+        if run and not token.plus and not _PHONE_GAP_RE.fullmatch(text, run[-1].end, token.start):
+            if not _WORD_GAP_RE.fullmatch(text, run[-1].end, token.start):
+                yield run
+                run = []
+            else:  # "514 then 555", "514 (même) 555"
+                token = token._replace(worded=True)
+        elif run and token.plus:
             yield run
             run = []
         run.append(token)
@@ -180,12 +209,92 @@ def _tokens(text: str, *, spelled: frozenset[str]) -> list[_Token]:
             digits = written.translate(_LOOK_ALIKES)
             tokens.append(_Token(start - plus, m.end(), digits, False, plus, look_alikes))
     if spelled:
-        for m in _spelled_re(spelled).finditer(text):
-            if not in_word(text, m.start(), ""):
-                digit = NUMBER_WORDS[m[0].lower()]
-                tokens.append(_Token(m.start(), m.end(), digit, True, False, 0))
+        singles = spelled & _SINGLE_WORDS
+        words = [
+            _Token(m.start(), m.end(), NUMBER_WORDS[m[0].lower()], True, False, 0)
+            for m in (_spelled_re(singles).finditer(text) if singles else ())
+            if not in_word(text, m.start(), "")
+        ]
+        if not spelled.isdisjoint(COMPOUND_WORDS):
+            words = _compounds(text, words)
+        tokens.extend(words)
         tokens.sort()
     return tokens
+
+
+_PHRASE_WORDS: Final = (NUMBER_WORDS.keys() - {"oh", "o"}) | COMPOUND_WORDS | {"et", "and"}
+_PHRASE_WORD: Final = f"(?:{_word_pattern(_PHRASE_WORDS)})"
+_PHRASE_RE: Final = re.compile(
+    rf"(?<!\w){_PHRASE_WORD}(?:[ \t-]+(?:(?a:(?i:et|and))[ \t-]+)?{_PHRASE_WORD})*(?!\w)"
+)
+_PHRASE_PART_RE: Final = re.compile(rf"(?<!\w){_PHRASE_WORD}(?!\w)")
+
+
+def _compounds(text: str, words: list[_Token]) -> list[_Token]:
+    """``words`` with the numbers written in several words ("cinq cent quatorze", "trente-
+    huit") as one token each, in place of the words they are made of."""
+    found: list[_Token] = []
+    for phrase in _PHRASE_RE.finditer(text):
+        parts = [
+            (m.start(), m.end(), m[0].lower())
+            for m in _PHRASE_PART_RE.finditer(text, phrase.start(), phrase.end())
+        ]
+        if not any(p[2] in COMPOUND_WORDS for p in parts):
+            continue
+        numbers = _read_numbers(parts)
+        if numbers:
+            found.extend(numbers)
+    if not found:
+        return words
+    covered = [(t.start, t.end) for t in found]
+    kept = [w for w in words if not any(a <= w.start < b for a, b in covered)]
+    return [*kept, *found]
+
+
+def _read_numbers(parts: list[tuple[int, int, str]]) -> list[_Token]:
+    """The numbers that number words in a row make: a new one starts where a word cannot
+    go on the one before (a unit after a unit, a ten after a ten)."""
+    numbers: list[_Token] = []
+    value = start = end = 0
+    last = ""  # the kind of the number's last word: "unit", "ten", "hundred"; "": none yet
+    for part_start, part_end, word in parts:
+        if word in ("et", "and"):
+            continue
+        kind, amount = _word_value(word)
+        if last and _goes_on(value, last, kind, amount):
+            value = value * 100 if kind == "hundred" else value + amount
+            end = part_end
+        else:
+            if last:
+                numbers.append(_number(start, end, value))
+            value, start, end = amount, part_start, part_end
+        last = kind
+    if last:
+        numbers.append(_number(start, end, value))
+    return numbers
+
+
+def _word_value(word: str) -> tuple[str, int]:
+    if word in _TEENS_AND_TENS:
+        return "ten", _TEENS_AND_TENS[word]
+    if word in _HUNDREDS:
+        return "hundred", 100
+    return "unit", int(NUMBER_WORDS[word])
+
+
+def _goes_on(value: int, last: str, kind: str, amount: int) -> bool:
+    """Whether a word of ``kind`` worth ``amount`` goes on the number ``value`` so far."""
+    if kind == "hundred":
+        return last == "unit" and value < 10  # "cinq cent"
+    if kind == "ten":  # "cent quatorze", "soixante-dix", "quatre-vingt-treize"
+        tens_on_tens = last == "ten" and amount < 20 and value % 100 in (60, 80)
+        return (last == "hundred" and value % 100 == 0) or tens_on_tens
+    # a unit: "trente-huit", "dix-sept", "cent cinq"
+    return last in ("ten", "hundred") and value % 10 == 0
+
+
+def _number(start: int, end: int, value: int) -> _Token:
+    return _Token(start, end, str(value), True, False, 0)
 
 
 def _phone_span(text: str, start: int, end: int) -> tuple[int, int]:
@@ -198,6 +307,10 @@ def _is_phone(text: str, window: list[_Token], digits: str, region: str, nanp: b
     look_alikes = sum(token.look_alikes for token in window)
     if look_alikes and (look_alikes > 3 or len(digits) < 10):
         return False  # "5I4 555 O123" is a disguise; "lol 1O1" is not
+    if any(token.worded for token in window[1:]) and (
+        not nanp or tuple(len(t.digits) for t in window) not in _WORDED_GROUPS
+    ):
+        return False  # words join the groups of a number only: "514 puis 555 puis 0187"
     first = window[0]
     prefix = 0  # digits of an international prefix written as digits: 00, or 011 in the NANP
     if not first.plus and not first.spelled:

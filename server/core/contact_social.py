@@ -15,7 +15,9 @@ handle (``jean.t``, ``bibi_22``: letters with digits, ``_`` or an inner dot, not
 like ``2XL``) or, after an invitation ("ajoute-moi sur", "add me on"), a capitalised word
 or one ending the clause (a Facebook name may take two more capitalised words, also after
 a comma); a handle-shaped word just before "sur insta", "on IG". "Écris-moi sur
-WhatsApp" alone masks nothing; "signal", "sc" and "wa" need a handle's shape or an ``@``.
+WhatsApp" alone masks nothing; "signal", "sc", "wa" and "gram" (Instagram) need a handle's
+shape or an ``@``. A name of seven letters or more is also read with one letter missing or
+two neighbours swapped ("instagrm", "snpachat").
 
 A handle whose ``username_key`` is in ``members`` is never masked: a mention is R4's business.
 
@@ -41,13 +43,31 @@ def word_set(words: str) -> frozenset[str]:
 
 
 # The cheap look in contact_guard reads the names of the networks.
-NETWORKS: Final = word_set(
-    "instagram insta ig facebook fb messenger tiktok snapchat snap sc whatsapp whatsap "
+_NAMES: Final = word_set(
+    "instagram insta ig gram facebook fb messenger tiktok snapchat snap sc whatsapp whatsap "
     "watsapp watsap wapp wa telegram signal discord twitter kik wechat viber"
 )
+
+
+def misspellings(name: str) -> set[str]:
+    """``name`` with one letter missing or two neighbours swapped: "instagrm", "snpachat"."""
+    missing = {name[:i] + name[i + 1 :] for i in range(len(name))}
+    swapped = {name[:i] + name[i + 1] + name[i] + name[i + 2 :] for i in range(len(name) - 1)}
+    return (missing | swapped) - {name}
+
+
+# Long names are also read misspelt by a letter; short ones would match common words.
+MISSPELT: Final = {
+    wrong: name
+    for name in sorted(_NAMES)
+    if len(name) >= 7
+    for wrong in sorted(misspellings(name))
+    if wrong not in _NAMES
+}
+NETWORKS: Final = _NAMES | MISSPELT.keys()
 NETWORK_FORMS: Final = ("tik tok", "whats app")  # also written with the space
 # Names that are also plain words: a handle after them needs an "@" or a handle's shape.
-_AMBIGUOUS_NETWORKS: Final = frozenset({"signal", "sc", "wa"})
+_AMBIGUOUS_NETWORKS: Final = frozenset({"signal", "sc", "wa", "gram"})
 _FACEBOOK: Final = frozenset({"facebook", "fb", "messenger"})
 # Words that are not handles: function words, chat words, and what follows "is"/"est" when
 # a member talks about an account rather than gives it.
@@ -97,7 +117,7 @@ def _network_re(networks: frozenset[str]) -> re.Pattern[str]:
 
 
 _LINK_RE: Final = re.compile(
-    rf"""(?P<strong>{_SP}*(?:[:=]|->|=>|→|➡\ufe0f?|»){_SP}*
+    rf"""(?P<strong>{_SP}*(?:=>|->|[:=]|→|➡\ufe0f?|»){_SP}*
        |{_SP}*,?{_SP}+(?i:c['\u2019]est|cest|c|it{_SP}is|it['\u2019]s){_SP}+
        |{_SP}+(?i:user(?:name)?|handle|pseudo|nom|name|id|compte|account)
             (?:{_SP}*(?:[:=]|(?i:is|est|c['\u2019]est)(?!\w)){_SP}*|{_SP}+))
@@ -140,7 +160,9 @@ def find_socials(
             yield m.start(), m.end()
     found = _network_re(names).finditer(text) if names else ()
     networks = [
-        (m.start(), m.end(), m[0].lower()) for m in found if not in_word(text, m.start(), ".@/")
+        (m.start(), m.end(), MISSPELT.get(m[0].lower(), m[0].lower()))
+        for m in found
+        if not in_word(text, m.start(), ".@/")
     ]
     for start, end, name in networks:
         after = _handle_after(text, start, end, name, members)

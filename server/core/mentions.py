@@ -26,6 +26,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Final
 
+from parley.server.core.lookalikes import drop_invisible, skeleton
+
 MAX_USERNAME: Final = 64
 MAX_NOTIFIED: Final = 10  # members notified per message (R4)
 
@@ -72,8 +74,16 @@ def is_valid_username(name: str) -> bool:
 
 
 def username_key(name: str) -> str:
-    """The identity of a username: ``ZOÉ``, ``zoé`` and ``zoe\\u0301`` are one member."""
-    return unicodedata.normalize("NFKC", name).casefold()
+    """The identity of a username: ``ZOÉ``, ``zoé``, ``zoe\\u0301``, ``zoé`` in fullwidth
+    letters, with a zero-width space or a trailing space, or with a Cyrillic o (U+043E) are
+    one member.
+
+    Case-folded, trimmed and without invisible characters, then compared by the confusable
+    skeleton of Unicode TR 39 (``lookalikes.skeleton``), case-folded again since some
+    prototypes are capitals (``0`` looks like ``O``), and composed (NFC) to be read.
+    """
+    folded = unicodedata.normalize("NFKC", drop_invisible(name)).strip().casefold()
+    return unicodedata.normalize("NFC", skeleton(folded).casefold())
 
 
 def find_mentions(text: str) -> list[MentionSpan]:

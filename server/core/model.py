@@ -9,7 +9,10 @@ watchers are let go, members' writes refused) and opening it again.
 
 A member's own room ``user:<id>`` holds their inbox: ``notification``
 entries, and ``read`` entries that move the member's read mark (``target``)
-so that every device learns of it the same way.
+so that every device learns of it the same way. A notification that quotes a
+message follows it there: an ``edit`` entry (its ``data`` the notification as it
+now reads) when the message's text changes, a ``delete`` entry when the message
+is deleted or no longer concerns the member.
 
 In an order room, a ``receipt`` entry says that a party's read mark moved
 (``data``: ``{"user_id", "up_to"}``), so that the counterpart and the reader's
@@ -204,7 +207,7 @@ class Entry:
     def to_event(self) -> dict[str, Any]:
         """The live event a subscriber receives for this log entry."""
         if self.kind == "edit":
-            return {
+            edited = {
                 "event": "message_edited",
                 "room": self.room,
                 "seq": self.seq,
@@ -214,6 +217,9 @@ class Entry:
                 "mentions": [m.to_wire() for m in self.mentions],
                 "masked_kinds": list(self.masked_kinds),
             }
+            if self.data is not None:  # in an inbox: the notification as it now reads
+                edited["notification"] = self.data
+            return edited
         if self.kind == "delete":
             return {
                 "event": "message_deleted",

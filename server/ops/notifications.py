@@ -36,6 +36,7 @@ async def notifications(hub: Hub, conn: Conn, request: Notifications) -> dict[st
                 "notification": e.data or {},
             }
             for e in entries
+            if not e.deleted  # withdrawn: its message was deleted or no longer names the member
         ],
         "unread": state.unread,
         "read_up_to": state.up_to,

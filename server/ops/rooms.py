@@ -197,6 +197,10 @@ async def edit(hub: Hub, conn: Conn, request: Edit) -> dict[str, Any]:
     target = check_may_edit(me.user_id, await hub.store.get_entry(request.room, request.seq))
     guarded, resolved = await _prepare(hub, me.user_id, request.room, request.text, order)
     mentions = () if resolved is None else resolved.mentions
+    mentioned = {m.user_id for m in mentions}
+    # What the notifications of the message quote follows it, before the edit is stored.
+    readers = [*_quoted_to(target, order), *mentioned]
+    await hub.notifier.follow_message(target, readers, text=guarded.text, mentioned=mentioned)
     result = await _change(
         hub, conn, request.room, "edit", guarded.text, request.seq, mentions, guarded.kinds
     )
@@ -204,15 +208,48 @@ async def edit(hub: Hub, conn: Conn, request: Edit) -> dict[str, Any]:
     if resolved is not None:
         fresh = newly_mentioned(target.mentions, resolved)
         result |= await _notify_mentions(hub, conn, target, resolved, fresh, text=guarded.text)
+    await _settle(hub, target, guarded.text, readers, order)
     return result
 
 
 async def delete(hub: Hub, conn: Conn, request: Delete) -> dict[str, Any]:
     me = conn.principal
-    _, listing, _ = await room_access(hub, me.user_id, request.room)
-    target = await hub.store.get_entry(request.room, request.seq)
-    check_may_delete(me.user_id, target, listing)
+    _, listing, order = await room_access(hub, me.user_id, request.room)
+    target = check_may_delete(
+        me.user_id, await hub.store.get_entry(request.room, request.seq), listing
+    )
+    # The notifications quoting it are withdrawn first: they never outlive it.
+    await hub.notifier.follow_message(target, _quoted_to(target, order), text=None, mentioned=())
     return await _change(hub, conn, request.room, "delete", "", request.seq)
+
+
+def _quoted_to(message: Entry, order: Order | None) -> list[UserId]:
+    """Who may hold a notification quoting ``message``: its mentioned members, and in an
+    order room the other party."""
+    members = [m.user_id for m in message.mentions]
+    if order is not None and message.author is not None:
+        members += [p for p in (order.buyer_id, order.seller_id) if p != message.author.id]
+    return members
+
+
+async def _settle(
+    hub: Hub, target: Entry, text: str, readers: list[UserId], order: Order | None
+) -> None:
+    """After an edit: if the message changed meanwhile (another edit or a deletion from
+    another connection or hub), its notifications follow what it is now."""
+    try:
+        now = await hub.store.get_entry(target.room, target.seq)
+        if now is None or (not now.deleted and now.text == text):
+            return
+        members = [*readers, *_quoted_to(now, order)]
+        mentioned = {m.user_id for m in now.mentions}
+        await hub.notifier.follow_message(
+            now, members, text=None if now.deleted else now.text, mentioned=mentioned
+        )
+    except ParleyError as exc:  # the edit is stored: its author must not retry it
+        log.warning(
+            "notifications not settled room=%s seq=%d: %s", target.room, target.seq, exc.message
+        )
 
 
 async def _prepare(

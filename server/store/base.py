@@ -275,9 +275,11 @@ class Store(abc.ABC):
         With ``draft.client_msg_id`` set, a second append with the same
         ``(room, author id, client_msg_id)`` stores nothing and returns the
         first entry with ``duplicate=True``. An ``edit`` entry replaces its
-        target's text and mentions and sets ``edited_ts``; a ``delete`` entry
-        blanks its target's text and sets ``deleted``. The caller has checked
-        the target. A ``close`` entry closes the room and ``reopen`` opens it
+        target's text and mentions and sets ``edited_ts`` (and its ``data``, when
+        the edit has some: a notification that follows its message); a ``delete``
+        entry blanks its target's text and data, and those of the edits before it,
+        and sets ``deleted``; a deleted notification is no longer unread. The
+        caller has checked the target. A ``close`` entry closes the room and ``reopen`` opens it
         again: while closed, members' entries (``MEMBER_KINDS``) raise
         ``ParleyError(not_found)`` and are not stored.
         """
@@ -285,6 +287,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_entry(self, room: str, seq: int) -> Entry | None:
         """The entry as it is now (a message shows its latest text)."""
+
+    @abc.abstractmethod
+    async def entry_by_key(self, room: str, client_msg_id: str) -> Entry | None:
+        """The entry the hub itself (no author) appended with ``client_msg_id``, as it is now:
+        a notification found by its idempotency key."""
 
     @abc.abstractmethod
     async def history(self, room: str, before: int | None, limit: int) -> list[Entry]:

@@ -14,7 +14,10 @@ both backends (``tests/store/test_outbox.py``; the contract for gateways is
   held, no consumer of the group gets another item of that member (one fetch
   may hand out several of them at once);
 - bounded: at most ``max_items`` retained (the oldest go first), and an item
-  every existing group has acked is dropped.
+  every existing group has acked is dropped;
+- with a ``render`` hook, an item is rendered from its notification when it
+  goes out, so an item not yet handed out follows its message's edits, and one
+  whose notification was withdrawn is acked for the group instead of handed out.
 
 ``open_outbox(store)`` picks the backend of the store (SQLite tables or Redis
 Streams), importing it lazily. Engine errors become ``StoreUnavailable`` at the
@@ -90,6 +93,11 @@ class Delivery:
 IsRead = Callable[[UserId, int], Awaitable[bool]]
 """``(user_id, seq) -> bool``: has the member read this notification already?"""
 
+Render = Callable[[PushItem], Awaitable[PushItem | None]]
+"""``item -> item``: the item as it goes out now, from its notification as it reads now;
+None when the notification was withdrawn (its message deleted, or edited away from the
+member). The stored item need not hold the member's words: they are read when it goes out."""
+
 # What a backend's ``_take`` hands back: (id, encoded item, deliveries) in
 # order, and how long to wait at most before looking again when it is empty.
 Taken = tuple[list[tuple[str, bytes | str, int]], float | None]
@@ -131,7 +139,13 @@ class PushOutbox(abc.ABC):
     """
 
     def __init__(
-        self, *, clock: Clock, is_read: IsRead | None, visibility_timeout: float, max_items: int
+        self,
+        *,
+        clock: Clock,
+        is_read: IsRead | None,
+        visibility_timeout: float,
+        max_items: int,
+        render: Render | None = None,
     ) -> None:
         if not visibility_timeout > 0:
             raise ValueError("visibility_timeout must be a positive number of seconds")
@@ -139,6 +153,7 @@ class PushOutbox(abc.ABC):
             raise ValueError("max_items must be at least 1")
         self.clock = clock
         self.is_read = is_read
+        self.render = render
         self.visibility_timeout = visibility_timeout
         self.max_items = max_items
         self._closed = False
@@ -180,9 +195,16 @@ class PushOutbox(abc.ABC):
             now_ms = to_ms(self.clock.now())
             deadline_ms = now_ms + to_ms(self.visibility_timeout)
             taken, recheck = await self._take(group, consumer, count, now_ms, deadline_ms)
+            if taken:
+                deliveries, withdrawn = await self._deliveries(taken)
+                if withdrawn:  # never handed out, and never will be: done for this group
+                    await self._ack(group, withdrawn)
+                if deliveries or not withdrawn:
+                    return deliveries
+                continue  # everything taken was withdrawn: look again at once
             left = until - loop.time()
-            if taken or left <= 0 or self._closed:
-                break
+            if left <= 0 or self._closed:
+                return []
             self.long_polls += 1
             try:
                 with contextlib.suppress(TimeoutError):
@@ -191,8 +213,7 @@ class PushOutbox(abc.ABC):
             finally:
                 self.long_polls -= 1
             if self._closed:
-                break  # closed while it waited: it returns, as one that was looking does
-        return await self._deliveries(taken)
+                return []  # closed while it waited: it returns, as one that was looking does
 
     async def ack(self, group: str, ids: Sequence[str]) -> int:
         """Ack items handed out to ``group``; how many were pending and now are not.
@@ -239,13 +260,32 @@ class PushOutbox(abc.ABC):
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    async def _deliveries(self, taken: list[tuple[str, bytes | str, int]]) -> list[Delivery]:
-        items = [decode_item(raw) for _, raw, _ in taken]
-        flags = await asyncio.gather(*(self._read_flag(item) for item in items))
-        return [
-            Delivery(item_id, item, deliveries, read)
-            for (item_id, _, deliveries), item, read in zip(taken, items, flags, strict=True)
-        ]
+    async def _deliveries(
+        self, taken: list[tuple[str, bytes | str, int]]
+    ) -> tuple[list[Delivery], list[str]]:
+        """What goes out of ``taken``, rendered now; and the ids of the withdrawn items."""
+        stored = [decode_item(raw) for _, raw, _ in taken]
+        items = await asyncio.gather(*(self._rendered(item) for item in stored))
+        flags = await asyncio.gather(*(self._read_flag(item) for item in items if item))
+        out = iter(flags)
+        deliveries: list[Delivery] = []
+        withdrawn: list[str] = []
+        for (item_id, _, times), item in zip(taken, items, strict=True):
+            if item is None:
+                withdrawn.append(item_id)
+            else:
+                deliveries.append(Delivery(item_id, item, times, next(out)))
+        return deliveries, withdrawn
+
+    async def _rendered(self, item: PushItem) -> PushItem | None:
+        if self.render is None:
+            return item
+        try:
+            return await self.render(item)
+        except ParleyError as exc:
+            # The item as stored holds no member's words: it may go out as it is.
+            log.warning("push: notification of user %s unread (%s)", item.user_id, exc.code)
+            return item
 
     async def _read_flag(self, item: PushItem) -> bool:
         if self.is_read is None:
@@ -266,6 +306,7 @@ def open_outbox(
     is_read: IsRead | None,
     visibility_timeout: float,
     max_items: int,
+    render: Render | None = None,
 ) -> PushOutbox:
     """The outbox of ``store``'s backend: tables in its SQLite file, or Redis Streams."""
     options: dict[str, Any] = {
@@ -273,6 +314,7 @@ def open_outbox(
         "is_read": is_read,
         "visibility_timeout": visibility_timeout,
         "max_items": max_items,
+        "render": render,
     }
     from parley.server.store.sqlite import SqliteStore
 

@@ -14,7 +14,8 @@ room's keys and its channel live on one slot)::
     parley:{room}:read    a member's inbox (user:<id>): read up to this seq
     parley:{room}:ch      the room's channel (SPUBLISH on Redis 7+, else PUBLISH)
     parley:user:<id>  parley:listing:<id>  parley:order:<id>     hashes
-    parley:usernames      hash  username key (casefolded) -> user id: names are unique
+    parley:usernames      hash  username key (``username_key``: case-folded confusable
+                          skeleton) -> user id: names are unique (``redis_usernames``)
     parley:instance       random id of this data set: gone or changed = data lost
     parley:{offers}:...   likes and negotiations, on one slot (``redis_offers``)
     parley:{room}:marks   read marks in order rooms (``redis_conversations``)
@@ -83,6 +84,7 @@ from parley.server.store.redis_lease import RedisLeases
 from parley.server.store.redis_offers import RedisOffers
 from parley.server.store.redis_presence import RedisPresence
 from parley.server.store.redis_url import wait_options
+from parley.server.store.redis_usernames import index_usernames
 from parley.server.store.redis_wire import (
     ResetAwareConnection,
     as_text,
@@ -166,11 +168,12 @@ end
 """
 
 # Run by a delete (target ARGV[6]): its words leave the store, not only the replies.
-# The target's text, its earlier edits' texts, mentions and masks, and its last
-# edit's are blanked in place; ``blank`` rewrites items of a msgpack array (of at
-# most 15 items: a one-byte header) without decoding the others.
+# The target's text and data (a notification's excerpt), its earlier edits' texts,
+# data, mentions and masks, and its last edit's are blanked in place; ``blank``
+# rewrites items of a msgpack array (of at most 15 items: a one-byte header) without
+# decoding the others: the text becomes "", the data nil, from ``cut_from`` on [].
 _ERASE_LUA: Final = """
-local function blank(body, text_at, cut_from)
+local function blank(body, text_at, cut_from, data_at)
   if not body then return nil end
   local n = string.byte(body, 1) - 144
   local parts, off = {string.sub(body, 1, 1)}, 1
@@ -178,7 +181,9 @@ local function blank(body, text_at, cut_from)
     local nxt = cmsgpack.unpack_one(body, off)
     if nxt == -1 then nxt = #body end
     local item = string.sub(body, off + 1, nxt)
-    if i == text_at then item = '\\160' elseif i >= cut_from then item = '\\144' end
+    if i == text_at then item = '\\160'
+    elseif i == data_at then item = '\\192'
+    elseif i >= cut_from then item = '\\144' end
     parts[#parts + 1] = item
     off = nxt
   end
@@ -186,18 +191,22 @@ local function blank(body, text_at, cut_from)
 end
 local target = ARGV[6]
 local first = redis.call('HGET', KEYS[3], target)
-if first then redis.call('HSET', KEYS[3], target, blank(first, 2, 99)) end
+if first then redis.call('HSET', KEYS[3], target, blank(first, 2, 99, 8)) end
 local last = redis.call('HGET', KEYS[5], 't' .. target)
-if last then redis.call('HSET', KEYS[5], 't' .. target, blank(last, 1, 3)) end
+if last then redis.call('HSET', KEYS[5], 't' .. target, blank(last, 1, 3, 0)) end
 for edit in string.gmatch(redis.call('HGET', KEYS[5], 'e' .. target) or '', '(%d+),') do
   local body = redis.call('HGET', KEYS[3], edit)
-  if body then redis.call('HSET', KEYS[3], edit, blank(body, 2, 9)) end
+  if body then redis.call('HSET', KEYS[3], edit, blank(body, 2, 9, 8)) end
+end
+if ARGV[12] == '1' then
+  redis.call('ZREM', KEYS[4], target)  -- a notification withdrawn is no longer unread
 end
 """
 
 # KEYS seq, epoch, log, msgs, mod, idem, closed, read
 # ARGV new epoch, known epoch, known seq, body, op, target, edit, idem, channel, publish,
-#      member ('1' for a member's entry, refused while the room is closed)
+#      member ('1' for a member's entry, refused while the room is closed),
+#      inbox ('1' in a member's own room: a deleted notification leaves ``msgs``)
 # op: m (a message or notification), e (edit), d (delete), r (read mark: ARGV[4] is
 # the body without its data and mentions, completed here), c (close), o (reopen),
 # s (kept in the log only)
@@ -443,6 +452,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
             await self._warn_about_durability()
             if not self.cluster:  # a cluster's data sets are younger than the indexes
                 await self._index_orders()
+            await index_usernames(self._client, self._prefix)
             await self.fanout.start()
             await self.presence.start()
 
@@ -519,7 +529,9 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         name_key = username_key(user.name)
         with edge():
             if not await self._claim_name(keys=[self._usernames_key()], args=[user.id, name_key]):
-                raise ParleyError(ErrorCode.conflict, "another member has this username")
+                raise ParleyError(
+                    ErrorCode.conflict, "another member has this username, or one like it"
+                )
             free = await self._set_user(
                 keys=[self._user_key(user.id)],
                 args=[name_key, user.name, user.locale, user.email or "", ""],
@@ -537,7 +549,9 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         name_key = username_key(name)
         with edge():
             if not await self._claim_name(keys=[self._usernames_key()], args=[user_id, name_key]):
-                raise ParleyError(ErrorCode.conflict, "another member has this username")
+                raise ParleyError(
+                    ErrorCode.conflict, "another member has this username, or one like it"
+                )
             reply = await self._set_user(
                 keys=[self._user_key(user_id)], args=[name_key, name, locale, "", "1"]
             )
@@ -660,7 +674,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
                     _new_id(), known_epoch, known_seq, body, op,
                     "" if draft.target is None else draft.target, edit, idem,
                     self._key(room, "ch"), "SPUBLISH" if self._sharded() else "PUBLISH",
-                    member,
+                    member, "1" if room.startswith("user:") else "",
                 ],
             )  # fmt: skip
         if reply[0] == 1:
@@ -801,6 +815,11 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
     async def get_entry(self, room: str, seq: int) -> Entry | None:
         found = await self._read_entries(room, "one", seq)
         return found[0] if found else None
+
+    async def entry_by_key(self, room: str, client_msg_id: str) -> Entry | None:
+        with edge():
+            seq = await self._client.hget(self._key(room, "idem"), f"\0{client_msg_id}")
+        return None if seq is None else await self.get_entry(room, int(seq))
 
     async def history(self, room: str, before: int | None, limit: int) -> list[Entry]:
         if limit <= 0:

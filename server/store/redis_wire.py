@@ -141,9 +141,13 @@ def encode_read_prefix(draft: Draft) -> bytes:
 
 
 def encode_edit(draft: Draft) -> bytes:
-    """What an edit leaves on its target: the new text, when, its mentions and masks."""
+    """What an edit leaves on its target: the new text, when, its mentions and masks, and
+    its new data when it has some (a notification following its message)."""
     mentions = [m.to_row() for m in draft.mentions]
-    return msgpack.packb([draft.text, draft.ts, mentions, list(draft.masked_kinds)])
+    edit = [draft.text, draft.ts, mentions, list(draft.masked_kinds)]
+    if draft.data is not None:
+        edit.append(draft.data)
+    return msgpack.packb(edit)
 
 
 def decode_entry(room: str, seq: int, body: bytes, edit: bytes | None, deleted: Any) -> Entry:
@@ -164,8 +168,10 @@ def entry_from_body(
         if rest:
             rows = rest[0]
             masked = rest[1] if len(rest) > 1 else ()
+            if len(rest) > 2:
+                data = rest[2]
     if deleted is not None:
-        text = ""
+        text, data = "", None
     return Entry(
         room,
         seq,

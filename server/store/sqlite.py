@@ -63,7 +63,7 @@ T = TypeVar("T")
 
 log = logging.getLogger("parley.store.sqlite")
 
-SCHEMA_VERSION: Final = "2"
+SCHEMA_VERSION: Final = "3"
 # The rooms table is the truth; the writer's copy of it only saves one read per
 # append, so it is simply dropped when it grows past this many rooms.
 SEQ_CACHE_MAX: Final = 100_000
@@ -338,6 +338,15 @@ class SqliteStore(SqliteOffers, SqliteConversations, LocalLeases, Store):
         )
         return None if row is None else _entry_from_row(row)
 
+    async def entry_by_key(self, room: str, client_msg_id: str) -> Entry | None:
+        entries = await self._read_entries(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE room = ?"
+            " AND coalesce(author_id, '') = '' AND client_msg_id = ?",
+            room,
+            client_msg_id,
+        )
+        return entries[0] if entries else None
+
     async def history(self, room: str, before: int | None, limit: int) -> list[Entry]:
         if limit <= 0:  # SQLite reads a negative LIMIT as "no limit"
             return []
@@ -527,18 +536,19 @@ class SqliteStore(SqliteOffers, SqliteConversations, LocalLeases, Store):
         )
         if kind == "edit":
             conn.execute(
-                "UPDATE entries SET text = ?, edited_ts = ?, mentions = ?, masked = ?"
-                " WHERE room = ? AND seq = ?",
-                (draft.text, draft.ts, mentions, masked, room, draft.target),
+                "UPDATE entries SET text = ?, edited_ts = ?, mentions = ?, masked = ?,"
+                " data = coalesce(?, data) WHERE room = ? AND seq = ?",
+                (draft.text, draft.ts, mentions, masked, data, room, draft.target),
             )
         elif kind == "delete":
+            # A notification's data holds an excerpt of the message: it goes too.
             conn.execute(
-                "UPDATE entries SET text = '', deleted = 1 WHERE room = ? AND seq = ?",
+                "UPDATE entries SET text = '', data = NULL, deleted = 1 WHERE room = ? AND seq = ?",
                 (room, draft.target),
             )
             # Its earlier edits carried its words too: they go with it.
             conn.execute(
-                "UPDATE entries SET text = '', mentions = NULL, masked = NULL"
+                "UPDATE entries SET text = '', data = NULL, mentions = NULL, masked = NULL"
                 " WHERE room = ? AND kind = 'edit' AND target = ?",
                 (room, draft.target),
             )
@@ -638,6 +648,9 @@ def _create_schema(conn: sqlite3.Connection) -> str:
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     if meta["schema_version"] == "1":
         _migrate_from_1(conn)
+        meta["schema_version"] = "2"
+    if meta["schema_version"] == "2":
+        _index_usernames(conn)
         meta["schema_version"] = SCHEMA_VERSION
     if meta["schema_version"] != SCHEMA_VERSION:
         conn.execute("ROLLBACK")
@@ -649,18 +662,28 @@ def _create_schema(conn: sqlite3.Connection) -> str:
 
 
 def _migrate_from_1(conn: sqlite3.Connection) -> None:
-    """Add what schema 2 needs; members keep their names, the first holder of a
-    name (by id) keeps it for mentions when two differ only by case."""
+    """Add what schema 2 needs; the usernames are indexed by the next step."""
     for sql in _MIGRATE_1:
         conn.execute(sql)
+    log.info("store schema migrated from 1 to 2")
+
+
+def _index_usernames(conn: sqlite3.Connection) -> None:
+    """Schema 3: the username index holds ``username_key`` as it is now (look-alikes
+    compare by their confusable skeleton). Members keep their names; when two names now
+    look alike, the first holder (by id) keeps it for mentions and the other is left out
+    of the index (still a member, not mentionable by that name)."""
+    conn.execute("UPDATE users SET name_key = NULL")
     taken: set[str] = set()
     for user_id, name in conn.execute("SELECT id, name FROM users ORDER BY id").fetchall():
         key = username_key(name)
         if key not in taken:
             taken.add(key)
             conn.execute("UPDATE users SET name_key = ? WHERE id = ?", (key, user_id))
+        else:
+            log.warning("username of user %s looks like another's: left out of the index", user_id)
     conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
-    log.info("store schema migrated from 1 to %s", SCHEMA_VERSION)
+    log.info("store schema migrated to %s: usernames indexed by skeleton", SCHEMA_VERSION)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -691,14 +714,15 @@ def _check_name_free(conn: sqlite3.Connection, key: str, user_id: str) -> None:
         "SELECT id FROM users WHERE name_key = ? AND id != ?", (key, user_id)
     ).fetchone()
     if row is not None:
-        raise ParleyError(ErrorCode.conflict, "another member has this username")
+        raise ParleyError(ErrorCode.conflict, "another member has this username, or one like it")
 
 
 def _read_state(conn: sqlite3.Connection, room: str) -> tuple[int, int]:
     row = conn.execute("SELECT read_seq FROM rooms WHERE room = ?", (room,)).fetchone()
     up_to = 0 if row is None else row[0]
     (unread,) = conn.execute(
-        "SELECT count(*) FROM entries WHERE room = ? AND seq > ? AND kind = 'notification'",
+        "SELECT count(*) FROM entries WHERE room = ? AND seq > ? AND kind = 'notification'"
+        " AND deleted = 0",
         (room, up_to),
     ).fetchone()
     return up_to, unread

@@ -283,6 +283,13 @@ BAD_REQUEST: list[dict[str, Any]] = [
     {"id": 1, "op": "subscribe", "room": ROOM, "since": 5.0},
     {"id": 1, "op": "subscribe", "room": ROOM, "since": -1},
     {"id": 1, "op": "subscribe", "room": ROOM, "since": 2**63},
+    {"id": 1, "op": "subscribe", "room": ROOM, "since": 2**53},
+    {"id": 1, "op": "connect", "token": "t", "since": 2**63 - 1},
+    {"id": 1, "op": "edit", "room": ROOM, "seq": 2**53, "text": "hi"},
+    {"id": 1, "op": "delete", "room": ROOM, "seq": 2**63 - 1},
+    {"id": 1, "op": "history", "room": ROOM, "before": 2**53},
+    {"id": 1, "op": "post", "room": ROOM, "text": "hi\0", "client_msg_id": "c"},
+    {"id": 1, "op": "edit", "room": ROOM, "seq": 1, "text": "a\x00b"},
     {"id": 1, "op": "subscribe", "room": ROOM, "since": 1, "epoch": 5},
     {"id": 1, "op": "subscribe", "room": ROOM, "epoch": ["e1"]},
     {"id": 1, "op": "history", "room": ROOM, "limit": "10"},
@@ -437,3 +444,9 @@ def test_errors_are_protocol_errors_with_a_short_message() -> None:
     assert info.value.code is ErrorCode.unknown_op
     assert len(info.value.message) < 100
     assert info.value.to_wire() == {"code": "unknown_op", "message": info.value.message}
+
+
+def test_the_largest_seq_is_2_53_minus_1() -> None:
+    big = 2**53 - 1
+    request = parse_request({"id": 1, "op": "subscribe", "room": ROOM, "since": big}, LIMITS)
+    assert request.since == big  # type: ignore[union-attr]

@@ -150,6 +150,26 @@ async def hub(store_url: str) -> AsyncIterator[RunningHub]:
         await stop_hub(running)
 
 
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
+async def every_store_hub(
+    request: pytest.FixtureRequest, sqlite_url: str
+) -> AsyncIterator[RunningHub]:
+    """The same hub on SQLite, one Redis and a Redis Cluster, for what involves keys on
+    several slots; pushes go out whether members are online or not."""
+    url = sqlite_url
+    if request.param != "sqlite":
+        server = request.getfixturevalue(
+            "redis_server" if request.param == "redis" else "redis_cluster"
+        )
+        await server.flushall()
+        url = server.url
+    running = await start_hub(url, push_when="always")
+    try:
+        yield running
+    finally:
+        await stop_hub(running)
+
+
 # A push provider (FCM, APNs) is outside the system: a mock stands for it.
 
 

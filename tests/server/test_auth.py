@@ -124,6 +124,16 @@ def test_the_leeway_is_the_configured_one() -> None:
         TokenVerifier(strict).verify(token)
 
 
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [("exp", "9999999999"), ("exp", True), ("exp", None), ("nbf", "0"), ("iat", [1])],
+)
+def test_exp_nbf_and_iat_must_be_numbers(claim: str, value: object) -> None:
+    token = jwt.encode(claims(**{claim: value}), SECRET)
+    with pytest.raises(AuthError, match=claim):
+        TokenVerifier(hs256()).verify(token)
+
+
 def test_a_token_without_exp_is_refused() -> None:
     token = jwt.encode({"sub": "u7", "name": "marie"}, SECRET)
     with pytest.raises(AuthError, match="exp"):

@@ -132,3 +132,23 @@ async def test_r8_off_stores_the_text_as_typed(sqlite_url: str) -> None:
         assert stored["text"] == PHONE_TEXT
     finally:
         await stop_hub(hub)
+
+
+async def test_r8_a_disguised_number_is_masked_as_written_and_the_mention_holds(
+    hub: RunningHub,
+) -> None:
+    await hub.listing("L1", seller="s1")
+    await hub.api("PUT", "/v1/users/u2", {"name": "bob"})
+    bob = await hub.client("u2", "bob")
+    author = await hub.client("u1", "alice")
+    keycaps = "".join(f"{d}\ufe0f\u20e3" for d in "5145550187")
+    text = f"@bob mon cell {keycaps} ou \uff15\uff11\uff14 555\u200b0188"
+    reply = await author.post("listing:L1", text)
+    assert [m["kind"] for m in reply["masked"]] == ["phone", "phone"]
+    assert [m["user_id"] for m in reply["mentions"]] == ["u2"]
+    first = reply["masked"][0]
+    assert text[first["start"] : first["end"]] == keycaps  # indices of the text as sent
+    [stored] = (await bob.history("listing:L1"))["messages"]
+    assert len(stored["text"]) == len(text) and stored["text"].startswith("@bob mon cell ")
+    assert stored["mentions"][0]["start"] == 0 and stored["mentions"][0]["end"] == 4
+    assert set(stored["text"][len("@bob mon cell ") :].replace(" ou ", "")) == {MASK_CHAR}

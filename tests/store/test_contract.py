@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.mentions import username_key
 from parley.server.core.model import (
     Author,
     Draft,
@@ -282,6 +283,44 @@ async def test_a_deleted_comments_edits_are_read_back_blank(store: Store) -> Non
     assert edit is not None and edit.text == ""
 
 
+INBOX = "user:u1"
+
+
+def notification(excerpt: str, key: str = "mention:listing:l1:1") -> Draft:
+    data = {"kind": "mention", "room": ROOM, "seq": 1, "excerpt": excerpt}
+    return Draft("notification", "", 1, client_msg_id=key, data=data)
+
+
+async def test_r2_a_notification_is_found_by_its_key(store: Store) -> None:
+    await store.append(INBOX, notification("first", key="mention:listing:l1:1"))
+    second = await store.append(INBOX, notification("second", key="mention:listing:l1:2"))
+    found = await store.entry_by_key(INBOX, "mention:listing:l1:2")
+    assert found == second.entry
+    assert await store.entry_by_key(INBOX, "mention:listing:l1:3") is None
+    assert await store.entry_by_key("user:u2", "mention:listing:l1:2") is None
+    # A member's own entry is never the hub's, whatever its key.
+    await store.append(ROOM, comment("hi", cmid="mention:listing:l1:9"))
+    assert await store.entry_by_key(ROOM, "mention:listing:l1:9") is None
+
+
+async def test_r2_a_notification_follows_its_message_then_is_withdrawn(store: Store) -> None:
+    first = (await store.append(INBOX, notification("meet me at 5"))).entry
+    changed = {**(first.data or {}), "excerpt": "nice coat"}
+    edit = await store.append(INBOX, Draft("edit", "", 2, target=first.seq, data=changed))
+    assert edit.entry.to_event()["notification"] == changed
+    now = await store.get_entry(INBOX, first.seq)
+    assert now is not None and (now.data, now.edited_ts) == (changed, 2)
+    assert (await store.read_state(INBOX)).unread == 1
+
+    await store.append(INBOX, Draft("delete", "", 3, target=first.seq))
+
+    log = {e.seq: e for e in await store.entries_after(INBOX, 0, 10)}
+    assert (log[1].deleted, log[1].data, log[1].text) == (True, None, "")
+    assert log[2].data is None  # the edit's copy of the excerpt goes too
+    assert (await store.read_state(INBOX)).unread == 0
+    assert (await store.entry_by_key(INBOX, "mention:listing:l1:1")) == log[1]
+
+
 async def test_edits_and_deletes_are_in_the_log_but_not_in_history(store: Store) -> None:
     await store.append(ROOM, comment("one"))
     await store.append(ROOM, comment("two"))
@@ -476,6 +515,6 @@ async def test_a_burst_of_reads_far_over_the_connection_pool_is_answered_in_full
         await store.put_user(User(UserId(f"b{n}"), f"buyer_{n}", "fr-CA"))
     found = await asyncio.gather(*(store.get_user(UserId(f"b{n % 50}")) for n in range(3000)))
     assert sum(user is not None for user in found) == 3000 * 40 // 50
-    names = [[f"buyer_{(n + k) % 40}" for k in range(5)] for n in range(400)]
+    names = [[username_key(f"buyer_{(n + k) % 40}") for k in range(5)] for n in range(400)]
     pages = await asyncio.gather(*(store.users_by_name(batch) for batch in names))
     assert all(len(page) == 5 for page in pages)

@@ -53,3 +53,28 @@ async def test_a_delete_erases_the_comments_words_and_its_edits_from_the_stored_
     assert (log[1].deleted, log[1].ts, log[1].author) == (True, 1, ALICE)
     assert (log[3].kind, log[3].target, log[3].mentions) == ("edit", 1, ())
     assert log[2].text == "Encore disponible ? Oui"
+
+
+async def test_r2_a_withdrawn_notification_leaves_no_excerpt_in_the_stored_bytes(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    inbox = "user:bob"
+    data = {"kind": "mention", "room": ROOM, "seq": 1, "excerpt": "appelle-moi au 514 555 0199"}
+    first = await store.append(inbox, Draft("notification", "", 1, client_msg_id="k", data=data))
+    later = {**data, "excerpt": "@bob_the_buyer rue Saint-Denis"}
+    await store.append(inbox, Draft("edit", "", 2, target=first.entry.seq, data=later))
+    other = {**data, "seq": 2, "excerpt": "Encore disponible ? Oui"}
+    await store.append(inbox, Draft("notification", "", 3, client_msg_id="k2", data=other))
+
+    await store.append(inbox, Draft("delete", "", 4, target=first.entry.seq))
+
+    with redis_server.client() as admin:
+        after = b"".join(
+            k + v
+            for key in admin.scan_iter(match=f"parley:{{{inbox}}}:*")
+            if admin.type(key) == b"hash"
+            for k, v in admin.hgetall(key).items()
+        )
+    for word in SECRET_WORDS:
+        assert word.encode() not in after, word
+    assert b"Encore disponible ? Oui" in after  # another notification stays

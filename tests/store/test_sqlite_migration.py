@@ -1,13 +1,15 @@
-"""A file written by schema 1 opens under schema 2 with everything it held."""
+"""A file written by an older schema opens under the current one with everything it held."""
 
 from __future__ import annotations
 
 import sqlite3
+import unicodedata
 from pathlib import Path
 
 import pytest
 
 from parley.protocol.errors import ParleyError
+from parley.server.core.mentions import username_key
 from parley.server.core.model import Author, Draft, User, UserId
 from parley.server.store.sqlite import SCHEMA_VERSION, SqliteStore
 
@@ -68,3 +70,43 @@ async def test_a_schema_1_file_is_migrated_in_place(old_file: Path) -> None:
     with sqlite3.connect(old_file) as conn:
         [(version,)] = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
     assert version == SCHEMA_VERSION
+
+
+def old_key(name: str) -> str:
+    """The username index's key before schema 3: NFKC, case-folded."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+async def test_r4_a_schema_2_file_indexes_usernames_by_skeleton(tmp_path: Path) -> None:
+    path = tmp_path / "parley.sqlite3"
+    store = SqliteStore(str(path))
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as conn:  # as version 2 left it
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        for user_id, name in (("u1", "marie"), ("u2", "rnarie"), ("u3", "J\u043es\u00e9e")):
+            conn.execute(
+                "INSERT INTO users (id, name, locale, name_key) VALUES (?, ?, 'en', ?)",
+                (user_id, name, old_key(name)),
+            )
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        # "marie" and "rnarie" now look alike: the first holder by id keeps the key.
+        found = await store.users_by_name([username_key("marie"), username_key("Jos\u00e9e")])
+        assert {key: user.id for key, user in found.items()} == {
+            username_key("marie"): "u1",
+            username_key("Jos\u00e9e"): "u3",
+        }
+        assert (await store.get_user(UserId("u2"))) == User(UserId("u2"), "rnarie")
+        with pytest.raises(ParleyError):
+            await store.put_user(User(UserId("u4"), "Jos\u00e9e"))
+        await store.put_user(User(UserId("u2"), "rnarie2"))  # renamed: indexed again
+        assert (await store.users_by_name([username_key("rnarie2")]))[
+            username_key("rnarie2")
+        ].id == "u2"
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        [(version,)] = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+    assert version == SCHEMA_VERSION == "3"

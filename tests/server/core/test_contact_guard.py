@@ -104,6 +104,32 @@ def test_r8_a_typical_comment_stops_at_the_cheap_look(text: str) -> None:
 # --- Mentions (R4) -------------------------------------------------------------------------
 
 
+def test_r8_a_disguise_is_masked_as_written_around_a_mention() -> None:
+    keycaps = "".join(f"{d}\ufe0f\u20e3" for d in "5145550187")
+    text = f"@alice mon cell {keycaps}, ou in\u200bsta: lea_qc99!"
+    findings = find_contact_details(text, members={"alice"})
+    masked = mask_contact_details(text, findings)
+    assert len(masked) == len(text) and masked.startswith("@alice mon cell ")
+    start = text.index(keycaps)
+    assert masked[start : start + len(keycaps)] == MASK_CHAR * len(keycaps)  # every code point
+    assert masked.endswith(f"in\u200bsta: {MASK_CHAR * 8}!")
+    assert [f.kind for f in findings] == ["phone", "social"]
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("t\u00e9l: 514\u200b555\u200b0187", "514\u200b555\u200b0187"),
+        ("cell \uff15\uff11\uff14-\uff15\uff15\uff15-\uff10\uff11\uff18\uff17", None),
+        ("appelle 5\u20e31\u20e34\u20e3 5\u20e35\u20e35\u20e3 0\u20e31\u20e38\u20e37\u20e3", None),
+    ],
+)
+def test_r8_a_finding_covers_the_characters_as_written(text: str, secret: str | None) -> None:
+    [finding] = find_contact_details(text)
+    covered = text[finding.start : finding.end]
+    assert covered == (secret or text[text.index(" ") + 1 :])
+
+
 def test_r8_a_members_mention_is_never_masked_even_next_to_a_network() -> None:
     for text in ("insta @alice", "@alice sur insta", "IG: @Alice", "mon snap c'est alice"):
         assert find_contact_details(text, members={"alice"}) == [], text
@@ -136,6 +162,11 @@ FRAGMENTS = (
     *("gmail", "hotmail", "videotron", " at ", " dot ", " point ", "[at]", "(.)", ".com"),
     *(".ca", " com", "arobase", "chez", "insta", "IG", "snap", "whatsapp", "tik tok"),
     *("wa.me/", "instagram.com/", "x.com/", "ajoute-moi sur", "add me on"),
+    # Disguises: look-alikes, invisible characters, emoji digits, words between groups.
+    *("\uff15", "\uff11\uff14", "\uff20", "\uff0e", "\u200b", "\u200d", "\ufe0f", "\u20e3"),
+    *("\U0001d7f1", "\u2464", "\u0665", "\u043e", "\u0430", "\u2460", "\u260e", "\U0001f4de"),
+    *(" then ", " puis ", " (même) ", "cent", "quatorze", "hundred", "s n a p", "gram"),
+    *("instagrm", "=>", "gmail: ", "\u0301", "\u00a0"),
 )
 messages = st.one_of(
     st.text(max_size=120),

@@ -100,9 +100,42 @@ def test_r4_a_username_is_one_member_in_any_case_and_form(first: str, second: st
     assert username_key(first) == username_key(second)
 
 
+@pytest.mark.parametrize(
+    "look_alike",
+    [
+        "Jos\u00e9e\u200b",  # a zero-width space after it
+        "\u200bJos\u00e9e",
+        "Jos\u200de\u0301e",  # a zero-width joiner inside, the accent apart
+        "J\u043es\u00e9e",  # Cyrillic o
+        "J\u03bfs\u00e9e",  # Greek omicron
+        "Jos\u00e9e ",  # a trailing space
+        " Jos\u00e9e\u00a0",  # a leading space and a no-break space
+        "Jos\u00e9e\ufe0f",  # a variation selector
+        "Jos\u00e9e\u00ad",  # a soft hyphen
+        "\u202eJos\u00e9e",  # a right-to-left override
+        "JOS\u00c9E",
+        "\uff2a\uff4f\uff53\u00e9\uff45",  # fullwidth
+        "\U0001d409os\u00e9e",  # a mathematical J
+    ],
+)
+def test_r4_a_look_alike_name_is_the_same_member(look_alike: str) -> None:
+    assert username_key(look_alike) == username_key("Jos\u00e9e")
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("j0hn", "john"), ("rnarie", "marie"), ("\u0455am", "sam"), ("paul1", "paull")],
+)
+def test_r4_names_with_one_confusable_skeleton_are_one_member(first: str, second: str) -> None:
+    assert username_key(first) == username_key(second)
+
+
 def test_r4_different_names_have_different_keys() -> None:
     assert username_key("zoe") != username_key("zoé")
     assert username_key("jean.tremblay") != username_key("jean-tremblay")
+    assert username_key("josee") != username_key("josée")
+    assert username_key("marie") != username_key("maria")
+    assert username_key("bob_1") != username_key("bob_2")
 
 
 @pytest.mark.parametrize(
@@ -199,7 +232,7 @@ def test_r4_spans_index_the_original_text() -> None:
     spans = find_mentions(text)
     assert spans == [
         MentionSpan(ZOE_DECOMPOSED, "zoé", 7, 12),
-        MentionSpan("Marie", "marie", 17, 23),
+        MentionSpan("Marie", username_key("marie"), 17, 23),  # "rnarie": m looks like rn
     ]
     for span in spans:
         assert text[span.start] == "@"
