@@ -48,6 +48,25 @@ export class Bell extends View {
       for (const item of this.items) if (item.seq <= event.up_to) item.read = true;
       if (!this.panel.hidden) this.refresh();
     });
+    // A notification follows the message it quotes (R2): withdrawn when the message is
+    // deleted or no longer mentions the member, its excerpt rewritten when it is edited.
+    this.listen("message_deleted", (event) => {
+      if (event.room !== this.client.inbox) return;
+      const gone = this.items.find((item) => item.seq === event.target);
+      if (!gone) {
+        this.load().catch(() => {}); // older than the page shown: ask the hub for the count
+        return;
+      }
+      this.items = this.items.filter((item) => item !== gone);
+      if (!gone.read) this.setUnread(Math.max(0, this.unread - 1));
+      if (!this.panel.hidden) this.refresh();
+    });
+    this.listen("message_edited", (event) => {
+      if (event.room !== this.client.inbox || !event.notification) return;
+      const item = this.items.find((i) => i.seq === event.target);
+      if (item) item.notification = event.notification;
+      if (!this.panel.hidden) this.refresh();
+    });
     this.listen("reload", (event) => {
       if (event.room === this.client.inbox) this.load();
     });

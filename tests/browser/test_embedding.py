@@ -244,3 +244,20 @@ async def test_an_expired_email_link_says_so_in_the_members_language(
     background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(244, 244, 245)", "the widget's style sheet is not applied"
     await page.screenshot(path=str(screenshots / "01-expired-link.png"))
+
+
+async def test_r2_a_deleted_mention_leaves_the_bell_live(browser: Browser, demo: Demo) -> None:
+    """Tagged, then the comment deleted at once: the words leave the member's bell too."""
+    page = await (await browser.new_context()).new_page()
+    await page.goto(demo.page_url("marc"))
+    bell = page.locator(".parley-bell")
+    await expect(page.locator(".parley-catalog")).to_be_visible()
+    before = int(await bell.get_attribute("data-unread") or "0")
+    sophie = await demo.hub.client("u-sophie", "sophie.tremblay", locale="fr-CA")
+    reply = await sophie.post("listing:demo-boots", "@marc meet me at the metro, bring cash")
+    await expect(bell).to_have_attribute("data-unread", str(before + 1))
+    await sophie.delete("listing:demo-boots", reply["seq"])
+    await expect(bell).to_have_attribute("data-unread", str(before))
+    await bell.click()
+    await expect(page.locator(".parley-notification-list")).to_be_visible()
+    await expect(page.get_by_text("bring cash")).to_have_count(0)
