@@ -222,6 +222,29 @@ class ParleyClient:
             fields["state"] = state
         return (await self.request("offers", **fields))["offers"]  # type: ignore[no-any-return]
 
+    # A member's own choices: blocks and mutes.
+
+    async def block(self, user: str) -> dict[str, Any]:
+        """Block a member: their @mentions and messages notify nothing, no offers between."""
+        return await self.request("block", user=user)
+
+    async def unblock(self, user: str) -> dict[str, Any]:
+        return await self.request("unblock", user=user)
+
+    async def blocks(self) -> list[dict[str, Any]]:
+        """The members this member blocks (``user``, ``since``), most recent first."""
+        return (await self.request("blocks"))["blocks"]  # type: ignore[no-any-return]
+
+    async def mute(self, room: str) -> dict[str, Any]:
+        """No mention or message notifications from ``room``; its events still arrive."""
+        return await self.request("mute", room=room)
+
+    async def unmute(self, room: str) -> dict[str, Any]:
+        return await self.request("unmute", room=room)
+
+    async def mutes(self) -> list[dict[str, Any]]:
+        return (await self.request("mutes"))["mutes"]  # type: ignore[no-any-return]
+
     # Events.
 
     async def notifications(self, before: int | None = None, limit: int = 50) -> dict[str, Any]:

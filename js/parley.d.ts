@@ -515,6 +515,13 @@ export declare class ParleyClient {
   likers(listing: string, options?: { before?: Ms | null; limit?: number }): Promise<LikersResult>;
   offerToLikers(listing: string, amount: number, to?: "all" | string[]): Promise<OfferToLikersResult>;
   offers(options?: { listing?: string | null; state?: OfferState | null; limit?: number }): Promise<Negotiation[]>;
+
+  block(user: string): Promise<{ user: string; blocked: true; changed: boolean }>;
+  unblock(user: string): Promise<{ user: string; blocked: false; changed: boolean }>;
+  blocks(): Promise<Array<{ user: string; since: Ms }>>;
+  mute(room: Room): Promise<{ room: Room; muted: true; changed: boolean }>;
+  unmute(room: Room): Promise<{ room: Room; muted: false; changed: boolean }>;
+  mutes(): Promise<Array<{ room: Room; since: Ms }>>;
 }
 
 export default ParleyClient;

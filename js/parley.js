@@ -712,6 +712,35 @@ export class ParleyClient {
   async offers({ listing = null, state = null, limit = 50 } = {}) {
     return (await this.request("offers", { listing, state, limit })).offers;
   }
+
+  // A member's own choices (docs/moderation.md).
+
+  /** Block a member: their mentions and messages notify nothing; no offers between you. */
+  block(user) {
+    return this.request("block", { user });
+  }
+
+  unblock(user) {
+    return this.request("unblock", { user });
+  }
+
+  /** The members blocked, `[{user, since}]`, most recent first: hide their public comments. */
+  async blocks() {
+    return (await this.request("blocks")).blocks;
+  }
+
+  /** No mention or message notifications from `room`; its events still arrive while watched. */
+  mute(room) {
+    return this.request("mute", { room });
+  }
+
+  unmute(room) {
+    return this.request("unmute", { room });
+  }
+
+  async mutes() {
+    return (await this.request("mutes")).mutes;
+  }
 }
 
 export default ParleyClient;

@@ -46,6 +46,9 @@ class ErrorCode(StrEnum):
     price_out_of_range = "price_out_of_range"  # not strictly between ``details`` bounds
     discount_too_small = "discount_too_small"  # R6: an offer to likers takes 10 % off or more
     too_many_recipients = "too_many_recipients"  # R6: at most 20 likers per offer
+    # Members' choices and moderation.
+    blocked = "blocked"  # an offer between two members one of whom blocked the other
+    limit_reached = "limit_reached"  # a member's list (blocks, mutes) is full; ``details.max``
     # Conflicts.
     conflict = "conflict"  # internal API: an order reported again with other parties
     # Load and availability.

@@ -94,6 +94,8 @@ class Config:
     unread_reminder_minutes: float = 0.0
     offer_ttl_hours: float = 72.0
     offer_sweep_interval: float = 1.0
+    max_blocks: int = 1000
+    max_mutes: int = 1000
 
     def __post_init__(self) -> None:
         for name in ("ws_port", "api_port"):
@@ -113,6 +115,8 @@ class Config:
             "push_max_items",
             "typing_burst",
             "mail_max_attempts",
+            "max_blocks",
+            "max_mutes",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")

@@ -35,10 +35,12 @@ from websockets.protocol import State
 from parley.protocol.codec import CODECS, SUBPROTOCOLS, Codec
 from parley.protocol.errors import CloseCode, ErrorCode, ParleyError, ProtocolError
 from parley.protocol.messages import (
+    Block,
     Connect,
     Delete,
     Edit,
     Limits,
+    Mute,
     NotificationsRead,
     OfferMake,
     OfferRespond,
@@ -47,6 +49,8 @@ from parley.protocol.messages import (
     Post,
     Read,
     Request,
+    Unblock,
+    Unmute,
     parse_request,
     reply,
     request_id,
@@ -87,6 +91,10 @@ WRITES: Final = (
     OfferRespond,
     OfferToLikers,
     Read,
+    Block,
+    Unblock,
+    Mute,
+    Unmute,
 )
 MAX_TRACKED_MEMBERS: Final = 100_000  # members' write and mention buckets, cached orders, per hub
 # Rooms whose watchers other hubs ask about (listing rooms: how many, never who).

@@ -23,6 +23,7 @@ from urllib.parse import quote
 from parley.server.config import Config
 from parley.server.core.clock import Clock, to_ms
 from parley.server.core.model import Draft, UserId
+from parley.server.core.moderation import UNSILENCED_KINDS, is_silenced, notice_author
 from parley.server.core.notices import render_notice
 from parley.server.core.rooms import user_room
 from parley.server.store.base import Store
@@ -55,6 +56,9 @@ class Notifier:
         return sum(results)
 
     async def _send_one(self, notice: Notice) -> bool:
+        if await self._silenced(notice):
+            # Counted as sent: no count may tell an author they are blocked or muted.
+            return True
         room = user_room(notice.user_id)
         draft = Draft(
             kind="notification",
@@ -73,6 +77,20 @@ class Notifier:
         if self.outbox is not None and await self._wants_push(notice.user_id):
             await self._push(notice, entry.seq, entry.ts)
         return True
+
+    async def _silenced(self, notice: Notice) -> bool:
+        """Whether the recipient's blocks or mutes drop this notice (docs/moderation.md)."""
+        payload = notice.payload
+        if payload.get("kind") in UNSILENCED_KINDS:
+            return False
+        author = notice_author(payload)
+        room = payload.get("room")
+        blocked, muted = await self.store.silencing(
+            notice.user_id,
+            None if author is None else UserId(author),
+            room if isinstance(room, str) else None,
+        )
+        return is_silenced(payload, author_blocked=blocked, room_muted=muted)
 
     async def _wants_push(self, user_id: UserId) -> bool:
         if self.config.push_when == "always":

@@ -419,3 +419,42 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def release_lease(self, name: str, holder: str) -> None:
         """End ``holder``'s lease at once (a hub stopping); another holder's stays."""
+
+    # A member's own choices (``server.core.moderation``): blocks and mutes.
+
+    @abc.abstractmethod
+    async def block(self, user_id: UserId, other: UserId, ts: int, limit: int) -> bool:
+        """Add ``other`` to the member's blocks at ``ts``; ``False`` if already there.
+
+        A list already holding ``limit`` members raises ``ParleyError(limit_reached)``
+        and stores nothing; the check and the addition are one step.
+        """
+
+    @abc.abstractmethod
+    async def unblock(self, user_id: UserId, other: UserId) -> bool:
+        """Remove ``other`` from the member's blocks; ``False`` if not there."""
+
+    @abc.abstractmethod
+    async def blocks(self, user_id: UserId, limit: int) -> list[tuple[UserId, int]]:
+        """The members the member blocks and when (ms), most recent first."""
+
+    @abc.abstractmethod
+    async def blocked_between(self, user_id: UserId, others: Collection[UserId]) -> set[UserId]:
+        """Those of ``others`` who block the member or whom the member blocks."""
+
+    @abc.abstractmethod
+    async def mute(self, user_id: UserId, room: str, ts: int, limit: int) -> bool:
+        """Mute ``room`` for the member, as ``block`` does with members."""
+
+    @abc.abstractmethod
+    async def unmute(self, user_id: UserId, room: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def mutes(self, user_id: UserId, limit: int) -> list[tuple[str, int]]:
+        """The rooms the member muted and when (ms), most recent first."""
+
+    @abc.abstractmethod
+    async def silencing(
+        self, user_id: UserId, author: UserId | None, room: str | None
+    ) -> tuple[bool, bool]:
+        """Whether the member blocks ``author``, and whether they muted ``room``."""

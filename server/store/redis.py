@@ -18,6 +18,7 @@ room's keys and its channel live on one slot)::
     parley:instance       random id of this data set: gone or changed = data lost
     parley:{offers}:...   likes and negotiations, on one slot (``redis_offers``)
     parley:{room}:marks   read marks in order rooms (``redis_conversations``)
+    parley:{user:<id>}:blocks  :mutes   a member's blocks and mutes (``redis_moderation``)
     parley:{orders}:...   each member's orders as buyer and as seller (same)
 
 An append is one Lua script that checks idempotency, stores the entry, applies
@@ -80,6 +81,7 @@ from parley.server.store.redis_cluster import (
 from parley.server.store.redis_conversations import RedisConversations
 from parley.server.store.redis_fanout import RedisFanout
 from parley.server.store.redis_lease import RedisLeases
+from parley.server.store.redis_moderation import RedisModeration
 from parley.server.store.redis_offers import RedisOffers
 from parley.server.store.redis_presence import RedisPresence
 from parley.server.store.redis_url import wait_options
@@ -341,7 +343,7 @@ def _user(user_id: str, fields: list[Any]) -> User:
     )
 
 
-class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
+class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisLeases, Store):
     def __init__(
         self,
         url: str,
@@ -390,6 +392,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         self._read_state = self._client.register_script(_READ_STATE_LUA)
         self._init_offers()
         self._init_conversations()
+        self._init_moderation()
         self._instance: bytes | str | None = None
         # The last (epoch, seq) seen of each followed room, to notice a log
         # that went back in time (see _EPOCH_LUA).

@@ -57,6 +57,7 @@ from parley.server.store.base import (
 )
 from parley.server.store.lease import LocalLeases
 from parley.server.store.sqlite_conversations import CONVERSATIONS_SCHEMA, SqliteConversations
+from parley.server.store.sqlite_moderation import MODERATION_SCHEMA, SqliteModeration
 from parley.server.store.sqlite_offers import OFFERS_SCHEMA, SqliteOffers
 
 T = TypeVar("T")
@@ -143,7 +144,7 @@ class _Write:
 _Outcome = tuple[asyncio.Future[Any], object, ParleyError | None]
 
 
-class SqliteStore(SqliteOffers, SqliteConversations, LocalLeases, Store):
+class SqliteStore(SqliteOffers, SqliteConversations, SqliteModeration, LocalLeases, Store):
     _loop: asyncio.AbstractEventLoop
 
     def __init__(self, path: str, *, batch_max: int = 256) -> None:
@@ -642,7 +643,7 @@ def _create_schema(conn: sqlite3.Connection) -> str:
     if meta["schema_version"] != SCHEMA_VERSION:
         conn.execute("ROLLBACK")
         raise sqlite3.DatabaseError(f"schema version {meta['schema_version']} is not supported")
-    for sql in (*_INDEXES, *OFFERS_SCHEMA, *CONVERSATIONS_SCHEMA):
+    for sql in (*_INDEXES, *OFFERS_SCHEMA, *CONVERSATIONS_SCHEMA, *MODERATION_SCHEMA):
         conn.execute(sql)
     conn.execute("COMMIT")
     return cast(str, meta["store_id"])

@@ -116,6 +116,16 @@ MATRIX: Final[tuple[tuple[str, str, str, str, str, str, str, str], ...]] = (
     ("typing",             "closed_listing", BR, BR, BR, BR, BR, BR),
     ("typing",             "order",    NC,  F,   OK,  OK,  F,   OK),
     ("typing",             "no_order", NC,  OR,  OR,  OR,  OR,  F),
+    # A member's own lists: a scoped session has none; a room muted must be readable.
+    ("block",              "-",        NC,  OK,  OK,  OK,  OK,  F),
+    ("unblock",            "-",        NC,  OK,  OK,  OK,  OK,  F),
+    ("blocks",             "-",        NC,  OK,  OK,  OK,  OK,  F),
+    ("mute",               "listing",  NC,  OK,  OK,  OK,  OK,  F),
+    ("mute",               "closed_listing", NC, NF, NF, NF, NF, F),
+    ("mute",               "order",    NC,  F,   OK,  OK,  F,   F),
+    ("mute",               "no_order", NC,  OR,  OR,  OR,  OR,  F),
+    ("unmute",             "listing",  NC,  OK,  OK,  OK,  OK,  F),
+    ("mutes",              "-",        NC,  OK,  OK,  OK,  OK,  F),
 )
 # fmt: on
 
@@ -240,6 +250,12 @@ def request_for(op: str, kind: str, world: World) -> dict[str, Any]:
         "read": {"room": room, "seq": world.target(kind)},
         "conversations": {"role": "purchases"},
         "typing": {"room": room},
+        "block": {"user": f"fan{world.n}"},
+        "unblock": {"user": f"fan{world.n}"},
+        "blocks": {},
+        "mute": {"room": room},
+        "unmute": {"room": room},
+        "mutes": {},
     }
     return {"op": op, **fields[op]}
 

@@ -1,0 +1,66 @@
+"""Ops on a member's own choices: whom they block, which rooms they mute.
+
+The rules are ``server.core.moderation``; what a block or a mute silences is
+applied where notifications are sent (``server.notify``) and where offers are
+made (``server.ops.offers``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from parley.protocol.messages import Block, Blocks, Mute, Mutes, Unblock, Unmute
+from parley.server.core.clock import to_ms
+from parley.server.core.model import UserId
+from parley.server.core.moderation import check_may_block
+from parley.server.ops.rooms import room_access
+
+if TYPE_CHECKING:
+    from parley.server.hub import Conn, Hub
+    from parley.server.ops import Handler
+
+
+async def block(hub: Hub, conn: Conn, request: Block) -> dict[str, Any]:
+    me = conn.principal.user_id
+    check_may_block(me, request.user)
+    ts = to_ms(hub.clock.now())
+    added = await hub.store.block(me, UserId(request.user), ts, hub.config.max_blocks)
+    return {"user": request.user, "blocked": True, "changed": added}
+
+
+async def unblock(hub: Hub, conn: Conn, request: Unblock) -> dict[str, Any]:
+    removed = await hub.store.unblock(conn.principal.user_id, UserId(request.user))
+    return {"user": request.user, "blocked": False, "changed": removed}
+
+
+async def blocks(hub: Hub, conn: Conn, request: Blocks) -> dict[str, Any]:
+    found = await hub.store.blocks(conn.principal.user_id, hub.config.max_blocks)
+    return {"blocks": [{"user": user, "since": ts} for user, ts in found]}
+
+
+async def mute(hub: Hub, conn: Conn, request: Mute) -> dict[str, Any]:
+    me = conn.principal.user_id
+    await room_access(hub, me, request.room)  # only a room the member may read
+    ts = to_ms(hub.clock.now())
+    added = await hub.store.mute(me, request.room, ts, hub.config.max_mutes)
+    return {"room": request.room, "muted": True, "changed": added}
+
+
+async def unmute(hub: Hub, conn: Conn, request: Unmute) -> dict[str, Any]:
+    removed = await hub.store.unmute(conn.principal.user_id, request.room)
+    return {"room": request.room, "muted": False, "changed": removed}
+
+
+async def mutes(hub: Hub, conn: Conn, request: Mutes) -> dict[str, Any]:
+    found = await hub.store.mutes(conn.principal.user_id, hub.config.max_mutes)
+    return {"mutes": [{"room": room, "since": ts} for room, ts in found]}
+
+
+HANDLERS: Final[dict[type, Handler]] = {
+    Block: block,
+    Unblock: unblock,
+    Blocks: blocks,
+    Mute: mute,
+    Unmute: unmute,
+    Mutes: mutes,
+}

@@ -1,0 +1,78 @@
+"""The rules of blocks and mutes, pure: what each silences, what a block forbids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.moderation import (
+    check_may_block,
+    check_offer_not_blocked,
+    check_room_for_list,
+    is_silenced,
+    notice_author,
+)
+
+BOB = {"id": "bob", "name": "bob"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "blocked", "muted", "silenced"),
+    [
+        ({"kind": "mention", "author": BOB}, True, False, True),
+        ({"kind": "mention", "author": BOB}, False, True, True),
+        ({"kind": "mention", "author": BOB}, False, False, False),
+        ({"kind": "order_message", "author": BOB}, True, False, True),
+        ({"kind": "order_message", "author": BOB}, False, True, True),
+        ({"kind": "offer_countered", "author": BOB}, True, False, True),
+        # A mute silences what a room's messages cause, not a negotiation's steps.
+        ({"kind": "offer_received", "author": BOB}, False, True, False),
+        # What the marketplace itself says is never silenced.
+        ({"kind": "order_status"}, True, True, False),
+        ({"kind": "order_opened"}, True, True, False),
+        ({"kind": "moderation"}, True, True, False),
+    ],
+)
+def test_what_a_block_and_a_mute_silence(
+    payload: dict[str, Any], blocked: bool, muted: bool, silenced: bool
+) -> None:
+    assert is_silenced(payload, author_blocked=blocked, room_muted=muted) is silenced
+
+
+@pytest.mark.parametrize(
+    ("payload", "author"),
+    [
+        ({"author": BOB}, "bob"),
+        ({"author": {"id": 7}}, None),
+        ({"author": "bob"}, None),
+        ({}, None),
+    ],
+)
+def test_a_notice_names_its_author_only_when_it_has_one(
+    payload: dict[str, Any], author: str | None
+) -> None:
+    assert notice_author(payload) == author
+
+
+def test_a_member_cannot_block_themselves() -> None:
+    check_may_block("ann", "bob")
+    with pytest.raises(ParleyError) as info:
+        check_may_block("ann", "ann")
+    assert info.value.code is ErrorCode.bad_request
+
+
+def test_a_full_list_refuses_with_its_bound() -> None:
+    check_room_for_list(999, 1000, "the block list")
+    with pytest.raises(ParleyError) as info:
+        check_room_for_list(1000, 1000, "the block list")
+    assert info.value.code is ErrorCode.limit_reached and info.value.details == {"max": 1000}
+
+
+def test_a_blocked_offer_says_neither_who_nor_why() -> None:
+    check_offer_not_blocked(False)
+    with pytest.raises(ParleyError) as info:
+        check_offer_not_blocked(True)
+    assert info.value.code is ErrorCode.blocked
+    assert "block" not in info.value.message
