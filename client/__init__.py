@@ -245,6 +245,15 @@ class ParleyClient:
     async def mutes(self) -> list[dict[str, Any]]:
         return (await self.request("mutes"))["mutes"]  # type: ignore[no-any-return]
 
+    async def report(
+        self, room: str, seq: int, reason: str, note: str | None = None
+    ) -> dict[str, Any]:
+        """Report another member's message to the moderators: ``{report, reason, duplicate}``."""
+        fields: dict[str, Any] = {"room": room, "seq": seq, "reason": reason}
+        if note is not None:
+            fields["note"] = note
+        return await self.request("report", **fields)
+
     # Events.
 
     async def notifications(self, before: int | None = None, limit: int = 50) -> dict[str, Any]:

@@ -32,6 +32,8 @@ export type ErrorCode =
   | "discount_too_small"
   | "too_many_recipients"
   | "read_only"
+  | "blocked"
+  | "limit_reached"
   | "internal"
   | "unauthorized"
   // The client's own:
@@ -522,6 +524,9 @@ export declare class ParleyClient {
   mute(room: Room): Promise<{ room: Room; muted: true; changed: boolean }>;
   unmute(room: Room): Promise<{ room: Room; muted: false; changed: boolean }>;
   mutes(): Promise<Array<{ room: Room; since: Ms }>>;
+  report(room: Room, seq: number, reason: ReportReason, note?: string | null): Promise<{ report: string; reason: ReportReason; duplicate: boolean }>;
 }
+
+export type ReportReason = "spam" | "scam" | "off_platform" | "harassment" | "inappropriate" | "other";
 
 export default ParleyClient;

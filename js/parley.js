@@ -741,6 +741,14 @@ export class ParleyClient {
   async mutes() {
     return (await this.request("mutes")).mutes;
   }
+
+  /**
+   * Report another member's message: `reason` is spam, scam, off_platform, harassment,
+   * inappropriate or other; `{report, reason, duplicate}` (a repeat answers the first).
+   */
+  report(room, seq, reason, note = null) {
+    return this.request("report", { room, seq, reason, note });
+  }
 }
 
 export default ParleyClient;

@@ -209,6 +209,15 @@ class Mutes:
     id: int
 
 
+@dataclass(frozen=True, slots=True)
+class Report:
+    id: int
+    room: str
+    seq: int
+    reason: str  # one of REPORT_REASONS
+    note: str | None = None
+
+
 Request = (
     Connect
     | Subscribe
@@ -235,6 +244,7 @@ Request = (
     | Mute
     | Unmute
     | Mutes
+    | Report
 )
 
 
@@ -361,7 +371,12 @@ _FIELDS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
     "mute": (frozenset({"room"}), frozenset()),
     "unmute": (frozenset({"room"}), frozenset()),
     "mutes": (frozenset(), frozenset()),
+    "report": (frozenset({"room", "seq", "reason"}), frozenset({"note"})),
 }
+REPORT_REASONS: Final = frozenset(
+    {"spam", "scam", "off_platform", "harassment", "inappropriate", "other"}
+)
+MAX_REPORT_NOTE: Final = 500
 CONVERSATION_ROLES: Final = frozenset({"sales", "purchases"})
 CONVERSATIONS_MAX_LIMIT: Final = 50
 OPS: Final = frozenset(_FIELDS)
@@ -437,6 +452,10 @@ def parse_request(obj: object, limits: Limits) -> Request:
         return Conversations(rid, role, _opt_int(obj, "before", low=1), limit or 20)
     if op in _MEMBER_CHOICES:
         return _parse_member_choice(op, rid, obj)
+    if op == "report":
+        note = None if obj.get("note") is None else _str(obj, "note", max_len=MAX_REPORT_NOTE)
+        reason = _choice(obj, "reason", REPORT_REASONS)
+        return Report(rid, parse_room(obj["room"]), _int(obj, "seq", low=1), reason, note)
     return Ping(rid)
 
 

@@ -96,6 +96,9 @@ class Config:
     offer_sweep_interval: float = 1.0
     max_blocks: int = 1000
     max_mutes: int = 1000
+    report_rate: float = 0.05
+    report_burst: int = 10
+    report_context: int = 5
 
     def __post_init__(self) -> None:
         for name in ("ws_port", "api_port"):
@@ -117,6 +120,7 @@ class Config:
             "mail_max_attempts",
             "max_blocks",
             "max_mutes",
+            "report_burst",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
@@ -133,9 +137,17 @@ class Config:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be a positive number of seconds")
         # A rate limit is turned up, never off: 0 would refuse every write past the burst.
-        for name in ("write_rate", "member_write_rate", "mention_rate", "typing_rate"):
+        for name in (
+            "write_rate",
+            "member_write_rate",
+            "mention_rate",
+            "typing_rate",
+            "report_rate",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be a positive number per second")
+        if not 0 <= self.report_context <= 20:
+            raise ConfigError("report_context: must be between 0 and 20 messages")
         if self.jwt_algorithm not in JWT_ALGORITHMS:
             raise ConfigError(f"jwt_algorithm: must be one of {', '.join(JWT_ALGORITHMS)}")
         # With jwt_keys, the key without kid may be left empty: tokens must then name a kid.

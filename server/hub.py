@@ -55,6 +55,7 @@ from parley.protocol.messages import (
     reply,
     request_id,
 )
+from parley.protocol.messages import Report as ReportRequest
 from parley.server.auth import AuthError, Principal, TokenVerifier
 from parley.server.config import Config
 from parley.server.core.buckets import Buckets
@@ -95,6 +96,7 @@ WRITES: Final = (
     Unblock,
     Mute,
     Unmute,
+    ReportRequest,
 )
 MAX_TRACKED_MEMBERS: Final = 100_000  # members' write and mention buckets, cached orders, per hub
 # Rooms whose watchers other hubs ask about (listing rooms: how many, never who).
@@ -192,6 +194,10 @@ class Hub:
         )
         self._mentions = MemberBuckets(
             config.mention_rate, config.mention_burst, MAX_TRACKED_MEMBERS
+        )
+        # Reports a member may file (per hub process, like mentions).
+        self.report_allowance = MemberBuckets(
+            config.report_rate, config.report_burst, MAX_TRACKED_MEMBERS
         )
         self._orders: dict[str, asyncio.Future[Order | None]] = {}
         self.verifier = TokenVerifier(config, clock)

@@ -205,6 +205,21 @@ def spec() -> dict[str, Any]:
                 "responses": _answers(200),
             }
         },
+        "/v1/reports": {
+            "get": {
+                "summary": "the moderators' review queue: one item per reported message",
+                "parameters": [
+                    _query("state", {"enum": ["open", "resolved"]}),
+                    _query("after", {"type": "integer", "minimum": 0}),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+                ],
+                "responses": _answers(200),
+            }
+        },
+        "/v1/reports/{id}": {
+            "parameters": _path_ids("id"),
+            "get": {"summary": "one queue item", "responses": _answers(200, errors=(400, 404))},
+        },
         "/v1/push": {
             "get": {
                 "summary": "push gateways fetch notifications",

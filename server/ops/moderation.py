@@ -1,23 +1,30 @@
-"""Ops on a member's own choices: whom they block, which rooms they mute.
+"""Ops on a member's own choices (whom they block, which rooms they mute) and
+their reports of other members' messages.
 
-The rules are ``server.core.moderation``; what a block or a mute silences is
-applied where notifications are sent (``server.notify``) and where offers are
-made (``server.ops.offers``).
+The rules are ``server.core.moderation`` and ``server.core.reports``; what a
+block or a mute silences is applied where notifications are sent
+(``server.notify``) and where offers are made (``server.ops.offers``).
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 from typing import TYPE_CHECKING, Any, Final
 
-from parley.protocol.messages import Block, Blocks, Mute, Mutes, Unblock, Unmute
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.protocol.messages import Block, Blocks, Mute, Mutes, Report, Unblock, Unmute
 from parley.server.core.clock import to_ms
-from parley.server.core.model import UserId
+from parley.server.core.model import Draft, UserId
 from parley.server.core.moderation import check_may_block
+from parley.server.core.reports import Flag, check_may_report, report_event, snapshot_of
 from parley.server.ops.rooms import room_access
 
 if TYPE_CHECKING:
     from parley.server.hub import Conn, Hub
     from parley.server.ops import Handler
+
+log = logging.getLogger("parley.moderation")
 
 
 async def block(hub: Hub, conn: Conn, request: Block) -> dict[str, Any]:
@@ -56,6 +63,31 @@ async def mutes(hub: Hub, conn: Conn, request: Mutes) -> dict[str, Any]:
     return {"mutes": [{"room": room, "since": ts} for room, ts in found]}
 
 
+async def report(hub: Hub, conn: Conn, request: Report) -> dict[str, Any]:
+    """File a report of a message the member may read; the repeat answers the first."""
+    me = conn.principal.user_id
+    await room_access(hub, me, request.room)  # the same rules as history
+    target = check_may_report(me, await hub.store.get_entry(request.room, request.seq))
+    now = hub.clock.now()
+    if not hub.report_allowance.take(me, now):
+        raise ParleyError(ErrorCode.rate_limited, "too many reports from this member; retry later")
+    ts = to_ms(now)
+    report_id = secrets.token_hex(8)
+    flag = Flag(UserId(me), request.reason, request.note, ts)
+    event = Draft(
+        kind="event",
+        text="",
+        ts=ts,
+        client_msg_id=f"report.created:{report_id}",
+        data=report_event(report_id, target, flag),
+    )
+    filed = await hub.store.file_report(report_id, snapshot_of(target), flag, event)
+    if not filed.duplicate:
+        log.info("report filed id=%s room=%s seq=%d", filed.report_id, request.room, request.seq)
+    # What the reporter learns: their own report, never who else reported.
+    return {"report": filed.report_id, "reason": filed.reason, "duplicate": filed.duplicate}
+
+
 HANDLERS: Final[dict[type, Handler]] = {
     Block: block,
     Unblock: unblock,
@@ -63,4 +95,5 @@ HANDLERS: Final[dict[type, Handler]] = {
     Mute: mute,
     Unmute: unmute,
     Mutes: mutes,
+    Report: report,
 }

@@ -41,6 +41,7 @@ from parley.server.core.model import (
     UserId,
 )
 from parley.server.core.offers import Negotiation
+from parley.server.core.reports import Filed, Flag, Report
 
 EntryListener = Callable[[Entry, str], None]
 """Called on the event loop with each announced entry and its room's epoch."""
@@ -458,3 +459,28 @@ class Store(abc.ABC):
         self, user_id: UserId, author: UserId | None, room: str | None
     ) -> tuple[bool, bool]:
         """Whether the member blocks ``author``, and whether they muted ``room``."""
+
+    # Reports and the review queue (``server.core.reports``).
+
+    @abc.abstractmethod
+    async def file_report(
+        self,
+        report_id: str,
+        snapshot: dict[str, Any],
+        flag: Flag,
+        event: Draft,
+    ) -> Filed:
+        """File ``flag`` against the message of ``snapshot`` (its room and seq), in one step.
+
+        The message's first report makes a new open queue item ``report_id`` and
+        appends ``event`` to the backend's feed (``EVENTS_ROOM``) in the same step; a later one is
+        counted in that item (opening it again if resolved); the same reporter
+        again stores nothing and answers ``duplicate`` with their first reason.
+        """
+
+    @abc.abstractmethod
+    async def get_report(self, report_id: str) -> Report | None: ...
+
+    @abc.abstractmethod
+    async def reports(self, state: str, after: int, limit: int) -> list[Report]:
+        """Queue items in ``state`` whose ``number`` is over ``after``, in queue order."""

@@ -392,7 +392,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisLeases, 
         self._read_state = self._client.register_script(_READ_STATE_LUA)
         self._init_offers()
         self._init_conversations()
-        self._init_moderation()
+        self._init_moderation(_APPEND_LUA)
         self._instance: bytes | str | None = None
         # The last (epoch, seq) seen of each followed room, to notice a log
         # that went back in time (see _EPOCH_LUA).

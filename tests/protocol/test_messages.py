@@ -44,6 +44,7 @@ from parley.protocol.messages import (
     parse_room,
     request_id,
 )
+from parley.protocol.messages import Report as ReportRequest
 
 LIMITS = Limits(max_text_chars=20)
 ROOM = "listing:42"
@@ -142,6 +143,14 @@ GOOD: list[tuple[dict[str, Any], Request]] = [
     ({"id": 37, "op": "mute", "room": "order:7"}, Mute(37, "order:7")),
     ({"id": 38, "op": "unmute", "room": ROOM}, Unmute(38, ROOM)),
     ({"id": 39, "op": "mutes"}, Mutes(39)),
+    (
+        {"id": 40, "op": "report", "room": ROOM, "seq": 3, "reason": "off_platform"},
+        ReportRequest(40, ROOM, 3, "off_platform", None),
+    ),
+    (
+        {"id": 41, "op": "report", "room": "order:7", "seq": 1, "reason": "other", "note": "n"},
+        ReportRequest(41, "order:7", 1, "other", "n"),
+    ),
 ]
 
 BAD_OFFERS: list[dict[str, Any]] = [
@@ -186,6 +195,13 @@ BAD_OFFERS: list[dict[str, Any]] = [
     {"op": "mute", "room": "backend:events"},
     {"op": "unmute"},
     {"op": "mutes", "room": ROOM},
+    {"op": "report", "room": ROOM, "seq": 1},
+    {"op": "report", "room": ROOM, "seq": 0, "reason": "spam"},
+    {"op": "report", "room": ROOM, "seq": 1, "reason": "Spam"},
+    {"op": "report", "room": ROOM, "seq": 1, "reason": "spam", "note": ""},
+    {"op": "report", "room": ROOM, "seq": 1, "reason": "spam", "note": "x" * 501},
+    {"op": "report", "room": "user:u1", "seq": 1, "reason": "spam"},
+    {"op": "report", "room": ROOM, "seq": 1, "reason": "spam", "reporter": "u2"},
 ]
 
 
@@ -227,6 +243,7 @@ def test_every_op_has_a_good_example() -> None:
         "mute",
         "unmute",
         "mutes",
+        "report",
     }
     assert every_op == OPS
 

@@ -1,13 +1,15 @@
-"""The moderation part of the Store contract, on every backend: blocks and mutes."""
+"""The moderation part of the Store contract, on every backend: blocks, mutes, reports."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from parley.protocol.errors import ParleyError
-from parley.server.core.model import UserId
+from parley.server.core.model import Draft, UserId
+from parley.server.core.reports import EVENTS_ROOM, Filed, Flag
 from parley.server.store import Store
 
 ANN, BOB, CAT, DAN = UserId("ann"), UserId("bob"), UserId("cat"), UserId("dan")
@@ -61,3 +63,67 @@ async def test_silencing_says_whether_the_author_is_blocked_and_the_room_muted(
     assert await store.mutes(ANN, 10) == [("listing:L1", 1000)]
     assert await store.unmute(ANN, "listing:L1") is True
     assert await store.silencing(ANN, BOB, "listing:L1") == (True, False)
+
+
+def snapshot(seq: int, author: str = "bob", room: str = "listing:L1") -> dict[str, Any]:
+    return {"room": room, "seq": seq, "text": "words", "ts": 5, "author": {"id": author}}
+
+
+def created_event(report_id: str) -> Draft:
+    return Draft(
+        kind="event",
+        text="",
+        ts=1000,
+        client_msg_id=f"report.created:{report_id}",
+        data={"type": "report.created", "report_id": report_id},
+    )
+
+
+async def test_a_first_report_and_its_event_are_stored_together(store: Store) -> None:
+    filed = await store.file_report(
+        "r1", snapshot(3), Flag(ANN, "spam", "a note", 1000), created_event("r1")
+    )
+    assert filed == Filed("r1", duplicate=False, created=True, reporters=1, reason="spam")
+    [event] = await store.entries_after(EVENTS_ROOM, 0, 10)
+    assert event.kind == "event" and event.data == {"type": "report.created", "report_id": "r1"}
+    report = await store.get_report("r1")
+    assert report is not None
+    assert (report.room, report.seq, report.author_id, report.state) == (
+        "listing:L1", 3, "bob", "open",
+    )  # fmt: skip
+    assert report.snapshot == snapshot(3)
+    assert report.reasons == {"spam": 1} and report.reporters == 1
+    assert report.notes == [{"reason": "spam", "note": "a note", "ts": 1000}]
+
+
+async def test_later_reports_count_in_the_first_item_once_per_reporter(store: Store) -> None:
+    await store.file_report("r1", snapshot(3), Flag(ANN, "spam", None, 1000), created_event("r1"))
+    # Another reporter: the same item, whatever id and event the caller proposes.
+    filed = await store.file_report(
+        "r2", snapshot(3), Flag(CAT, "scam", "why", 2000), created_event("r2")
+    )
+    assert filed == Filed("r1", duplicate=False, created=False, reporters=2, reason="scam")
+    again = await store.file_report(
+        "r3", snapshot(3), Flag(ANN, "other", None, 3000), created_event("r3")
+    )
+    assert again == Filed("r1", duplicate=True, created=False, reporters=2, reason="spam")
+    assert len(await store.entries_after(EVENTS_ROOM, 0, 10)) == 1
+    report = await store.get_report("r1")
+    assert report is not None and report.reasons == {"spam": 1, "scam": 1}
+    assert report.updated_ts == 2000 and report.notes == [
+        {"reason": "scam", "note": "why", "ts": 2000}
+    ]
+    assert await store.get_report("r2") is None
+
+
+async def test_the_queue_is_read_in_order_page_by_page(store: Store) -> None:
+    for i in range(1, 6):
+        await store.file_report(
+            f"r{i}", snapshot(i), Flag(ANN, "spam", None, 1000 + i), created_event(f"r{i}")
+        )
+    first = await store.reports("open", 0, 3)
+    assert [r.id for r in first] == ["r1", "r2", "r3"]
+    rest = await store.reports("open", first[-1].number, 3)
+    assert [r.id for r in rest] == ["r4", "r5"]
+    assert await store.reports("resolved", 0, 10) == []
+    assert await store.reports("open", 0, 0) == []

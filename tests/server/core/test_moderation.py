@@ -1,4 +1,5 @@
-"""The rules of blocks and mutes, pure: what each silences, what a block forbids."""
+"""The rules of blocks, mutes and reports, pure: what each silences, what a block
+forbids, what a member may report and what a report keeps."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 import pytest
 
 from parley.protocol.errors import ErrorCode, ParleyError
+from parley.server.core.model import Author, Entry, UserId
 from parley.server.core.moderation import (
     check_may_block,
     check_offer_not_blocked,
@@ -14,6 +16,7 @@ from parley.server.core.moderation import (
     is_silenced,
     notice_author,
 )
+from parley.server.core.reports import Flag, check_may_report, report_event, snapshot_of
 
 BOB = {"id": "bob", "name": "bob"}
 
@@ -76,3 +79,52 @@ def test_a_blocked_offer_says_neither_who_nor_why() -> None:
         check_offer_not_blocked(True)
     assert info.value.code is ErrorCode.blocked
     assert "block" not in info.value.message
+
+
+def comment(author: str | None = "bob", kind: str = "comment", deleted: bool = False) -> Entry:
+    return Entry(
+        "listing:L1",
+        3,
+        kind,  # type: ignore[arg-type]
+        "words",
+        5,
+        None if author is None else Author(UserId(author), author),
+        deleted=deleted,
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "code"),
+    [
+        (None, ErrorCode.not_found),
+        (comment(kind="system", author=None), ErrorCode.not_found),
+        (comment(deleted=True), ErrorCode.not_found),
+        (comment(kind="edit"), ErrorCode.not_found),
+        (comment(author="ann"), ErrorCode.forbidden),
+    ],
+)
+def test_what_a_member_may_not_report(target: Entry | None, code: ErrorCode) -> None:
+    with pytest.raises(ParleyError) as info:
+        check_may_report("ann", target)
+    assert info.value.code is code
+
+
+def test_a_report_keeps_the_message_as_it_was_and_tells_the_backend_ids_only() -> None:
+    target = check_may_report("ann", comment())
+    assert snapshot_of(target) == {
+        "room": "listing:L1",
+        "seq": 3,
+        "text": "words",
+        "ts": 5,
+        "author": {"id": "bob", "name": "bob"},
+    }
+    event = report_event("r1", target, Flag(UserId("ann"), "spam", "a note", 9))
+    assert event == {
+        "type": "report.created",
+        "report_id": "r1",
+        "room": "listing:L1",
+        "seq": 3,
+        "author_id": "bob",
+        "reason": "spam",
+        "reported_at": 9,
+    }
