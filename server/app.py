@@ -55,7 +55,9 @@ class App:
         self.negotiations = Negotiations(config, self.store, self.clock, self.notifier)
         self.hub = Hub(config, self.store, self.clock, self.notifier, self.negotiations)
         self.api = InternalApi(config, self.store, self.clock, self.notifier, self.negotiations)
-        self.api.extra_routes = push_routes(self.outbox) + moderation_routes(config, self.store)
+        self.api.extra_routes = push_routes(self.outbox) + moderation_routes(
+            config, self.store, self.clock, self.notifier
+        )
         self.mail = MailSender(config, self.store, self.clock, open_transport(config))
         self.api.on_mail_queued = self.mail.wake
         self.api.draining = lambda: self.hub.draining

@@ -1,4 +1,4 @@
-"""The moderators' routes of the internal HTTP API: the review queue.
+"""The moderators' routes of the internal HTTP API: the review queue and actions.
 
 Served by ``InternalApi`` behind its API key, like the push gateways' routes;
 a ``ParleyError`` raised here becomes ``{"error": {"code", "message"}}`` there.
@@ -16,17 +16,30 @@ from typing import Any, Final
 from aiohttp import web
 
 from parley.protocol.errors import ErrorCode, ParleyError
-from parley.server.api import _bad, _json, _path_id, _query_int
+from parley.server.api import _bad, _body, _json, _path_id, _query_int
 from parley.server.config import Config
-from parley.server.core.reports import REPORT_STATES, Report, report_wire
+from parley.server.core.clock import Clock
+from parley.server.core.reports import (
+    REMOVAL_REASONS,
+    REPORT_STATES,
+    RESOLVE_ACTIONS,
+    Report,
+    check_statement,
+    report_wire,
+)
+from parley.server.moderation import Moderation
+from parley.server.notify import Notifier
 from parley.server.store.base import Store
 
 MAX_PAGE: Final = 100  # queue items one GET /v1/reports returns at most
 DEFAULT_PAGE: Final = 20
 
 
-def moderation_routes(config: Config, store: Store) -> list[web.RouteDef]:
-    """``app.add_routes(moderation_routes(config, store))``."""
+def moderation_routes(
+    config: Config, store: Store, clock: Clock, notifier: Notifier
+) -> list[web.RouteDef]:
+    """``app.add_routes(moderation_routes(config, store, clock, notifier))``."""
+    moderation = Moderation(config, store, clock, notifier)
 
     async def with_context(report: Report) -> dict[str, Any]:
         before = await store.history(report.room, report.seq, config.report_context)
@@ -45,13 +58,45 @@ def moderation_routes(config: Config, store: Store) -> list[web.RouteDef]:
         next_after = found[-1].number if found else after
         return _json({"reports": items, "next": next_after, "more": len(found) == limit})
 
-    async def one(request: web.Request) -> web.Response:
+    async def found(request: web.Request) -> Report:
         report = await store.get_report(_path_id(request))
         if report is None:
             raise ParleyError(ErrorCode.not_found, "no such report")
-        return _json({"report": await with_context(report)})
+        return report
+
+    async def one(request: web.Request) -> web.Response:
+        return _json({"report": await with_context(await found(request))})
+
+    async def resolve(request: web.Request) -> web.Response:
+        report = await found(request)
+        body = await _body(request)
+        action = body.choice("action", RESOLVE_ACTIONS)
+        given = body.data.get("statement")
+        statement = None if given is None else check_statement(given)
+        reason = None
+        if body.data.get("reason") is not None:
+            reason = body.choice("reason", REMOVAL_REASONS)
+        resolved, changed = await moderation.resolve(report, action, statement, reason)
+        return _json({"report": await with_context(resolved), "changed": changed})
+
+    async def remove(request: web.Request) -> web.Response:
+        room = request.match_info["room"]
+        seq = _path_seq(request)
+        body = await _body(request)
+        reason = body.choice("reason", REMOVAL_REASONS)
+        statement = check_statement(body.data.get("statement"))
+        return _json(await moderation.remove_message(room, seq, reason, statement))
 
     return [
         web.get("/v1/reports", queue),
         web.get("/v1/reports/{id}", one),
+        web.post("/v1/reports/{id}/resolve", resolve),
+        web.post("/v1/rooms/{room}/messages/{seq}/remove", remove),
     ]
+
+
+def _path_seq(request: web.Request) -> int:
+    raw = request.match_info["seq"]
+    if not raw.isdigit() or not 1 <= int(raw) <= 2**62:
+        raise _bad("the seq in the path must be a positive integer")
+    return int(raw)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from parley.server.core.model import LISTING_STATUSES, ORDER_STATUSES
+from parley.server.core.reports import REMOVAL_REASONS, RESOLVE_ACTIONS
 
 ID: Final = {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"}
 MONEY: Final = {
@@ -127,6 +128,32 @@ def spec() -> dict[str, Any]:
         },
     }
     name = {"type": "string", "pattern": "^[A-Za-z0-9_.:\\-]{1,64}$"}
+    statement = {
+        "oneOf": [
+            {"type": "string", "minLength": 1, "maxLength": 2000},
+            {
+                "type": "object",
+                "minProperties": 1,
+                "maxProperties": 10,
+                "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 2000},
+            },
+        ]
+    }
+    reasons = {"enum": sorted(REMOVAL_REASONS)}
+    removal = {
+        "type": "object",
+        "required": ["reason", "statement"],
+        "properties": {"reason": reasons, "statement": statement},
+    }
+    resolution = {
+        "type": "object",
+        "required": ["action"],
+        "properties": {
+            "action": {"enum": sorted(RESOLVE_ACTIONS)},
+            "statement": statement,
+            "reason": reasons,
+        },
+    }
     paths: dict[str, Any] = {
         "/healthz": {
             "get": {"summary": "the process answers", "security": [], "responses": _answers(200)}
@@ -219,6 +246,38 @@ def spec() -> dict[str, Any]:
         "/v1/reports/{id}": {
             "parameters": _path_ids("id"),
             "get": {"summary": "one queue item", "responses": _answers(200, errors=(400, 404))},
+        },
+        "/v1/reports/{id}/resolve": {
+            "parameters": _path_ids("id"),
+            "post": {
+                "summary": "act on a queue item: dismiss, remove_message, restrict_member",
+                "requestBody": _json_body(resolution),
+                "responses": _answers(200, errors=(400, 404, 409, 413)),
+            },
+        },
+        "/v1/rooms/{room}/messages/{seq}/remove": {
+            "parameters": [
+                {
+                    "name": "room",
+                    "in": "path",
+                    "required": True,
+                    "schema": {
+                        "type": "string",
+                        "pattern": "^(listing|order):[A-Za-z0-9_.\\-]{1,64}$",
+                    },
+                },
+                {
+                    "name": "seq",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                },
+            ],
+            "post": {
+                "summary": "remove a member's message: a tombstone for all, its author told why",
+                "requestBody": _json_body(removal),
+                "responses": _answers(200, errors=(400, 404, 409, 413)),
+            },
         },
         "/v1/push": {
             "get": {

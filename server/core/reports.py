@@ -12,10 +12,16 @@ The rules, as the functions below apply them:
   distinct reporters and the count of each reason, a few of their notes. Who
   reported is kept for the moderators only; the reported member never learns it.
 - A new report of a message whose item was dismissed opens the item again.
+
+The moderators act on an item (``RESOLVE_ACTIONS``) or on any message directly
+(remove it). A removal makes the message a tombstone for everyone, its words
+erased as a member's delete erases them, and tells its author why: a statement
+of reasons, one text or one per language, given to the author in theirs.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -23,6 +29,7 @@ from parley.protocol.errors import ErrorCode, ParleyError
 from parley.protocol.messages import MAX_REPORT_NOTE
 from parley.protocol.messages import REPORT_REASONS as PROTOCOL_REASONS
 from parley.server.core.model import Entry, UserId
+from parley.server.core.notices import pick_locale
 
 # The marketplace backend's event feed (``GET /v1/events``). The review queue is
 # stored beside it, so that an item and its ``report.created`` are one write.
@@ -31,6 +38,13 @@ REPORT_REASONS: Final = PROTOCOL_REASONS  # validated with the request
 MAX_NOTE: Final = MAX_REPORT_NOTE  # characters of a reporter's note
 MAX_NOTES: Final = 20  # notes kept per queue item: the first ones
 REPORT_STATES: Final = frozenset({"open", "resolved"})
+RESOLVE_ACTIONS: Final = frozenset({"dismiss", "remove_message"})
+# Grounds of a removal: a report's reasons, the law, the marketplace's terms.
+REMOVAL_REASONS: Final = REPORT_REASONS | {"illegal", "terms"}
+MAX_STATEMENT: Final = 2000  # characters of a statement of reasons, per language
+MAX_STATEMENT_LOCALES: Final = 10
+ANY_LOCALE: Final = "*"  # the key of a statement given as one text for every language
+_LOCALE_RE: Final = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +139,59 @@ def report_wire(report: Report) -> dict[str, Any]:
         "updated_at": report.updated_ts,
         "resolution": report.resolution,
     }
+
+
+def check_statement(value: object) -> dict[str, str]:
+    """A statement of reasons as given: one text, or ``{locale: text}``; by locale."""
+    if isinstance(value, str):
+        texts = {ANY_LOCALE: value}
+    elif isinstance(value, dict) and 1 <= len(value) <= MAX_STATEMENT_LOCALES:
+        texts = value
+        for locale in texts:
+            if not isinstance(locale, str) or _LOCALE_RE.fullmatch(locale) is None:
+                raise _bad("statement: each key must be a locale such as fr-CA or en")
+    else:
+        raise _bad(
+            "statement must be a text, or an object of 1 to "
+            f"{MAX_STATEMENT_LOCALES} locales to texts"
+        )
+    for text in texts.values():
+        if not isinstance(text, str) or not text.strip() or len(text) > MAX_STATEMENT:
+            raise _bad(f"statement: each text must have 1 to {MAX_STATEMENT} characters")
+    return dict(texts)
+
+
+def statement_in(statement: dict[str, str], locale: str | None) -> str:
+    """The statement in the member's language: theirs, else English, else any."""
+    wanted = pick_locale(locale)
+    by_language = {pick_locale(key): text for key, text in statement.items() if key != ANY_LOCALE}
+    for key in (wanted, "en"):
+        if key in by_language:
+            return by_language[key]
+    return statement.get(ANY_LOCALE) or next(iter(statement.values()))
+
+
+def removal_notice(entry: Entry, reason: str, statement: str) -> dict[str, Any]:
+    """The ``moderation`` notification that tells a message's author it was removed."""
+    return {
+        "kind": "moderation",
+        "action": "message_removed",
+        "room": entry.room,
+        "seq": entry.seq,
+        "reason": reason,
+        "statement": statement,
+    }
+
+
+def check_may_remove(target: Entry | None) -> Entry:
+    """A message the moderators may remove: a member's comment, there and not deleted
+    by its author. One already removed is returned: removing again is a retry."""
+    if target is None or target.kind != "comment" or target.author is None:
+        raise ParleyError(ErrorCode.not_found, "no member's message there")
+    if target.deleted and not target.removed:
+        raise ParleyError(ErrorCode.conflict, "its author deleted it already: nothing to remove")
+    return target
+
+
+def _bad(message: str) -> ParleyError:
+    return ParleyError(ErrorCode.bad_request, message)

@@ -484,3 +484,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def reports(self, state: str, after: int, limit: int) -> list[Report]:
         """Queue items in ``state`` whose ``number`` is over ``after``, in queue order."""
+
+    @abc.abstractmethod
+    async def resolve_report(self, report_id: str, resolution: dict[str, Any]) -> Report | None:
+        """Mark an open item resolved with ``resolution`` (``{action, ...}``), in one step,
+        and return it; an item already resolved is returned unchanged, ``None`` if none."""

@@ -200,7 +200,7 @@ end
 # KEYS seq, epoch, log, msgs, mod, idem, closed, read
 # ARGV new epoch, known epoch, known seq, body, op, target, edit, idem, channel, publish,
 #      member ('1' for a member's entry, refused while the room is closed)
-# op: m (a message or notification), e (edit), d (delete), r (read mark: ARGV[4] is
+# op: m (a message or notification), e (edit), d (delete), x (removal), r (read mark: ARGV[4] is
 # the body without its data and mentions, completed here), c (close), o (reopen),
 # s (kept in the log only)
 _APPEND_LUA: Final = f"""
@@ -232,8 +232,9 @@ elseif op == 'e' then
   redis.call('HSET', KEYS[5], 't' .. ARGV[6], ARGV[7])
   local edits = redis.call('HGET', KEYS[5], 'e' .. ARGV[6]) or ''
   redis.call('HSET', KEYS[5], 'e' .. ARGV[6], edits .. seq .. ',')
-elseif op == 'd' then
-  redis.call('HSET', KEYS[5], 'd' .. ARGV[6], 1)
+elseif op == 'd' or op == 'x' then
+  -- 1: deleted by its author or the seller; 2: removed by the moderators
+  redis.call('HSET', KEYS[5], 'd' .. ARGV[6], op == 'x' and 2 or 1)
   {_ERASE_LUA}
 elseif op == 'c' then
   redis.call('SET', KEYS[7], 1)
@@ -257,6 +258,7 @@ _OPS: Final = {
     "notification": "m",
     "edit": "e",
     "delete": "d",
+    "remove": "x",  # a delete by the moderators
     "read": "r",
     "close": "c",
     "reopen": "o",

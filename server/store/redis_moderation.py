@@ -100,6 +100,18 @@ redis.call('ZADD', p .. 'reports:open', n, id)
 """
 
 
+# KEYS item, open, resolved; ARGV id, resolution (JSON), ts. Returns 1 when resolved now.
+_RESOLVE_LUA: Final = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'open' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', 'resolved', 'resolution', ARGV[2], 'updated', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], redis.call('HGET', KEYS[1], 'n'), ARGV[1])
+return 1
+"""
+
+
 class RedisModeration(MemberLists):
     """The blocks and mutes part of ``RedisStore``; ``_init_moderation`` registers
     its scripts."""
@@ -120,6 +132,7 @@ class RedisModeration(MemberLists):
         register = self._client.register_script
         self._add_to_list_script: AsyncScript = register(_ADD_LUA)
         self._file_report: AsyncScript = register(_FILE_PREFIX_LUA + append_lua)
+        self._resolve_report: AsyncScript = register(_RESOLVE_LUA)
 
     def _member_key(self, user_id: str, part: str) -> str:
         return f"{self._prefix}:{{user:{user_id}}}:{part}"
@@ -232,6 +245,18 @@ class RedisModeration(MemberLists):
                     pipe.hgetall(self._queue_key(f"report:{report_id}"))
                 rows: list[Any] = await pipe.execute()
         return [_report(i, fields) for i, fields in zip(ids, rows, strict=True) if fields]
+
+    async def resolve_report(self, report_id: str, resolution: dict[str, Any]) -> Report | None:
+        keys = [
+            self._queue_key(f"report:{report_id}"),
+            self._queue_key("reports:open"),
+            self._queue_key("reports:resolved"),
+        ]
+        with edge():
+            await self._resolve_report(
+                keys=keys, args=[report_id, orjson.dumps(resolution), resolution["ts"]]
+            )
+        return await self.get_report(report_id)
 
 
 def _report(report_id: str, fields: dict[bytes, bytes]) -> Report:

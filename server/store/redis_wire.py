@@ -180,6 +180,7 @@ def entry_from_body(
         deleted is not None,
         tuple(Mention.from_row(row) for row in rows),
         tuple(masked),
+        removed=deleted in (b"2", 2),
     )
 
 

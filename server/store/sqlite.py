@@ -532,10 +532,11 @@ class SqliteStore(SqliteOffers, SqliteConversations, SqliteModeration, LocalLeas
                 " WHERE room = ? AND seq = ?",
                 (draft.text, draft.ts, mentions, masked, room, draft.target),
             )
-        elif kind == "delete":
+        elif kind in ("delete", "remove"):
+            # deleted: 1 by its author or the seller, 2 removed by the moderators.
             conn.execute(
-                "UPDATE entries SET text = '', deleted = 1 WHERE room = ? AND seq = ?",
-                (room, draft.target),
+                "UPDATE entries SET text = '', deleted = ? WHERE room = ? AND seq = ?",
+                (2 if kind == "remove" else 1, room, draft.target),
             )
             # Its earlier edits carried its words too: they go with it.
             conn.execute(
@@ -740,6 +741,7 @@ def _entry_from_row(row: tuple[Any, ...]) -> Entry:
         data=None if data is None else orjson.loads(data),
         edited_ts=edited_ts,
         deleted=bool(deleted),
+        removed=deleted == 2,
         mentions=()
         if mentions is None
         else tuple(Mention.from_row(m) for m in orjson.loads(mentions)),

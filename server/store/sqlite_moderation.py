@@ -216,6 +216,20 @@ class SqliteModeration(MemberLists):
         )
         return [_report_from_row(row) for row in rows]
 
+    async def resolve_report(self, report_id: str, resolution: dict[str, Any]) -> Report | None:
+        def run(conn: sqlite3.Connection) -> Report | None:
+            conn.execute(
+                "UPDATE reports SET state = 'resolved', resolution = ?, updated_ts = ?"
+                " WHERE id = ? AND state = 'open'",
+                (orjson.dumps(resolution).decode(), resolution["ts"], report_id),
+            )
+            row = conn.execute(
+                f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (report_id,)
+            ).fetchone()
+            return None if row is None else _report_from_row(row)
+
+        return await self._write(run)
+
 
 def _note(flag: Flag) -> dict[str, Any]:
     return {"reason": flag.reason, "note": flag.note, "ts": flag.ts}

@@ -45,7 +45,7 @@ def test_every_route_of_the_api_is_in_the_document(hub: HubProcess) -> None:
     api = InternalApi(config, open_store(config.store), FakeClock())
     app = api.app()
     app.router.add_routes(push_routes(None))  # type: ignore[arg-type]
-    app.router.add_routes(moderation_routes(config, api.store))
+    app.router.add_routes(moderation_routes(config, api.store, api.clock, api.notifier))
     routes = {
         (r.method, r.resource.canonical)
         for r in app.router.routes()

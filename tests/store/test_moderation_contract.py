@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from parley.protocol.errors import ParleyError
-from parley.server.core.model import Draft, UserId
+from parley.server.core.model import Author, Draft, UserId
 from parley.server.core.reports import EVENTS_ROOM, Filed, Flag
 from parley.server.store import Store
 
@@ -127,3 +127,41 @@ async def test_the_queue_is_read_in_order_page_by_page(store: Store) -> None:
     assert [r.id for r in rest] == ["r4", "r5"]
     assert await store.reports("resolved", 0, 10) == []
     assert await store.reports("open", 0, 0) == []
+
+
+async def test_a_removal_blanks_the_message_and_its_edits_and_says_removed(store: Store) -> None:
+    author = Author(BOB, "bob")
+    await store.append("listing:L1", Draft("comment", "first words", 1, author))
+    await store.append("listing:L1", Draft("edit", "second words", 2, author, target=1))
+    await store.append("listing:L1", Draft("comment", "another", 3, author))
+    await store.append("listing:L1", Draft("delete", "", 4, author, target=3))
+    removal = await store.append(
+        "listing:L1", Draft("remove", "", 5, client_msg_id="remove:1", target=1)
+    )
+    again = await store.append(
+        "listing:L1", Draft("remove", "", 6, client_msg_id="remove:1", target=1)
+    )
+    assert again.duplicate and again.entry.seq == removal.entry.seq == 5
+    log = {e.seq: e for e in await store.entries_after("listing:L1", 0, 10)}
+    assert (log[1].text, log[1].deleted, log[1].removed) == ("", True, True)
+    assert log[2].text == "" and log[5].kind == "remove" and log[5].target == 1
+    assert (log[3].deleted, log[3].removed) == (True, False)  # its author's delete
+    history = await store.history("listing:L1", None, 10)
+    assert [(e.seq, e.removed) for e in history] == [(3, False), (1, True)]
+
+
+async def test_resolving_an_item_moves_it_to_the_resolved_queue_once(store: Store) -> None:
+    await store.file_report("r1", snapshot(3), Flag(ANN, "spam", None, 1000), created_event("r1"))
+    done = await store.resolve_report("r1", {"action": "dismiss", "ts": 2000})
+    assert done is not None and done.state == "resolved"
+    assert done.resolution == {"action": "dismiss", "ts": 2000} and done.updated_ts == 2000
+    later = await store.resolve_report("r1", {"action": "remove_message", "ts": 3000})
+    assert later is not None and later.resolution == {"action": "dismiss", "ts": 2000}
+    assert await store.reports("open", 0, 10) == []
+    assert [r.id for r in await store.reports("resolved", 0, 10)] == ["r1"]
+    assert await store.resolve_report("nope", {"action": "dismiss", "ts": 1}) is None
+    # A new reporter opens it again.
+    await store.file_report("r9", snapshot(3), Flag(CAT, "scam", None, 4000), created_event("r9"))
+    [reopened] = await store.reports("open", 0, 10)
+    assert reopened.id == "r1" and reopened.reporters == 2
+    assert await store.reports("resolved", 0, 10) == []

@@ -53,3 +53,16 @@ async def test_a_delete_erases_the_comments_words_and_its_edits_from_the_stored_
     assert (log[1].deleted, log[1].ts, log[1].author) == (True, 1, ALICE)
     assert (log[3].kind, log[3].target, log[3].mentions) == ("edit", 1, ())
     assert log[2].text == "Encore disponible ? Oui"
+
+
+async def test_a_removal_erases_the_words_as_a_delete_does(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    await store.append(ROOM, Draft("comment", "appelle-moi au 514 555 0199", 1, ALICE))
+    await store.append(ROOM, Draft("edit", "au 1200 rue Saint-Denis", 2, ALICE, target=1))
+    await store.append(ROOM, Draft("remove", "", 3, target=1, data={"reason": "spam"}))
+    after = stored_bytes(redis_server)
+    for word in ("appelle-moi", "514 555 0199", "rue Saint-Denis"):
+        assert word.encode() not in after, word
+    target = await store.get_entry(ROOM, 1)
+    assert target is not None and (target.text, target.deleted, target.removed) == ("", True, True)

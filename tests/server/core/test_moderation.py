@@ -16,7 +16,15 @@ from parley.server.core.moderation import (
     is_silenced,
     notice_author,
 )
-from parley.server.core.reports import Flag, check_may_report, report_event, snapshot_of
+from parley.server.core.reports import (
+    Flag,
+    check_may_remove,
+    check_may_report,
+    check_statement,
+    report_event,
+    snapshot_of,
+    statement_in,
+)
 
 BOB = {"id": "bob", "name": "bob"}
 
@@ -128,3 +136,53 @@ def test_a_report_keeps_the_message_as_it_was_and_tells_the_backend_ids_only() -
         "reason": "spam",
         "reported_at": 9,
     }
+
+
+@pytest.mark.parametrize(
+    ("statement", "locale", "text"),
+    [
+        ({"fr-CA": "Retiré.", "en": "Removed."}, "fr-CA", "Retiré."),
+        ({"fr-CA": "Retiré.", "en": "Removed."}, "fr", "Retiré."),
+        ({"fr-CA": "Retiré.", "en": "Removed."}, "en-US", "Removed."),
+        ({"fr-CA": "Retiré.", "en": "Removed."}, "es", "Removed."),  # else English
+        ({"fr": "Retiré."}, "en", "Retiré."),  # else the one there is
+        ("Removed.", "fr-CA", "Removed."),  # one text for every language
+        ({"en": "Removed."}, None, "Removed."),
+    ],
+)
+def test_the_statement_of_reasons_is_given_in_the_members_language(
+    statement: object, locale: str | None, text: str
+) -> None:
+    assert statement_in(check_statement(statement), locale) == text
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [None, "", "   ", 7, {}, {"en": ""}, {"en": 5}, {"not a locale": "x"}, {"en": "x" * 2001},
+     {f"l{i}x": "x" for i in range(11)}, ["en", "text"]],
+    ids=repr,
+)  # fmt: skip
+def test_a_malformed_statement_is_refused(statement: object) -> None:
+    with pytest.raises(ParleyError) as info:
+        check_statement(statement)
+    assert info.value.code is ErrorCode.bad_request
+
+
+@pytest.mark.parametrize(
+    ("target", "code"),
+    [
+        (None, ErrorCode.not_found),
+        (comment(kind="system", author=None), ErrorCode.not_found),
+        (comment(deleted=True), ErrorCode.conflict),
+    ],
+)
+def test_what_the_moderators_cannot_remove(target: Entry | None, code: ErrorCode) -> None:
+    with pytest.raises(ParleyError) as info:
+        check_may_remove(target)
+    assert info.value.code is code
+
+
+def test_removing_a_removed_message_again_is_a_retry() -> None:
+    removed = Entry("listing:L1", 3, "comment", "", 5, Author(UserId("bob"), "bob"),
+                    deleted=True, removed=True)  # fmt: skip
+    assert check_may_remove(removed) is removed

@@ -1,0 +1,110 @@
+"""What the moderators do, made to happen: removals and resolved reports.
+
+``server.core.reports`` decides what may be removed and what the author is
+told; this module stores it and tells it. A removal is an entry of the room's
+log (kind ``remove``), so every watcher on every hub sees ``message_removed``
+live and a client resuming with ``since`` replays it; the store erases the
+message's words in the step that appends it, as it does for a member's delete.
+
+Each step can be run again: the removal is idempotent by its key, and a call
+that finds the message already removed only tells its author again (the notice
+is idempotent by its own key). So a backend that retries after an error or a
+crash drives a removal, and the report resolved with it, to the end.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from parley.protocol.errors import ErrorCode, ParleyError
+from parley.protocol.messages import parse_room
+from parley.server.config import Config
+from parley.server.core.clock import Clock, to_ms
+from parley.server.core.model import Draft
+from parley.server.core.reports import (
+    Report,
+    check_may_remove,
+    removal_notice,
+    statement_in,
+)
+from parley.server.notify import Notice, Notifier
+from parley.server.store.base import Store
+
+log = logging.getLogger("parley.moderation")
+
+
+class Moderation:
+    def __init__(self, config: Config, store: Store, clock: Clock, notifier: Notifier) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.notifier = notifier
+
+    async def remove_message(
+        self, room: str, seq: int, reason: str, statement: dict[str, str]
+    ) -> dict[str, Any]:
+        """Make the message a tombstone for everyone and tell its author why."""
+        room = parse_room(room)
+        target = check_may_remove(await self.store.get_entry(room, seq))
+        assert target.author is not None
+        again = target.removed
+        if not again:
+            await self.store.append(
+                room,
+                Draft(
+                    kind="remove",
+                    text="",
+                    ts=to_ms(self.clock.now()),
+                    client_msg_id=f"remove:{seq}",
+                    target=seq,
+                    data={"reason": reason},
+                ),
+            )
+            log.info("message removed room=%s seq=%d reason=%s", room, seq, reason)
+        author = await self.store.get_user(target.author.id)
+        locale = None if author is None else author.locale
+        notice = removal_notice(target, reason, statement_in(statement, locale))
+        await self.notifier.send([Notice(target.author.id, notice, f"moderation:{room}:{seq}")])
+        return {"room": room, "seq": seq, "removed": True, "duplicate": again}
+
+    async def resolve(
+        self,
+        report: Report,
+        action: str,
+        statement: dict[str, str] | None,
+        reason: str | None,
+    ) -> tuple[Report, bool]:
+        """Apply ``action`` to an open item and mark it resolved; ``(item, changed)``.
+
+        An item resolved already with the same action is a retry: answered as it
+        is; with another action, ``conflict``.
+        """
+        if report.state == "resolved":
+            done = (report.resolution or {}).get("action")
+            if done != action:
+                raise ParleyError(
+                    ErrorCode.conflict,
+                    f"this report was resolved already ({done})",
+                    details={"action": done},
+                )
+            return report, False
+        resolution: dict[str, Any] = {"action": action, "ts": to_ms(self.clock.now())}
+        if statement is not None:
+            resolution["statement"] = statement
+        if action == "remove_message":
+            if statement is None:
+                raise ParleyError(ErrorCode.bad_request, "remove_message needs a statement")
+            grounds = reason or _main_reason(report)
+            resolution["reason"] = grounds
+            await self.remove_message(report.room, report.seq, grounds, statement)
+        resolved = await self.store.resolve_report(report.id, resolution)
+        if resolved is None:
+            raise ParleyError(ErrorCode.not_found, "no such report")
+        log.info("report resolved id=%s action=%s", report.id, action)
+        return resolved, True
+
+
+def _main_reason(report: Report) -> str:
+    """The reason most reporters gave (ties: by name), the grounds of a removal."""
+    return min(report.reasons.items(), key=lambda item: (-item[1], item[0]))[0]
