@@ -34,6 +34,8 @@ from parley.protocol.errors import ParleyError
 
 __all__ = ["ConnectionLost", "ParleyClient", "ParleyError"]
 
+SUSPENDED = 4010  # the moderators suspended the member: reconnecting is refused until it ends
+
 
 class ConnectionLost(Exception):
     """The connection closed and the client does not (or could not) reconnect."""
@@ -347,7 +349,7 @@ class ParleyClient:
             if not future.done():
                 future.set_exception(ConnectionLost(self.close_code, self.close_reason))
                 future.exception()  # the waiting request re-raises it; don't log it twice
-        if self.reconnect and not self._closed:
+        if self.reconnect and not self._closed and self.close_code != SUSPENDED:
             asyncio.get_running_loop().create_task(self._resume())
         else:
             self._events.put_nowait(

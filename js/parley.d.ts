@@ -34,6 +34,7 @@ export type ErrorCode =
   | "read_only"
   | "blocked"
   | "limit_reached"
+  | "restricted"
   | "internal"
   | "unauthorized"
   // The client's own:

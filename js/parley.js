@@ -24,8 +24,8 @@
 
 export const SUBPROTOCOL = "parley.v1.json";
 
-/** Close codes after which reconnecting cannot help (a client bug, or a bad token). */
-const FATAL_CLOSE_CODES = new Set([4001, 4002, 4003]);
+/** Close codes after which reconnecting cannot help (a client bug, a bad token, a suspension). */
+const FATAL_CLOSE_CODES = new Set([4001, 4002, 4003, 4010]);
 /** Error codes a request may be retried after (a `post` keeps its client_msg_id). */
 const RETRYABLE = new Set(["connection_lost", "timeout", "unavailable", "rate_limited"]);
 
@@ -513,6 +513,7 @@ export class ParleyClient {
         const fatal =
           err.code === "unauthorized" ||
           err.code === "conflict" ||
+          err.code === "restricted" ||
           (err.closeCode != null && FATAL_CLOSE_CODES.has(err.closeCode));
         if (fatal && typeof this._token !== "function") {
           this._setState("closed");

@@ -49,6 +49,7 @@ class ErrorCode(StrEnum):
     # Members' choices and moderation.
     blocked = "blocked"  # an offer between two members one of whom blocked the other
     limit_reached = "limit_reached"  # a member's list (blocks, mutes) is full; ``details.max``
+    restricted = "restricted"  # the moderators restricted the member; ``details.kind``, ``until``
     # Conflicts.
     conflict = "conflict"  # internal API: an order reported again with other parties
     # Load and availability.
@@ -76,6 +77,7 @@ class CloseCode(IntEnum):
     too_many_errors = 4003  # a client that keeps sending bad frames
     slow_consumer = 4008  # send buffer over its limit: reconnect and resume with since
     too_many_connections = 4009  # the member or the address holds its cap of connections
+    suspended = 4010  # the moderators suspended the member: no connection until it ends
 
 
 class ParleyError(Exception):

@@ -1,10 +1,15 @@
-"""What the moderators do, made to happen: removals and resolved reports.
+"""What the moderators do, made to happen: removals, restrictions, resolved reports.
 
 ``server.core.reports`` decides what may be removed and what the author is
 told; this module stores it and tells it. A removal is an entry of the room's
 log (kind ``remove``), so every watcher on every hub sees ``message_removed``
 live and a client resuming with ``since`` replays it; the store erases the
 message's words in the step that appends it, as it does for a member's delete.
+
+A restriction is stored, then broadcast to every hub through the fan-out
+(``RESTRICTIONS_ROOM``), which each hub applies to its memory at once: a
+suspended member's connections close on every hub, a lifted restriction stops
+applying everywhere. A hub that missed the broadcast reloads them all on resync.
 
 Each step can be run again: the removal is idempotent by its key, and a call
 that finds the message already removed only tells its author again (the notice
@@ -21,12 +26,18 @@ from parley.protocol.errors import ErrorCode, ParleyError
 from parley.protocol.messages import parse_room
 from parley.server.config import Config
 from parley.server.core.clock import Clock, to_ms
-from parley.server.core.model import Draft
+from parley.server.core.model import Draft, UserId
 from parley.server.core.reports import (
     Report,
     check_may_remove,
     removal_notice,
     statement_in,
+)
+from parley.server.core.restrictions import (
+    RESTRICTIONS_ROOM,
+    Restriction,
+    restriction_notice,
+    restriction_wire,
 )
 from parley.server.notify import Notice, Notifier
 from parley.server.store.base import Store
@@ -68,12 +79,42 @@ class Moderation:
         await self.notifier.send([Notice(target.author.id, notice, f"moderation:{room}:{seq}")])
         return {"room": room, "seq": seq, "removed": True, "duplicate": again}
 
+    async def restrict(
+        self, user_id: str, kind: str, until: int | None, reason: str
+    ) -> Restriction:
+        """Restrict the member on every hub, and tell them why."""
+        restriction = Restriction(user_id, kind, until, reason, to_ms(self.clock.now()))
+        await self.store.put_restriction(restriction)
+        await self._broadcast(user_id, restriction)
+        log.info("member restricted user=%s kind=%s until=%s", user_id, kind, until)
+        key = f"restriction:{user_id}:{kind}:{until}"
+        await self.notifier.send([Notice(UserId(user_id), restriction_notice(restriction), key)])
+        return restriction
+
+    async def lift(self, user_id: str) -> bool:
+        """End the member's restriction on every hub at once."""
+        lifted = await self.store.delete_restriction(UserId(user_id))
+        await self._broadcast(user_id, None)  # also when already gone: a retry finishes
+        if lifted:
+            log.info("restriction lifted user=%s", user_id)
+        return lifted
+
+    async def _broadcast(self, user_id: str, restriction: Restriction | None) -> None:
+        await self.store.fanout.publish_ephemeral(
+            RESTRICTIONS_ROOM,
+            {
+                "user_id": user_id,
+                "restriction": None if restriction is None else restriction_wire(restriction),
+            },
+        )
+
     async def resolve(
         self,
         report: Report,
         action: str,
         statement: dict[str, str] | None,
         reason: str | None,
+        restriction: tuple[str, int | None, str] | None = None,
     ) -> tuple[Report, bool]:
         """Apply ``action`` to an open item and mark it resolved; ``(item, changed)``.
 
@@ -98,6 +139,12 @@ class Moderation:
             grounds = reason or _main_reason(report)
             resolution["reason"] = grounds
             await self.remove_message(report.room, report.seq, grounds, statement)
+        if action == "restrict_member":
+            if restriction is None:
+                raise ParleyError(ErrorCode.bad_request, "restrict_member needs a restriction")
+            kind, until, why = restriction
+            resolution["restriction"] = {"kind": kind, "until": until, "reason": why}
+            await self.restrict(report.author_id, kind, until, why)
         resolved = await self.store.resolve_report(report.id, resolution)
         if resolved is None:
             raise ParleyError(ErrorCode.not_found, "no such report")

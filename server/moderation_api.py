@@ -18,7 +18,8 @@ from aiohttp import web
 from parley.protocol.errors import ErrorCode, ParleyError
 from parley.server.api import _bad, _body, _json, _path_id, _query_int
 from parley.server.config import Config
-from parley.server.core.clock import Clock
+from parley.server.core.clock import Clock, to_ms
+from parley.server.core.model import UserId
 from parley.server.core.reports import (
     REMOVAL_REASONS,
     REPORT_STATES,
@@ -27,6 +28,7 @@ from parley.server.core.reports import (
     check_statement,
     report_wire,
 )
+from parley.server.core.restrictions import check_restriction, restriction_wire
 from parley.server.moderation import Moderation
 from parley.server.notify import Notifier
 from parley.server.store.base import Store
@@ -76,7 +78,10 @@ def moderation_routes(
         reason = None
         if body.data.get("reason") is not None:
             reason = body.choice("reason", REMOVAL_REASONS)
-        resolved, changed = await moderation.resolve(report, action, statement, reason)
+        restriction = None
+        if action == "restrict_member":
+            restriction = restriction_of(body.data.get("restriction"))
+        resolved, changed = await moderation.resolve(report, action, statement, reason, restriction)
         return _json({"report": await with_context(resolved), "changed": changed})
 
     async def remove(request: web.Request) -> web.Response:
@@ -87,7 +92,32 @@ def moderation_routes(
         statement = check_statement(body.data.get("statement"))
         return _json(await moderation.remove_message(room, seq, reason, statement))
 
+    def restriction_of(given: object) -> tuple[str, int | None, str]:
+        if not isinstance(given, dict):
+            raise _bad("restriction must be an object {kind, until?, reason}")
+        now = to_ms(clock.now())
+        return check_restriction(given.get("kind"), given.get("until"), given.get("reason"), now)
+
+    async def put_restriction(request: web.Request) -> web.Response:
+        user_id = _path_id(request)
+        kind, until, reason = restriction_of((await _body(request)).data)
+        restriction = await moderation.restrict(user_id, kind, until, reason)
+        return _json({"restriction": restriction_wire(restriction)})
+
+    async def get_restriction(request: web.Request) -> web.Response:
+        restriction = await store.get_restriction(UserId(_path_id(request)))
+        if restriction is None or not restriction.active_at(to_ms(clock.now())):
+            raise ParleyError(ErrorCode.not_found, "this member is not restricted")
+        return _json({"restriction": restriction_wire(restriction)})
+
+    async def delete_restriction(request: web.Request) -> web.Response:
+        user_id = _path_id(request)
+        return _json({"user_id": user_id, "lifted": await moderation.lift(user_id)})
+
     return [
+        web.put("/v1/users/{id}/restriction", put_restriction),
+        web.get("/v1/users/{id}/restriction", get_restriction),
+        web.delete("/v1/users/{id}/restriction", delete_restriction),
         web.get("/v1/reports", queue),
         web.get("/v1/reports/{id}", one),
         web.post("/v1/reports/{id}/resolve", resolve),

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from parley.server.core.model import LISTING_STATUSES, ORDER_STATUSES
 from parley.server.core.reports import REMOVAL_REASONS, RESOLVE_ACTIONS
+from parley.server.core.restrictions import RESTRICTION_KINDS
 
 ID: Final = {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"}
 MONEY: Final = {
@@ -145,6 +146,15 @@ def spec() -> dict[str, Any]:
         "required": ["reason", "statement"],
         "properties": {"reason": reasons, "statement": statement},
     }
+    restriction = {
+        "type": "object",
+        "required": ["kind", "reason"],
+        "properties": {
+            "kind": {"enum": sorted(RESTRICTION_KINDS)},
+            "until": {"type": ["integer", "null"], "minimum": 0},
+            "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+        },
+    }
     resolution = {
         "type": "object",
         "required": ["action"],
@@ -152,6 +162,7 @@ def spec() -> dict[str, Any]:
             "action": {"enum": sorted(RESOLVE_ACTIONS)},
             "statement": statement,
             "reason": reasons,
+            "restriction": restriction,
         },
     }
     paths: dict[str, Any] = {
@@ -172,6 +183,19 @@ def spec() -> dict[str, Any]:
                 "requestBody": _json_body(user),
                 "responses": _answers(200, errors=(400, 409, 413)),
             },
+        },
+        "/v1/users/{id}/restriction": {
+            "parameters": _path_ids("id"),
+            "put": {
+                "summary": "restrict a member (read_only or suspended) on every hub, until lifted",
+                "requestBody": _json_body(restriction),
+                "responses": _answers(200, errors=(400, 413)),
+            },
+            "get": {
+                "summary": "the member's restriction in force",
+                "responses": _answers(200, errors=(400, 404)),
+            },
+            "delete": {"summary": "lift it on every hub at once", "responses": _answers(200)},
         },
         "/v1/listings/{id}": {
             "parameters": _path_ids("id"),

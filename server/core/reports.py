@@ -38,7 +38,7 @@ REPORT_REASONS: Final = PROTOCOL_REASONS  # validated with the request
 MAX_NOTE: Final = MAX_REPORT_NOTE  # characters of a reporter's note
 MAX_NOTES: Final = 20  # notes kept per queue item: the first ones
 REPORT_STATES: Final = frozenset({"open", "resolved"})
-RESOLVE_ACTIONS: Final = frozenset({"dismiss", "remove_message"})
+RESOLVE_ACTIONS: Final = frozenset({"dismiss", "remove_message", "restrict_member"})
 # Grounds of a removal: a report's reasons, the law, the marketplace's terms.
 REMOVAL_REASONS: Final = REPORT_REASONS | {"illegal", "terms"}
 MAX_STATEMENT: Final = 2000  # characters of a statement of reasons, per language

@@ -42,6 +42,7 @@ from parley.server.core.model import (
 )
 from parley.server.core.offers import Negotiation
 from parley.server.core.reports import Filed, Flag, Report
+from parley.server.core.restrictions import Restriction
 
 EntryListener = Callable[[Entry, str], None]
 """Called on the event loop with each announced entry and its room's epoch."""
@@ -489,3 +490,20 @@ class Store(abc.ABC):
     async def resolve_report(self, report_id: str, resolution: dict[str, Any]) -> Report | None:
         """Mark an open item resolved with ``resolution`` (``{action, ...}``), in one step,
         and return it; an item already resolved is returned unchanged, ``None`` if none."""
+
+    # Restrictions (``server.core.restrictions``): one per member at most.
+
+    @abc.abstractmethod
+    async def put_restriction(self, restriction: Restriction) -> None:
+        """Store the member's restriction, replacing the one they had."""
+
+    @abc.abstractmethod
+    async def delete_restriction(self, user_id: UserId) -> bool:
+        """Lift the member's restriction; ``False`` if they had none."""
+
+    @abc.abstractmethod
+    async def get_restriction(self, user_id: UserId) -> Restriction | None: ...
+
+    @abc.abstractmethod
+    async def restrictions(self, now_ms: int) -> list[Restriction]:
+        """Every restriction still in force at ``now_ms`` (a hub loads them all)."""

@@ -20,6 +20,10 @@ runs the store's own append after its part)::
     parley:{backend:events}:reports:resolved zset  item id -> queue number
     parley:{backend:events}:report:<id>      hash  the item (``_ITEM_FIELDS``)
     parley:{backend:events}:report:<id>:who  hash  reporter -> reason
+
+Restrictions are one hash, read whole by every hub at start and on resync::
+
+    parley:{restrictions}:all   hash  member -> restriction (JSON)
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import orjson
 from parley.server.core.model import Draft, UserId
 from parley.server.core.moderation import check_room_for_list
 from parley.server.core.reports import EVENTS_ROOM, MAX_NOTES, Filed, Flag, Report
+from parley.server.core.restrictions import Restriction, from_wire, restriction_wire
 from parley.server.store.member_lists import LIST_NAMES, MemberLists
 from parley.server.store.redis_wire import as_text, edge, encode_body
 
@@ -257,6 +262,34 @@ class RedisModeration(MemberLists):
                 keys=keys, args=[report_id, orjson.dumps(resolution), resolution["ts"]]
             )
         return await self.get_report(report_id)
+
+    # Restrictions.
+
+    def _restrictions_key(self) -> str:
+        return f"{self._prefix}:{{restrictions}}:all"
+
+    async def put_restriction(self, restriction: Restriction) -> None:
+        with edge():
+            await self._client.hset(
+                self._restrictions_key(),
+                restriction.user_id,
+                orjson.dumps(restriction_wire(restriction)),
+            )
+
+    async def delete_restriction(self, user_id: UserId) -> bool:
+        with edge():
+            return bool(await self._client.hdel(self._restrictions_key(), user_id))
+
+    async def get_restriction(self, user_id: UserId) -> Restriction | None:
+        with edge():
+            raw = await self._client.hget(self._restrictions_key(), user_id)
+        return None if raw is None else from_wire(orjson.loads(raw))
+
+    async def restrictions(self, now_ms: int) -> list[Restriction]:
+        with edge():
+            found = await self._client.hgetall(self._restrictions_key())
+        every = [from_wire(orjson.loads(raw)) for raw in cast(dict[bytes, bytes], found).values()]
+        return sorted((r for r in every if r.active_at(now_ms)), key=lambda r: r.user_id)
 
 
 def _report(report_id: str, fields: dict[bytes, bytes]) -> Report:

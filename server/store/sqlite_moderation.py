@@ -7,6 +7,7 @@ made before they existed gets them when it is opened, schema version unchanged):
     mutes         (member, room) -> when
     reports       one row per reported message: the review queue's item
     report_flags  (item, reporter) -> reason, note, when: one report per member
+    restrictions  member -> kind, until, reason, when
 
 A bounded addition counts and inserts in the writer's one transaction, so two
 additions racing cannot pass the bound together.
@@ -23,6 +24,7 @@ import orjson
 from parley.server.core.model import AppendResult, Draft, UserId
 from parley.server.core.moderation import check_room_for_list
 from parley.server.core.reports import EVENTS_ROOM, MAX_NOTES, Filed, Flag, Report
+from parley.server.core.restrictions import Restriction
 from parley.server.store.member_lists import LIST_NAMES, MemberLists
 
 T = TypeVar("T")
@@ -45,6 +47,9 @@ MODERATION_SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS report_flags (
         report_id TEXT NOT NULL, reporter TEXT NOT NULL, reason TEXT NOT NULL,
         note TEXT, ts INTEGER NOT NULL, PRIMARY KEY (report_id, reporter)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS restrictions (
+        user_id TEXT PRIMARY KEY, kind TEXT NOT NULL, until INTEGER, reason TEXT NOT NULL,
+        ts INTEGER NOT NULL)""",
 )
 _REPORT_COLUMNS: Final = (
     "id, n, room, seq, author_id, snapshot, state, created_ts, updated_ts, reporters,"
@@ -229,6 +234,46 @@ class SqliteModeration(MemberLists):
             return None if row is None else _report_from_row(row)
 
         return await self._write(run)
+
+    # Restrictions.
+
+    async def put_restriction(self, restriction: Restriction) -> None:
+        r = restriction
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO restrictions (user_id, kind, until, reason, ts)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (r.user_id, r.kind, r.until, r.reason, r.ts),
+            )
+
+        await self._write(run)
+
+    async def delete_restriction(self, user_id: UserId) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            deleted = conn.execute("DELETE FROM restrictions WHERE user_id = ?", (user_id,))
+            return bool(deleted.rowcount)
+
+        return await self._write(run)
+
+    async def get_restriction(self, user_id: UserId) -> Restriction | None:
+        row = await self._read(
+            lambda conn: conn.execute(
+                "SELECT user_id, kind, until, reason, ts FROM restrictions WHERE user_id = ?",
+                (user_id,),
+            ).fetchone()
+        )
+        return None if row is None else Restriction(*row)
+
+    async def restrictions(self, now_ms: int) -> list[Restriction]:
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT user_id, kind, until, reason, ts FROM restrictions"
+                " WHERE until IS NULL OR until > ? ORDER BY user_id",
+                (now_ms,),
+            ).fetchall()
+        )
+        return [Restriction(*row) for row in rows]
 
 
 def _note(flag: Flag) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import pytest
 from parley.protocol.errors import ParleyError
 from parley.server.core.model import Author, Draft, UserId
 from parley.server.core.reports import EVENTS_ROOM, Filed, Flag
+from parley.server.core.restrictions import Restriction
 from parley.server.store import Store
 
 ANN, BOB, CAT, DAN = UserId("ann"), UserId("bob"), UserId("cat"), UserId("dan")
@@ -165,3 +166,16 @@ async def test_resolving_an_item_moves_it_to_the_resolved_queue_once(store: Stor
     [reopened] = await store.reports("open", 0, 10)
     assert reopened.id == "r1" and reopened.reporters == 2
     assert await store.reports("resolved", 0, 10) == []
+
+
+async def test_one_restriction_per_member_listed_while_in_force(store: Store) -> None:
+    assert await store.get_restriction(BOB) is None
+    await store.put_restriction(Restriction("bob", "read_only", 5000, "why", 1000))
+    await store.put_restriction(Restriction("cat", "suspended", None, "why not", 1000))
+    await store.put_restriction(Restriction("dan", "read_only", 2000, "short", 1000))
+    assert [r.user_id for r in await store.restrictions(3000)] == ["bob", "cat"]
+    await store.put_restriction(Restriction("bob", "suspended", None, "worse", 4000))
+    assert await store.get_restriction(BOB) == Restriction("bob", "suspended", None, "worse", 4000)
+    assert await store.delete_restriction(BOB) is True
+    assert await store.delete_restriction(BOB) is False
+    assert [r.user_id for r in await store.restrictions(3000)] == ["cat"]
