@@ -99,6 +99,7 @@ class Config:
     report_rate: float = 0.05
     report_burst: int = 10
     report_context: int = 5
+    hold_after_reports: int = 0
 
     def __post_init__(self) -> None:
         for name in ("ws_port", "api_port"):
@@ -146,6 +147,8 @@ class Config:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be a positive number per second")
+        if self.hold_after_reports < 0:
+            raise ConfigError("hold_after_reports: must be 0 (off) or a number of members")
         if not 0 <= self.report_context <= 20:
             raise ConfigError("report_context: must be between 0 and 20 messages")
         if self.jwt_algorithm not in JWT_ALGORITHMS:

@@ -71,6 +71,7 @@ from parley.server.core.rooms import (
 from parley.server.core.sessions import check_in_scope
 from parley.server.landing import LandingPage
 from parley.server.metrics import LAG_BOUNDS, RESULT_SLOT, OpCounts
+from parley.server.moderation import Moderation
 from parley.server.negotiations import Negotiations
 from parley.server.notify import Notifier
 from parley.server.ops import HANDLERS, Handler
@@ -189,6 +190,7 @@ class Hub:
         self.clock = clock
         self.notifier = notifier or Notifier(config, store, clock, None)
         self.negotiations = negotiations or Negotiations(config, store, clock, self.notifier)
+        self.moderation = Moderation(config, store, clock, self.notifier)
         # Per hub process, not shared: see ``_take_write``.
         self._member_writes = MemberBuckets(
             config.member_write_rate, config.member_write_burst, MAX_TRACKED_MEMBERS

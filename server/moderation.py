@@ -26,7 +26,7 @@ from parley.protocol.errors import ErrorCode, ParleyError
 from parley.protocol.messages import parse_room
 from parley.server.config import Config
 from parley.server.core.clock import Clock, to_ms
-from parley.server.core.model import Draft, UserId
+from parley.server.core.model import Draft, Entry, EntryKind, UserId
 from parley.server.core.reports import (
     Report,
     check_may_remove,
@@ -108,6 +108,28 @@ class Moderation:
             },
         )
 
+    async def hold(self, target: Entry) -> None:
+        """Hide a reported public comment pending review, once (``message_held``)."""
+        held = await self.store.append(target.room, self._change("hold", target.seq))
+        if not held.duplicate:
+            log.info("message held room=%s seq=%d", target.room, target.seq)
+
+    async def release(self, room: str, seq: int) -> None:
+        """Show a held comment again (``message_released``), if it is still held."""
+        target = await self.store.get_entry(room, seq)
+        if target is not None and target.held:
+            await self.store.append(room, self._change("release", seq))
+            log.info("message released room=%s seq=%d", room, seq)
+
+    def _change(self, kind: EntryKind, seq: int) -> Draft:
+        return Draft(
+            kind=kind,
+            text="",
+            ts=to_ms(self.clock.now()),
+            client_msg_id=f"{kind}:{seq}",
+            target=seq,
+        )
+
     async def resolve(
         self,
         report: Report,
@@ -133,6 +155,8 @@ class Moderation:
         resolution: dict[str, Any] = {"action": action, "ts": to_ms(self.clock.now())}
         if statement is not None:
             resolution["statement"] = statement
+        if action == "dismiss":
+            await self.release(report.room, report.seq)
         if action == "remove_message":
             if statement is None:
                 raise ParleyError(ErrorCode.bad_request, "remove_message needs a statement")

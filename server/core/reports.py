@@ -183,6 +183,22 @@ def removal_notice(entry: Entry, reason: str, statement: str) -> dict[str, Any]:
     }
 
 
+def should_hold(target: Entry, reporters: int, hold_after: int) -> bool:
+    """Whether a public comment is now hidden pending review (``hold_after``: 0 is off).
+
+    Order rooms are never held: the order must stay completable, and their two
+    parties can block and report. A comment released once is not held again by
+    the same key (the caller's), even if more members report it.
+    """
+    return (
+        hold_after > 0
+        and reporters >= hold_after
+        and target.room.startswith("listing:")
+        and not target.held
+        and not target.deleted
+    )
+
+
 def check_may_remove(target: Entry | None) -> Entry:
     """A message the moderators may remove: a member's comment, there and not deleted
     by its author. One already removed is returned: removing again is a retry."""

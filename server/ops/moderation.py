@@ -17,7 +17,13 @@ from parley.protocol.messages import Block, Blocks, Mute, Mutes, Report, Unblock
 from parley.server.core.clock import to_ms
 from parley.server.core.model import Draft, UserId
 from parley.server.core.moderation import check_may_block
-from parley.server.core.reports import Flag, check_may_report, report_event, snapshot_of
+from parley.server.core.reports import (
+    Flag,
+    check_may_report,
+    report_event,
+    should_hold,
+    snapshot_of,
+)
 from parley.server.ops.rooms import room_access
 
 if TYPE_CHECKING:
@@ -84,6 +90,9 @@ async def report(hub: Hub, conn: Conn, request: Report) -> dict[str, Any]:
     filed = await hub.store.file_report(report_id, snapshot_of(target), flag, event)
     if not filed.duplicate:
         log.info("report filed id=%s room=%s seq=%d", filed.report_id, request.room, request.seq)
+    # Also on a repeat: a hold a crash left undone is done by the reporter's retry.
+    if should_hold(target, filed.reporters, hub.config.hold_after_reports):
+        await hub.moderation.hold(target)
     # What the reporter learns: their own report, never who else reported.
     return {"report": filed.report_id, "reason": filed.reason, "duplicate": filed.duplicate}
 

@@ -200,7 +200,8 @@ end
 # KEYS seq, epoch, log, msgs, mod, idem, closed, read
 # ARGV new epoch, known epoch, known seq, body, op, target, edit, idem, channel, publish,
 #      member ('1' for a member's entry, refused while the room is closed)
-# op: m (a message or notification), e (edit), d (delete), x (removal), r (read mark: ARGV[4] is
+# op: m (a message or notification), e (edit), d (delete), x (removal), h (hold),
+# u (release), r (read mark: ARGV[4] is
 # the body without its data and mentions, completed here), c (close), o (reopen),
 # s (kept in the log only)
 _APPEND_LUA: Final = f"""
@@ -236,6 +237,13 @@ elseif op == 'd' or op == 'x' then
   -- 1: deleted by its author or the seller; 2: removed by the moderators
   redis.call('HSET', KEYS[5], 'd' .. ARGV[6], op == 'x' and 2 or 1)
   {_ERASE_LUA}
+elseif op == 'h' then
+  -- 3: held, its words kept; only a message still shown is held
+  redis.call('HSETNX', KEYS[5], 'd' .. ARGV[6], 3)
+elseif op == 'u' then
+  if redis.call('HGET', KEYS[5], 'd' .. ARGV[6]) == '3' then
+    redis.call('HDEL', KEYS[5], 'd' .. ARGV[6])
+  end
 elseif op == 'c' then
   redis.call('SET', KEYS[7], 1)
 elseif op == 'o' then
@@ -259,6 +267,8 @@ _OPS: Final = {
     "edit": "e",
     "delete": "d",
     "remove": "x",  # a delete by the moderators
+    "hold": "h",  # hidden pending review
+    "release": "u",  # shown again
     "read": "r",
     "close": "c",
     "reopen": "o",

@@ -164,6 +164,7 @@ def entry_from_body(
         if rest:
             rows = rest[0]
             masked = rest[1] if len(rest) > 1 else ()
+    held = deleted in (b"3", 3)  # hidden pending review: its words are kept, not shown
     if deleted is not None:
         text = ""
     return Entry(
@@ -177,10 +178,11 @@ def entry_from_body(
         target,
         data,
         edited_ts,
-        deleted is not None,
+        deleted is not None and not held,
         tuple(Mention.from_row(row) for row in rows),
         tuple(masked),
         removed=deleted in (b"2", 2),
+        held=held,
     )
 
 

@@ -544,6 +544,13 @@ class SqliteStore(SqliteOffers, SqliteConversations, SqliteModeration, LocalLeas
                 " WHERE room = ? AND kind = 'edit' AND target = ?",
                 (room, draft.target),
             )
+        elif kind in ("hold", "release"):
+            # deleted 3: held, its words kept; only a message still shown is held.
+            before, after = (0, 3) if kind == "hold" else (3, 0)
+            conn.execute(
+                "UPDATE entries SET deleted = ? WHERE room = ? AND seq = ? AND deleted = ?",
+                (after, room, draft.target, before),
+            )
         return AppendResult(Entry.from_draft(room, seq, draft))
 
     def _room_state(self, conn: sqlite3.Connection, room: str) -> tuple[int, str, bool]:
@@ -733,15 +740,16 @@ def _entry_from_row(row: tuple[Any, ...]) -> Entry:
         room=room,
         seq=seq,
         kind=cast(EntryKind, kind),
-        text=text,
+        text="" if deleted == 3 else text,
         ts=ts,
         author=None if author_id is None else Author(UserId(author_id), author_name),
         client_msg_id=client_msg_id,
         target=target,
         data=None if data is None else orjson.loads(data),
         edited_ts=edited_ts,
-        deleted=bool(deleted),
+        deleted=deleted in (1, 2),
         removed=deleted == 2,
+        held=deleted == 3,
         mentions=()
         if mentions is None
         else tuple(Mention.from_row(m) for m in orjson.loads(mentions)),

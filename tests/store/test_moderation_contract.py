@@ -179,3 +179,21 @@ async def test_one_restriction_per_member_listed_while_in_force(store: Store) ->
     assert await store.delete_restriction(BOB) is True
     assert await store.delete_restriction(BOB) is False
     assert [r.user_id for r in await store.restrictions(3000)] == ["cat"]
+
+
+async def test_a_held_message_reads_without_its_words_until_released(store: Store) -> None:
+    author = Author(BOB, "bob")
+    await store.append("listing:L1", Draft("comment", "words kept", 1, author))
+    await store.append("listing:L1", Draft("hold", "", 2, client_msg_id="hold:1", target=1))
+    held = await store.get_entry("listing:L1", 1)
+    assert held is not None and (held.text, held.held, held.deleted) == ("", True, False)
+    [shown] = await store.history("listing:L1", None, 10)
+    assert shown.held and shown.text == ""
+    await store.append("listing:L1", Draft("release", "", 3, client_msg_id="release:1", target=1))
+    back = await store.get_entry("listing:L1", 1)
+    assert back is not None and (back.text, back.held) == ("words kept", False)
+    # A hold after a delete changes nothing: the words are gone for good.
+    await store.append("listing:L1", Draft("delete", "", 4, author, target=1))
+    await store.append("listing:L1", Draft("hold", "", 5, client_msg_id="hold:1b", target=1))
+    gone = await store.get_entry("listing:L1", 1)
+    assert gone is not None and (gone.deleted, gone.held, gone.text) == (True, False, "")

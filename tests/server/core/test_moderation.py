@@ -22,6 +22,7 @@ from parley.server.core.reports import (
     check_may_report,
     check_statement,
     report_event,
+    should_hold,
     snapshot_of,
     statement_in,
 )
@@ -186,3 +187,21 @@ def test_removing_a_removed_message_again_is_a_retry() -> None:
     removed = Entry("listing:L1", 3, "comment", "", 5, Author(UserId("bob"), "bob"),
                     deleted=True, removed=True)  # fmt: skip
     assert check_may_remove(removed) is removed
+
+
+@pytest.mark.parametrize(
+    ("room", "reporters", "hold_after", "held", "expected"),
+    [
+        ("listing:L1", 3, 3, False, True),
+        ("listing:L1", 4, 3, False, True),
+        ("listing:L1", 2, 3, False, False),
+        ("listing:L1", 9, 0, False, False),  # off
+        ("order:O1", 9, 3, False, False),  # order rooms stay completable
+        ("listing:L1", 9, 3, True, False),  # held already
+    ],
+)
+def test_when_a_public_comment_is_held(
+    room: str, reporters: int, hold_after: int, held: bool, expected: bool
+) -> None:
+    target = Entry(room, 3, "comment", "w", 5, Author(UserId("bob"), "bob"), held=held)
+    assert should_hold(target, reporters, hold_after) is expected
