@@ -353,12 +353,34 @@ class SqliteStore(SqliteOffers, SqliteConversations, SqliteModeration, LocalLeas
     async def entries_after(self, room: str, after: int, limit: int) -> list[Entry]:
         if limit <= 0:
             return []
-        return await self._read_entries(
+        entries = await self._read_entries(
             f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
             room,
             after,
             limit,
         )
+        return await self._hide_held_edits(room, entries)
+
+    async def _hide_held_edits(self, room: str, entries: list[Entry]) -> list[Entry]:
+        """A held message's edits replay without their words, as the message reads
+        (one more read, only when the page holds edits)."""
+        targets = list({e.target for e in entries if e.kind == "edit" and e.target is not None})
+        if not targets:
+            return entries
+        marks = ", ".join("?" * len(targets))
+        rows = await self._read(
+            lambda conn: conn.execute(
+                f"SELECT seq FROM entries WHERE room = ? AND deleted = 3 AND seq IN ({marks})",
+                (room, *targets),
+            ).fetchall()
+        )
+        held = {row[0] for row in rows}
+        return [
+            dataclasses.replace(e, text="", mentions=(), masked_kinds=())
+            if e.kind == "edit" and e.target in held
+            else e
+            for e in entries
+        ]
 
     async def read_state(self, room: str) -> ReadState:
         up_to, unread = await self._read(lambda conn: _read_state(conn, room))

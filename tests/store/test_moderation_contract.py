@@ -184,16 +184,20 @@ async def test_one_restriction_per_member_listed_while_in_force(store: Store) ->
 async def test_a_held_message_reads_without_its_words_until_released(store: Store) -> None:
     author = Author(BOB, "bob")
     await store.append("listing:L1", Draft("comment", "words kept", 1, author))
+    await store.append("listing:L1", Draft("edit", "words edited", 2, author, target=1))
     await store.append("listing:L1", Draft("hold", "", 2, client_msg_id="hold:1", target=1))
+    replayed = await store.entries_after("listing:L1", 0, 10)
+    assert [(e.kind, e.text) for e in replayed] == [("comment", ""), ("edit", ""), ("hold", "")]
     held = await store.get_entry("listing:L1", 1)
     assert held is not None and (held.text, held.held, held.deleted) == ("", True, False)
     [shown] = await store.history("listing:L1", None, 10)
     assert shown.held and shown.text == ""
-    await store.append("listing:L1", Draft("release", "", 3, client_msg_id="release:1", target=1))
+    await store.append("listing:L1", Draft("release", "", 4, client_msg_id="release:1", target=1))
     back = await store.get_entry("listing:L1", 1)
-    assert back is not None and (back.text, back.held) == ("words kept", False)
+    assert back is not None and (back.text, back.held) == ("words edited", False)
+    assert (await store.entries_after("listing:L1", 1, 1))[0].text == "words edited"
     # A hold after a delete changes nothing: the words are gone for good.
-    await store.append("listing:L1", Draft("delete", "", 4, author, target=1))
-    await store.append("listing:L1", Draft("hold", "", 5, client_msg_id="hold:1b", target=1))
+    await store.append("listing:L1", Draft("delete", "", 5, author, target=1))
+    await store.append("listing:L1", Draft("hold", "", 6, client_msg_id="hold:1b", target=1))
     gone = await store.get_entry("listing:L1", 1)
     assert gone is not None and (gone.deleted, gone.held, gone.text) == (True, False, "")
