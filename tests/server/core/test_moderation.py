@@ -16,6 +16,7 @@ from parley.server.core.moderation import (
     is_silenced,
     notice_author,
 )
+from parley.server.core.notices import NoticeText, render_notice
 from parley.server.core.reports import (
     Flag,
     check_may_remove,
@@ -205,3 +206,27 @@ def test_when_a_public_comment_is_held(
 ) -> None:
     target = Entry(room, 3, "comment", "w", 5, Author(UserId("bob"), "bob"), held=held)
     assert should_hold(target, reporters, hold_after) is expected
+
+
+@pytest.mark.parametrize(
+    ("payload", "locale", "title", "body"),
+    [
+        (
+            {"kind": "moderation", "action": "message_removed", "statement": "Spam."},
+            "en",
+            "Your comment was removed",
+            "Spam.",
+        ),
+        (
+            {"kind": "moderation", "action": "member_restricted", "statement": "Arnaques."},
+            "fr-CA",
+            "Votre compte est restreint",
+            "Arnaques.",
+        ),
+        ({"kind": "moderation"}, "en", "New notification", "Open the app to see it."),
+    ],
+)
+def test_a_moderation_notice_pushes_the_statement_of_reasons(
+    payload: dict[str, Any], locale: str, title: str, body: str
+) -> None:
+    assert render_notice(payload, locale) == NoticeText(title, body)
