@@ -34,6 +34,8 @@ from parley.protocol.errors import ParleyError
 
 __all__ = ["ConnectionLost", "ParleyClient", "ParleyError"]
 
+SUSPENDED = 4010  # the moderators suspended the member: reconnecting is refused until it ends
+
 
 class ConnectionLost(Exception):
     """The connection closed and the client does not (or could not) reconnect."""
@@ -222,6 +224,38 @@ class ParleyClient:
             fields["state"] = state
         return (await self.request("offers", **fields))["offers"]  # type: ignore[no-any-return]
 
+    # A member's own choices: blocks and mutes.
+
+    async def block(self, user: str) -> dict[str, Any]:
+        """Block a member: their @mentions and messages notify nothing, no offers between."""
+        return await self.request("block", user=user)
+
+    async def unblock(self, user: str) -> dict[str, Any]:
+        return await self.request("unblock", user=user)
+
+    async def blocks(self) -> list[dict[str, Any]]:
+        """The members this member blocks (``user``, ``since``), most recent first."""
+        return (await self.request("blocks"))["blocks"]  # type: ignore[no-any-return]
+
+    async def mute(self, room: str) -> dict[str, Any]:
+        """No mention or message notifications from ``room``; its events still arrive."""
+        return await self.request("mute", room=room)
+
+    async def unmute(self, room: str) -> dict[str, Any]:
+        return await self.request("unmute", room=room)
+
+    async def mutes(self) -> list[dict[str, Any]]:
+        return (await self.request("mutes"))["mutes"]  # type: ignore[no-any-return]
+
+    async def report(
+        self, room: str, seq: int, reason: str, note: str | None = None
+    ) -> dict[str, Any]:
+        """Report another member's message to the moderators: ``{report, reason, duplicate}``."""
+        fields: dict[str, Any] = {"room": room, "seq": seq, "reason": reason}
+        if note is not None:
+            fields["note"] = note
+        return await self.request("report", **fields)
+
     # Events.
 
     async def notifications(self, before: int | None = None, limit: int = 50) -> dict[str, Any]:
@@ -315,7 +349,7 @@ class ParleyClient:
             if not future.done():
                 future.set_exception(ConnectionLost(self.close_code, self.close_reason))
                 future.exception()  # the waiting request re-raises it; don't log it twice
-        if self.reconnect and not self._closed:
+        if self.reconnect and not self._closed and self.close_code != SUSPENDED:
             asyncio.get_running_loop().create_task(self._resume())
         else:
             self._events.put_nowait(

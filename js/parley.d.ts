@@ -32,6 +32,9 @@ export type ErrorCode =
   | "discount_too_small"
   | "too_many_recipients"
   | "read_only"
+  | "blocked"
+  | "limit_reached"
+  | "restricted"
   | "internal"
   | "unauthorized"
   // The client's own:
@@ -515,6 +518,16 @@ export declare class ParleyClient {
   likers(listing: string, options?: { before?: Ms | null; limit?: number }): Promise<LikersResult>;
   offerToLikers(listing: string, amount: number, to?: "all" | string[]): Promise<OfferToLikersResult>;
   offers(options?: { listing?: string | null; state?: OfferState | null; limit?: number }): Promise<Negotiation[]>;
+
+  block(user: string): Promise<{ user: string; blocked: true; changed: boolean }>;
+  unblock(user: string): Promise<{ user: string; blocked: false; changed: boolean }>;
+  blocks(): Promise<Array<{ user: string; since: Ms }>>;
+  mute(room: Room): Promise<{ room: Room; muted: true; changed: boolean }>;
+  unmute(room: Room): Promise<{ room: Room; muted: false; changed: boolean }>;
+  mutes(): Promise<Array<{ room: Room; since: Ms }>>;
+  report(room: Room, seq: number, reason: ReportReason, note?: string | null): Promise<{ report: string; reason: ReportReason; duplicate: boolean }>;
 }
+
+export type ReportReason = "spam" | "scam" | "off_platform" | "harassment" | "inappropriate" | "other";
 
 export default ParleyClient;

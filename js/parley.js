@@ -24,8 +24,8 @@
 
 export const SUBPROTOCOL = "parley.v1.json";
 
-/** Close codes after which reconnecting cannot help (a client bug, or a bad token). */
-const FATAL_CLOSE_CODES = new Set([4001, 4002, 4003]);
+/** Close codes after which reconnecting cannot help (a client bug, a bad token, a suspension). */
+const FATAL_CLOSE_CODES = new Set([4001, 4002, 4003, 4010]);
 /** Error codes a request may be retried after (a `post` keeps its client_msg_id). */
 const RETRYABLE = new Set(["connection_lost", "timeout", "unavailable", "rate_limited"]);
 
@@ -513,6 +513,7 @@ export class ParleyClient {
         const fatal =
           err.code === "unauthorized" ||
           err.code === "conflict" ||
+          err.code === "restricted" ||
           (err.closeCode != null && FATAL_CLOSE_CODES.has(err.closeCode));
         if (fatal && typeof this._token !== "function") {
           this._setState("closed");
@@ -711,6 +712,43 @@ export class ParleyClient {
 
   async offers({ listing = null, state = null, limit = 50 } = {}) {
     return (await this.request("offers", { listing, state, limit })).offers;
+  }
+
+  // A member's own choices (docs/moderation.md).
+
+  /** Block a member: their mentions and messages notify nothing; no offers between you. */
+  block(user) {
+    return this.request("block", { user });
+  }
+
+  unblock(user) {
+    return this.request("unblock", { user });
+  }
+
+  /** The members blocked, `[{user, since}]`, most recent first: hide their public comments. */
+  async blocks() {
+    return (await this.request("blocks")).blocks;
+  }
+
+  /** No mention or message notifications from `room`; its events still arrive while watched. */
+  mute(room) {
+    return this.request("mute", { room });
+  }
+
+  unmute(room) {
+    return this.request("unmute", { room });
+  }
+
+  async mutes() {
+    return (await this.request("mutes")).mutes;
+  }
+
+  /**
+   * Report another member's message: `reason` is spam, scam, off_platform, harassment,
+   * inappropriate or other; `{report, reason, duplicate}` (a repeat answers the first).
+   */
+  report(room, seq, reason, note = null) {
+    return this.request("report", { room, seq, reason, note });
   }
 }
 

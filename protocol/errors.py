@@ -47,6 +47,10 @@ class ErrorCode(StrEnum):
     price_out_of_range = "price_out_of_range"  # not strictly between ``details`` bounds
     discount_too_small = "discount_too_small"  # R6: an offer to likers takes 10 % off or more
     too_many_recipients = "too_many_recipients"  # R6: at most 20 likers per offer
+    # Members' choices and moderation.
+    blocked = "blocked"  # an offer between two members one of whom blocked the other
+    limit_reached = "limit_reached"  # a member's list (blocks, mutes) is full; ``details.max``
+    restricted = "restricted"  # the moderators restricted the member; ``details.kind``, ``until``
     # Conflicts.
     conflict = "conflict"  # internal API: an order reported again with other parties
     # Load and availability.
@@ -74,6 +78,7 @@ class CloseCode(IntEnum):
     too_many_errors = 4003  # a client that keeps sending bad frames
     slow_consumer = 4008  # send buffer over its limit: reconnect and resume with since
     too_many_connections = 4009  # the member or the address holds its cap of connections
+    suspended = 4010  # the moderators suspended the member: no connection until it ends
 
 
 class ParleyError(Exception):

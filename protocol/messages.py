@@ -176,6 +176,49 @@ class Typing:
     room: str  # an order room
 
 
+@dataclass(frozen=True, slots=True)
+class Block:
+    id: int
+    user: str  # the member to block
+
+
+@dataclass(frozen=True, slots=True)
+class Unblock:
+    id: int
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blocks:
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    id: int
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unmute:
+    id: int
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mutes:
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    id: int
+    room: str
+    seq: int
+    reason: str  # one of REPORT_REASONS
+    note: str | None = None
+
+
 Request = (
     Connect
     | Subscribe
@@ -196,6 +239,13 @@ Request = (
     | Read
     | Conversations
     | Typing
+    | Block
+    | Unblock
+    | Blocks
+    | Mute
+    | Unmute
+    | Mutes
+    | Report
 )
 
 
@@ -318,7 +368,18 @@ _FIELDS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
     "read": (frozenset({"room", "seq"}), frozenset()),
     "conversations": (frozenset({"role"}), frozenset({"before", "limit"})),
     "typing": (frozenset({"room"}), frozenset()),
+    "block": (frozenset({"user"}), frozenset()),
+    "unblock": (frozenset({"user"}), frozenset()),
+    "blocks": (frozenset(), frozenset()),
+    "mute": (frozenset({"room"}), frozenset()),
+    "unmute": (frozenset({"room"}), frozenset()),
+    "mutes": (frozenset(), frozenset()),
+    "report": (frozenset({"room", "seq", "reason"}), frozenset({"note"})),
 }
+REPORT_REASONS: Final = frozenset(
+    {"spam", "scam", "off_platform", "harassment", "inappropriate", "other"}
+)
+MAX_REPORT_NOTE: Final = 500
 CONVERSATION_ROLES: Final = frozenset({"sales", "purchases"})
 CONVERSATIONS_MAX_LIMIT: Final = 50
 OPS: Final = frozenset(_FIELDS)
@@ -392,7 +453,29 @@ def parse_request(obj: object, limits: Limits) -> Request:
         limit = _opt_int(obj, "limit", low=1, high=CONVERSATIONS_MAX_LIMIT)
         role = _choice(obj, "role", CONVERSATION_ROLES)
         return Conversations(rid, role, _opt_int(obj, "before", low=1), limit or 20)
+    if op in _MEMBER_CHOICES:
+        return _parse_member_choice(op, rid, obj)
+    if op == "report":
+        note = None if obj.get("note") is None else _str(obj, "note", max_len=MAX_REPORT_NOTE)
+        reason = _choice(obj, "reason", REPORT_REASONS)
+        return Report(rid, parse_room(obj["room"]), _int(obj, "seq", low=1), reason, note)
     return Ping(rid)
+
+
+_MEMBER_CHOICES: Final = frozenset({"block", "unblock", "blocks", "mute", "unmute", "mutes"})
+
+
+def _parse_member_choice(op: str, rid: int, obj: dict[str, Any]) -> Request:
+    """A member's own choices: whom they block, which rooms they mute."""
+    if op == "block":
+        return Block(rid, _id(obj, "user"))
+    if op == "unblock":
+        return Unblock(rid, _id(obj, "user"))
+    if op == "mute":
+        return Mute(rid, parse_room(obj["room"]))
+    if op == "unmute":
+        return Unmute(rid, parse_room(obj["room"]))
+    return Blocks(rid) if op == "blocks" else Mutes(rid)
 
 
 def _parse_offer_op(op: str, rid: int, obj: dict[str, Any]) -> Request:

@@ -22,6 +22,7 @@ from parley.server.hub import Hub
 from parley.server.mail.outbox import MailSender
 from parley.server.mail.transports import open_transport
 from parley.server.metrics import Metrics
+from parley.server.moderation_api import moderation_routes
 from parley.server.negotiations import Negotiations, stop_sweeper
 from parley.server.notify import Notifier
 from parley.server.push_api import push_routes
@@ -63,7 +64,9 @@ class App:
         self.negotiations = Negotiations(config, self.store, self.clock, self.notifier)
         self.hub = Hub(config, self.store, self.clock, self.notifier, self.negotiations)
         self.api = InternalApi(config, self.store, self.clock, self.notifier, self.negotiations)
-        self.api.extra_routes = push_routes(self.outbox)
+        self.api.extra_routes = push_routes(self.outbox) + moderation_routes(
+            config, self.store, self.clock, self.notifier
+        )
         self.mail = MailSender(config, self.store, self.clock, open_transport(config))
         self.api.on_mail_queued = self.mail.wake
         self.api.draining = lambda: self.hub.draining

@@ -94,6 +94,12 @@ class Config:
     unread_reminder_minutes: float = 0.0
     offer_ttl_hours: float = 72.0
     offer_sweep_interval: float = 1.0
+    max_blocks: int = 1000
+    max_mutes: int = 1000
+    report_rate: float = 0.05
+    report_burst: int = 10
+    report_context: int = 5
+    hold_after_reports: int = 0
 
     def __post_init__(self) -> None:
         for name in ("ws_port", "api_port"):
@@ -113,6 +119,9 @@ class Config:
             "push_max_items",
             "typing_burst",
             "mail_max_attempts",
+            "max_blocks",
+            "max_mutes",
+            "report_burst",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
@@ -129,9 +138,19 @@ class Config:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be a positive number of seconds")
         # A rate limit is turned up, never off: 0 would refuse every write past the burst.
-        for name in ("write_rate", "member_write_rate", "mention_rate", "typing_rate"):
+        for name in (
+            "write_rate",
+            "member_write_rate",
+            "mention_rate",
+            "typing_rate",
+            "report_rate",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be a positive number per second")
+        if self.hold_after_reports < 0:
+            raise ConfigError("hold_after_reports: must be 0 (off) or a number of members")
+        if not 0 <= self.report_context <= 20:
+            raise ConfigError("report_context: must be between 0 and 20 messages")
         if self.jwt_algorithm not in JWT_ALGORITHMS:
             raise ConfigError(f"jwt_algorithm: must be one of {', '.join(JWT_ALGORITHMS)}")
         # With jwt_keys, the key without kid may be left empty: tokens must then name a kid.

@@ -38,10 +38,12 @@ from websockets.protocol import State
 from parley.protocol.codec import CODECS, SUBPROTOCOLS, Codec
 from parley.protocol.errors import CloseCode, ErrorCode, ParleyError, ProtocolError
 from parley.protocol.messages import (
+    Block,
     Connect,
     Delete,
     Edit,
     Limits,
+    Mute,
     NotificationsRead,
     OfferMake,
     OfferRespond,
@@ -50,19 +52,23 @@ from parley.protocol.messages import (
     Post,
     Read,
     Request,
+    Unblock,
+    Unmute,
     parse_request,
     reply,
     request_id,
 )
+from parley.protocol.messages import Report as ReportRequest
 from parley.server.auth import AuthError, Principal, TokenVerifier
 from parley.server.config import Config
 from parley.server.core.buckets import Buckets
-from parley.server.core.clock import Clock
+from parley.server.core.clock import Clock, to_ms
 from parley.server.core.connection_caps import ConnectionCap
 from parley.server.core.feed import FeedStep, RoomFeed
 from parley.server.core.keepalive import Keepalive, Liveness, keepalive_step, sweep_period
 from parley.server.core.model import Entry, Order
 from parley.server.core.ratelimit import MemberBuckets, TokenBucket
+from parley.server.core.restrictions import RESTRICTED_OPS, RESTRICTIONS_ROOM, RestrictionBook
 from parley.server.core.rooms import (
     user_room,
 )
@@ -70,6 +76,7 @@ from parley.server.core.sessions import check_in_scope
 from parley.server.core.usernames import check_username
 from parley.server.landing import LandingPage
 from parley.server.metrics import LAG_BOUNDS, RESULT_SLOT, OpCounts
+from parley.server.moderation import Moderation
 from parley.server.negotiations import Negotiations
 from parley.server.notify import Notifier
 from parley.server.ops import HANDLERS, Handler
@@ -92,6 +99,11 @@ WRITES: Final = (
     OfferRespond,
     OfferToLikers,
     Read,
+    Block,
+    Unblock,
+    Mute,
+    Unmute,
+    ReportRequest,
 )
 MAX_TRACKED_MEMBERS: Final = 100_000  # members' write and mention buckets, cached orders, per hub
 # Rooms whose watchers other hubs ask about (listing rooms: how many, never who).
@@ -206,6 +218,7 @@ class Hub:
         self.clock = clock
         self.notifier = notifier or Notifier(config, store, clock, None)
         self.negotiations = negotiations or Negotiations(config, store, clock, self.notifier)
+        self.moderation = Moderation(config, store, clock, self.notifier)
         # Per hub process, not shared: see ``_take_write``.
         self._member_writes = MemberBuckets(
             config.member_write_rate, config.member_write_burst, MAX_TRACKED_MEMBERS
@@ -213,6 +226,13 @@ class Hub:
         self._mentions = MemberBuckets(
             config.mention_rate, config.mention_burst, MAX_TRACKED_MEMBERS
         )
+        # Reports a member may file (per hub process, like mentions).
+        self.report_allowance = MemberBuckets(
+            config.report_rate, config.report_burst, MAX_TRACKED_MEMBERS
+        )
+        # The moderators' restrictions, in memory: no store read on the post path.
+        self.restrictions = RestrictionBook()
+        self._restricted = self.restrictions.by_user
         self._orders: dict[str, asyncio.Future[Order | None]] = {}
         self.verifier = TokenVerifier(config, clock)
         self.landing = LandingPage(config, store, clock)  # GET /open: the e-mail's links
@@ -243,6 +263,9 @@ class Hub:
     # Life cycle.
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        # Every hub hears restrictions change; what it missed, it reads.
+        await self.store.fanout.follow(RESTRICTIONS_ROOM)
+        await self._load_restrictions()
         self.server = await serve(
             self._handle,
             host,
@@ -354,6 +377,8 @@ class Hub:
             await ws.close(CloseCode.too_many_connections, "too many connections for this member")
             return
         self.conns.add(conn)
+        if self._restricted:  # suspended while it authenticated
+            self._close_if_suspended(conn)
         loop = asyncio.get_running_loop()
         inbox = user_room(conn.principal.user_id)
         try:
@@ -437,6 +462,12 @@ class Hub:
                 err = ParleyError(ErrorCode.unauthorized, str(exc))
                 await self._send_reply(ws, codec, request.id, error=err)
                 await ws.close(CloseCode.auth_failed, str(exc)[:100])
+                return None
+            try:
+                self.restrictions.check_connect(principal.user_id, to_ms(self.clock.now()))
+            except ParleyError as exc:
+                await self._send_reply(ws, codec, request.id, error=exc)
+                await ws.close(CloseCode.suspended, "suspended by the moderators")
                 return None
             try:
                 principal = await self._remember(principal)
@@ -542,6 +573,8 @@ class Hub:
             raise ParleyError(ErrorCode.already_connected, "this connection is authenticated")
         if conn.principal.scope is not None:
             check_in_scope(conn.principal.scope, request)
+        if self._restricted and isinstance(request, RESTRICTED_OPS):
+            self.restrictions.check_write(conn.principal.user_id, to_ms(self.clock.now()))
         if isinstance(request, WRITES):
             self._take_write(conn)
         return handler(self, conn, request)
@@ -695,6 +728,9 @@ class Hub:
         a connection already lagging (``TYPING_LAG_FRACTION``) is skipped, not
         closed; durable events are never skipped (over the bound: 4008).
         """
+        if name == RESTRICTIONS_ROOM:
+            self._heard_restriction(event)
+            return
         room = self.rooms.get(name)
         if room is None:
             return
@@ -813,6 +849,34 @@ class Hub:
     def _on_resync(self) -> None:
         """The fan-out may have lost announcements: check every followed room."""
         self._track(asyncio.ensure_future(self._resync()))
+        self._track(asyncio.ensure_future(self._load_restrictions()))
+
+    # The moderators' restrictions, from any hub.
+
+    async def _load_restrictions(self) -> None:
+        try:
+            found = await self.store.restrictions(to_ms(self.clock.now()))
+        except ParleyError as exc:  # the fan-out's next resync loads them again
+            log.warning("restrictions not loaded: %s", exc.message)
+            return
+        self._disconnect_members(set(self.restrictions.replace_all(found)))
+
+    def _heard_restriction(self, event: dict[str, Any]) -> None:
+        suspended = self.restrictions.heard(event)
+        if suspended is not None:
+            self._disconnect_members({suspended})
+
+    def _disconnect_members(self, user_ids: set[str]) -> None:
+        if user_ids:  # one pass over the connections, however many members
+            for conn in [c for c in self.conns if c.principal.user_id in user_ids]:
+                self._close_if_suspended(conn)
+
+    def _close_if_suspended(self, conn: Conn) -> None:
+        try:
+            self.restrictions.check_connect(conn.principal.user_id, to_ms(self.clock.now()))
+        except ParleyError:
+            log.info("suspended member disconnected user=%s", conn.principal.user_id)
+            self._close(conn, CloseCode.suspended, "suspended by the moderators")
 
     async def _resync(self) -> None:
         for name, room in list(self.rooms.items()):

@@ -32,7 +32,8 @@ from urllib.parse import quote
 
 from parley.server.config import Config
 from parley.server.core.clock import Clock, to_ms
-from parley.server.core.model import Draft, Entry, UserId
+from parley.server.core.model import Draft, Entry, Order, UserId
+from parley.server.core.moderation import UNSILENCED_KINDS, is_silenced, notice_author
 from parley.server.core.notices import excerpt, render_notice
 from parley.server.core.rooms import user_room
 from parley.server.store.base import Store
@@ -44,6 +45,15 @@ log = logging.getLogger("parley.notify")
 # Notifications that quote a message, by the kind that names their idempotency key:
 # "<kind>:<room>:<seq>" of the message.
 QUOTING: Final = ("mention", "order_message")
+
+
+def quoted_to(message: Entry, order: Order | None) -> list[UserId]:
+    """Who may hold a notification quoting ``message``: its mentioned members, and in an
+    order room the other party."""
+    members = [m.user_id for m in message.mentions]
+    if order is not None and message.author is not None:
+        members += [p for p in (order.buyer_id, order.seller_id) if p != message.author.id]
+    return members
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,9 @@ class Notifier:
         return sum(results)
 
     async def _send_one(self, notice: Notice) -> bool:
+        if await self._silenced(notice):
+            # Counted as sent: no count may tell an author they are blocked or muted.
+            return True
         room = user_room(notice.user_id)
         draft = Draft(
             kind="notification",
@@ -88,6 +101,20 @@ class Notifier:
         if self.outbox is not None and await self._wants_push(notice.user_id):
             await self._push(notice, entry.seq, entry.ts)
         return True
+
+    async def _silenced(self, notice: Notice) -> bool:
+        """Whether the recipient's blocks or mutes drop this notice (docs/moderation.md)."""
+        payload = notice.payload
+        if payload.get("kind") in UNSILENCED_KINDS:
+            return False
+        author = notice_author(payload)
+        room = payload.get("room")
+        blocked, muted = await self.store.silencing(
+            notice.user_id,
+            None if author is None else UserId(author),
+            room if isinstance(room, str) else None,
+        )
+        return is_silenced(payload, author_blocked=blocked, room_muted=muted)
 
     async def _wants_push(self, user_id: UserId) -> bool:
         if self.config.push_when == "always":

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from parley.server.core.model import LISTING_STATUSES, ORDER_STATUSES
+from parley.server.core.reports import REMOVAL_REASONS, RESOLVE_ACTIONS
+from parley.server.core.restrictions import RESTRICTION_KINDS
 
 ID: Final = {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"}
 MONEY: Final = {
@@ -127,6 +129,42 @@ def spec() -> dict[str, Any]:
         },
     }
     name = {"type": "string", "pattern": "^[A-Za-z0-9_.:\\-]{1,64}$"}
+    statement = {
+        "oneOf": [
+            {"type": "string", "minLength": 1, "maxLength": 2000},
+            {
+                "type": "object",
+                "minProperties": 1,
+                "maxProperties": 10,
+                "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 2000},
+            },
+        ]
+    }
+    reasons = {"enum": sorted(REMOVAL_REASONS)}
+    removal = {
+        "type": "object",
+        "required": ["reason", "statement"],
+        "properties": {"reason": reasons, "statement": statement},
+    }
+    restriction = {
+        "type": "object",
+        "required": ["kind", "reason"],
+        "properties": {
+            "kind": {"enum": sorted(RESTRICTION_KINDS)},
+            "until": {"type": ["integer", "null"], "minimum": 0},
+            "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+        },
+    }
+    resolution = {
+        "type": "object",
+        "required": ["action"],
+        "properties": {
+            "action": {"enum": sorted(RESOLVE_ACTIONS)},
+            "statement": statement,
+            "reason": reasons,
+            "restriction": restriction,
+        },
+    }
     paths: dict[str, Any] = {
         "/healthz": {
             "get": {"summary": "the process answers", "security": [], "responses": _answers(200)}
@@ -145,6 +183,19 @@ def spec() -> dict[str, Any]:
                 "requestBody": _json_body(user),
                 "responses": _answers(200, errors=(400, 409, 413)),
             },
+        },
+        "/v1/users/{id}/restriction": {
+            "parameters": _path_ids("id"),
+            "put": {
+                "summary": "restrict a member (read_only or suspended) on every hub, until lifted",
+                "requestBody": _json_body(restriction),
+                "responses": _answers(200, errors=(400, 413)),
+            },
+            "get": {
+                "summary": "the member's restriction in force",
+                "responses": _answers(200, errors=(400, 404)),
+            },
+            "delete": {"summary": "lift it on every hub at once", "responses": _answers(200)},
         },
         "/v1/listings/{id}": {
             "parameters": _path_ids("id"),
@@ -204,6 +255,53 @@ def spec() -> dict[str, Any]:
                 ],
                 "responses": _answers(200),
             }
+        },
+        "/v1/reports": {
+            "get": {
+                "summary": "the moderators' review queue: one item per reported message",
+                "parameters": [
+                    _query("state", {"enum": ["open", "resolved"]}),
+                    _query("after", {"type": "integer", "minimum": 0}),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+                ],
+                "responses": _answers(200),
+            }
+        },
+        "/v1/reports/{id}": {
+            "parameters": _path_ids("id"),
+            "get": {"summary": "one queue item", "responses": _answers(200, errors=(400, 404))},
+        },
+        "/v1/reports/{id}/resolve": {
+            "parameters": _path_ids("id"),
+            "post": {
+                "summary": "act on a queue item: dismiss, remove_message, restrict_member",
+                "requestBody": _json_body(resolution),
+                "responses": _answers(200, errors=(400, 404, 409, 413)),
+            },
+        },
+        "/v1/rooms/{room}/messages/{seq}/remove": {
+            "parameters": [
+                {
+                    "name": "room",
+                    "in": "path",
+                    "required": True,
+                    "schema": {
+                        "type": "string",
+                        "pattern": "^(listing|order):[A-Za-z0-9_.\\-]{1,64}$",
+                    },
+                },
+                {
+                    "name": "seq",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                },
+            ],
+            "post": {
+                "summary": "remove a member's message: a tombstone for all, its author told why",
+                "requestBody": _json_body(removal),
+                "responses": _answers(200, errors=(400, 404, 409, 413)),
+            },
         },
         "/v1/push": {
             "get": {

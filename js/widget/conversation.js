@@ -74,6 +74,7 @@ export class ConversationView extends View {
     });
     this.listen("message_edited", (e) => e.room === this.room && this.patch(e.target, { text: e.text, mentions: e.mentions, masked_kinds: e.masked_kinds, edited_ts: e.ts }));
     this.listen("message_deleted", (e) => e.room === this.room && this.patch(e.target, { text: "", deleted: true }));
+    this.listen("message_removed", (e) => e.room === this.room && this.patch(e.target, { text: "", deleted: true, removed: true }));
     this.listen("read", (e) => {
       if (e.room !== this.room) return;
       this.reads[e.user_id] = Math.max(this.reads[e.user_id] ?? 0, e.up_to);
@@ -179,7 +180,7 @@ export class ConversationView extends View {
         h("time", { class: "parley-time", datetime: new Date(m.ts).toISOString(), text: formatTime(m.ts, this.w.intl) }),
         m.edited_ts ? h("span", { class: "parley-edited", text: t.edited }) : null,
       ),
-      m.deleted ? h("p", { class: "parley-text", text: t.deleted }) : messageText(m),
+      m.deleted ? h("p", { class: "parley-text", text: m.removed ? t.removed : t.deleted }) : messageText(m),
       m.masked_kinds?.length && !m.deleted ? h("p", { class: "parley-masked", text: t.maskedBadge }) : null,
     );
   }

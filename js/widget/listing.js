@@ -48,7 +48,10 @@ export class ListingView extends View {
     );
     this.listen("message", (e) => e.room === this.room && this.addMessage(e));
     this.listen("message_edited", (e) => e.room === this.room && this.editMessage(e));
-    this.listen("message_deleted", (e) => e.room === this.room && this.deleteMessage(e));
+    this.listen("message_deleted", (e) => e.room === this.room && this.patchMessage(e.target, { text: "", deleted: true }));
+    this.listen("message_removed", (e) => e.room === this.room && this.patchMessage(e.target, { text: "", deleted: true, removed: true }));
+    this.listen("message_held", (e) => e.room === this.room && this.patchMessage(e.target, { text: "", held: true }));
+    this.listen("message_released", (e) => e.room === this.room && this.reloadMessage(e.target));
     this.listen("reload", (e) => e.room === this.room && this.loadComments());
     this.listen("offer", (e) => {
       if (e.offer?.listing === this.listing.id) {
@@ -529,20 +532,108 @@ export class ListingView extends View {
       return h("li", { class: "parley-system", "data-seq": String(m.seq) }, h("p", { class: "parley-text", text: this.w.systemText(m) }));
     }
     const mine = m.author?.id === this.client.user.id;
+    const name = m.author?.name ?? "?";
+    if (!mine && m.author && this.w.blocked.has(m.author.id)) {
+      return h(
+        "li",
+        { class: "parley-comment parley-blocked", "data-seq": String(m.seq), "data-author": m.author.id },
+        h("p", { class: "parley-text", text: t.blockedComment(name) }),
+        this.blockButton(m.author, true),
+      );
+    }
+    // A tombstone says why the words are not shown; only words shown can be reported.
+    const gone = m.removed ? t.removed : m.deleted ? t.deleted : m.held ? t.held : null;
+    const state = m.removed ? " parley-removed" : m.deleted ? " parley-deleted" : m.held ? " parley-held" : "";
+    const reportable = !mine && !gone && m.author && !this.w.scoped;
     return h(
       "li",
-      { class: `parley-comment${mine ? " parley-mine" : ""}${m.deleted ? " parley-deleted" : ""}`, "data-seq": String(m.seq) },
+      { class: `parley-comment${mine ? " parley-mine" : ""}${state}`, "data-seq": String(m.seq), "data-author": m.author?.id ?? "" },
       h(
         "p",
         { class: "parley-meta" },
-        h("span", { class: "parley-author", text: `@${m.author?.name ?? "?"}` }),
+        h("span", { class: "parley-author", text: `@${name}` }),
         m.author?.id === this.listing.seller_id ? h("span", { class: "parley-tag", text: t.priceBy.seller }) : null,
         h("time", { class: "parley-time", datetime: new Date(m.ts).toISOString(), text: formatTime(m.ts, this.w.intl) }),
-        m.edited_ts ? h("span", { class: "parley-edited", text: t.edited }) : null,
+        m.edited_ts && !gone ? h("span", { class: "parley-edited", text: t.edited }) : null,
       ),
-      m.deleted ? h("p", { class: "parley-text", text: t.deleted }) : messageText(m),
-      m.masked_kinds?.length && !m.deleted ? h("p", { class: "parley-masked", text: t.maskedBadge }) : null,
+      gone ? h("p", { class: "parley-text", text: gone }) : messageText(m),
+      m.masked_kinds?.length && !gone ? h("p", { class: "parley-masked", text: t.maskedBadge }) : null,
+      reportable ? this.commentTools(m) : null,
     );
+  }
+
+  /** "Report" (a reason, an optional note, a confirmation) and "Block" under another member's comment. */
+  commentTools(m) {
+    const t = this.t;
+    const selectId = nextId("parley-report-reason");
+    const noteId = nextId("parley-report-note");
+    const reason = h(
+      "select",
+      { id: selectId, class: "parley-input parley-report-reason", required: true },
+      ["spam", "scam", "off_platform", "harassment", "inappropriate", "other"].map((r) => h("option", { value: r, text: t.reasons[r] })),
+    );
+    // One line (an input, not a textarea): the comment box stays the section's one textarea.
+    const note = h("input", { id: noteId, type: "text", maxlength: "500", autocomplete: "off", class: "parley-input parley-report-note" });
+    const status = h("p", { class: "parley-note parley-report-status", role: "status", "data-testid": "report-status" });
+    const error = h("p", { class: "parley-error", role: "alert", hidden: true });
+    const toggle = h("button", {
+      type: "button",
+      class: "parley-link-button",
+      "data-action": "report",
+      "aria-expanded": "false",
+      "aria-label": t.reportWhat(m.author.name),
+      text: t.report,
+      onclick: () => open(form.hidden),
+    });
+    const open = (show) => {
+      form.hidden = !show;
+      toggle.setAttribute("aria-expanded", String(show));
+      if (show) reason.focus();
+      else toggle.focus();
+    };
+    const form = h(
+      "form",
+      {
+        class: "parley-report-form",
+        hidden: true,
+        onsubmit: async (e) => {
+          e.preventDefault();
+          error.hidden = true;
+          try {
+            const reply = await this.client.report(this.room, m.seq, reason.value, note.value.trim() || null);
+            status.textContent = reply.duplicate ? t.reportAlready : t.reportSent;
+            open(false);
+          } catch (err) {
+            this.showError(error, err);
+          }
+        },
+      },
+      h("p", { class: "parley-form-title", text: t.reportTitle }),
+      h("label", { for: selectId, text: t.reportReason }),
+      reason,
+      h("label", { for: noteId, text: t.reportNote }),
+      note,
+      h(
+        "div",
+        { class: "parley-buttons" },
+        h("button", { type: "submit", class: "parley-button parley-primary", "data-action": "send-report", text: t.sendReport }),
+        h("button", { type: "button", class: "parley-button", text: t.cancel, onclick: () => open(false) }),
+      ),
+      error,
+    );
+    return h("div", { class: "parley-comment-tools" }, h("div", { class: "parley-buttons" }, toggle, this.blockButton(m.author, false)), form, status);
+  }
+
+  blockButton(author, blocked) {
+    const t = this.t;
+    return h("button", {
+      type: "button",
+      class: "parley-link-button",
+      "data-action": blocked ? "unblock" : "block",
+      "aria-label": blocked ? t.unblockWho(author.name) : t.blockWho(author.name),
+      text: blocked ? t.unblock : t.block,
+      onclick: () => this.w.setBlocked(author.id, !blocked).catch((err) => this.showError(this.commentError, err)),
+    });
   }
 
   addMessage(message) {
@@ -561,11 +652,21 @@ export class ListingView extends View {
     this.commentList.querySelector(`[data-seq="${event.target}"]`)?.replaceWith(this.commentItem(m));
   }
 
-  deleteMessage(event) {
-    const m = this.messages.get(event.target);
+  patchMessage(seq, changes) {
+    const m = this.messages.get(seq);
     if (!m) return;
-    Object.assign(m, { text: "", deleted: true });
-    this.commentList.querySelector(`[data-seq="${event.target}"]`)?.replaceWith(this.commentItem(m));
+    Object.assign(m, changes);
+    this.commentList.querySelector(`[data-seq="${seq}"]`)?.replaceWith(this.commentItem(m));
+  }
+
+  /** A held comment shown again: its words come from history, not from the event. */
+  async reloadMessage(seq) {
+    if (!this.messages.has(seq)) return;
+    const page = await this.client.history(this.room, { before: seq + 1, limit: 1 });
+    const m = page.messages.find((x) => x.seq === seq);
+    if (!m) return;
+    this.messages.set(seq, m);
+    this.commentList.querySelector(`[data-seq="${seq}"]`)?.replaceWith(this.commentItem(m));
   }
 
   async postComment(event) {

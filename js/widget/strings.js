@@ -141,6 +141,32 @@ const fr = {
   suggestionsCount: (n) => (n ? `${n} suggestion${n > 1 ? "s" : ""} : flèches pour choisir, Entrée pour insérer` : ""),
   edited: "(modifié)",
   deleted: "Commentaire supprimé.",
+  removed: "Commentaire retiré par la modération.",
+  held: "Commentaire masqué en attente de vérification.",
+  blockedComment: (name) => `Commentaire masqué : vous avez bloqué @${name}.`,
+  block: "Bloquer",
+  blockWho: (name) => `Bloquer @${name}`,
+  unblock: "Débloquer",
+  unblockWho: (name) => `Débloquer @${name}`,
+  report: "Signaler",
+  reportWhat: (name) => `Signaler le commentaire de @${name}`,
+  reportTitle: "Signaler ce commentaire à la modération",
+  reportReason: "Motif",
+  reportNote: "Précisions (facultatif)",
+  sendReport: "Envoyer le signalement",
+  reportSent: "Merci : la modération va examiner ce commentaire. La personne signalée ne saura pas qui l'a signalée.",
+  reportAlready: "Vous avez déjà signalé ce commentaire.",
+  reasons: {
+    spam: "Pourriel",
+    scam: "Arnaque",
+    off_platform: "Transaction hors de la plateforme",
+    harassment: "Harcèlement",
+    inappropriate: "Contenu inapproprié",
+    other: "Autre",
+    illegal: "Contenu illégal",
+    terms: "Conditions d'utilisation",
+  },
+  restrictions: { read_only: "lecture seule", suspended: "compte suspendu" },
   maskedBadge: "Coordonnées masquées",
   maskedNotice: (kinds) =>
     `Nous avons masqué ${listWords(kinds.map((k) => KINDS_FR[k] ?? k), "et")} dans votre message : pas besoin d'échanger vos coordonnées. Les transactions conclues hors de la plateforme ne sont pas couvertes par la protection des acheteurs.`,
@@ -182,6 +208,10 @@ const fr = {
     offer_withdrawn: (n, t, m) => `@${n.author?.name} a retiré son offre de ${m} pour « ${n.listing_title ?? n.listing_id} »`,
     offer_expired: (n, t, m) => `L'offre de ${m} pour « ${n.listing_title ?? n.listing_id} » a expiré.`,
     offer_item_sold: (n) => `« ${n.listing_title ?? n.listing_id} » a été vendu : l'offre est fermée.`,
+    moderation: (n, t) =>
+      n.action === "member_restricted"
+        ? `Votre compte est restreint (${t.restrictions[n.restriction] ?? n.restriction}) : ${n.statement}`
+        : `Votre commentaire a été retiré par la modération (${t.reasons[n.reason] ?? n.reason}) : ${n.statement}`,
     other: "Nouvelle notification",
   },
 
@@ -198,6 +228,9 @@ const fr = {
     not_your_turn: "Ce n'est pas à vous de répondre.",
     offer_exists: "Vous avez déjà une offre en cours pour cet article.",
     offer_closed: "Cette offre est fermée.",
+    blocked: "Une offre n'est pas possible entre vous et ce membre.",
+    limit_reached: "Votre liste est pleine : retirez-en un élément d'abord.",
+    restricted: "La modération a restreint votre compte : vous ne pouvez pas écrire pour l'instant.",
     offer_expired: "Cette offre a expiré (72 heures sans réponse).",
     price_out_of_range: (d, money) =>
       d && d.max_exclusive != null
@@ -334,6 +367,32 @@ const en = {
   suggestionsCount: (n) => (n ? `${n} suggestion${n > 1 ? "s" : ""}: arrows to choose, Enter to insert` : ""),
   edited: "(edited)",
   deleted: "Comment deleted.",
+  removed: "Comment removed by moderation.",
+  held: "Comment hidden pending review.",
+  blockedComment: (name) => `Comment hidden: you blocked @${name}.`,
+  block: "Block",
+  blockWho: (name) => `Block @${name}`,
+  unblock: "Unblock",
+  unblockWho: (name) => `Unblock @${name}`,
+  report: "Report",
+  reportWhat: (name) => `Report @${name}'s comment`,
+  reportTitle: "Report this comment to the moderators",
+  reportReason: "Reason",
+  reportNote: "Details (optional)",
+  sendReport: "Send report",
+  reportSent: "Thank you: the moderators will review this comment. The member will not know who reported it.",
+  reportAlready: "You already reported this comment.",
+  reasons: {
+    spam: "Spam",
+    scam: "Scam",
+    off_platform: "A deal outside the platform",
+    harassment: "Harassment",
+    inappropriate: "Inappropriate content",
+    other: "Other",
+    illegal: "Illegal content",
+    terms: "Terms of use",
+  },
+  restrictions: { read_only: "read-only", suspended: "account suspended" },
   maskedBadge: "Contact details hidden",
   maskedNotice: (kinds) =>
     `We hid ${listWords(kinds.map((k) => KINDS_EN[k] ?? k), "and")} in your message: members don't need to share contact details. Transactions made outside the platform are not covered by buyer protection.`,
@@ -375,6 +434,10 @@ const en = {
     offer_withdrawn: (n, t, m) => `@${n.author?.name} withdrew the offer of ${m} for “${n.listing_title ?? n.listing_id}”`,
     offer_expired: (n, t, m) => `The offer of ${m} for “${n.listing_title ?? n.listing_id}” expired.`,
     offer_item_sold: (n) => `“${n.listing_title ?? n.listing_id}” sold: the offer is closed.`,
+    moderation: (n, t) =>
+      n.action === "member_restricted"
+        ? `Your account is restricted (${t.restrictions[n.restriction] ?? n.restriction}): ${n.statement}`
+        : `Your comment was removed by moderation (${t.reasons[n.reason] ?? n.reason}): ${n.statement}`,
     other: "New notification",
   },
 
@@ -391,6 +454,9 @@ const en = {
     not_your_turn: "It is not your turn to answer.",
     offer_exists: "You already have an open offer on this item.",
     offer_closed: "This offer is closed.",
+    blocked: "An offer between you and this member is not possible.",
+    limit_reached: "Your list is full: remove an item first.",
+    restricted: "The moderators restricted your account: you cannot write for now.",
     offer_expired: "This offer expired (72 hours without an answer).",
     price_out_of_range: (d, money) =>
       d && d.max_exclusive != null

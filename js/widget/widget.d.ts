@@ -63,6 +63,10 @@ export declare class ParleyWidget {
   openListing(id: string): Promise<void>;
   openOrders(role?: "sales" | "purchases"): Promise<void>;
   openConversation(room: string, info?: ConversationInfo): Promise<void>;
+  /** Members this member blocks: their public comments show hidden. */
+  readonly blocked: Set<string>;
+  /** Block or unblock a member (the `block`/`unblock` ops), then show the screen again. */
+  setBlocked(userId: string, blocked: boolean): Promise<void>;
   /** Close the connection and stop the widget's timers. */
   destroy(): void;
 }

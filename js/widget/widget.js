@@ -111,6 +111,7 @@ export class ParleyWidget {
     this.view = null;
     this.stack = [];
     this.bell = null;
+    this.blocked = new Set(); // members this member blocks: their public comments are hidden
   }
 
   get t() {
@@ -134,7 +135,7 @@ export class ParleyWidget {
     if (!this.scoped) {
       this.bell = new Bell(this);
       this.bellSlot.replaceChildren(this.bell.el);
-      await this.bell.load();
+      await Promise.all([this.bell.load(), this.loadBlocks()]);
     }
     const info = options.info ?? {};
     if (this.scoped) await this.show(() => new ConversationView(this, this.client.scope, info), { replace: true });
@@ -248,6 +249,23 @@ export class ParleyWidget {
     const listing = n.listing_id ?? (room.startsWith("listing:") ? room.slice("listing:".length) : null);
     if (listing) return this.openListing(listing);
     return null;
+  }
+
+  async loadBlocks() {
+    try {
+      for (const b of await this.client.blocks()) this.blocked.add(b.user);
+    } catch {
+      /* nothing hidden; blocking still works */
+    }
+  }
+
+  /** Block or unblock a member, then show the screen again (their comments hidden or back). */
+  async setBlocked(userId, blocked) {
+    if (blocked) await this.client.block(userId);
+    else await this.client.unblock(userId);
+    if (blocked) this.blocked.add(userId);
+    else this.blocked.delete(userId);
+    this.view?.refresh?.();
   }
 
   nameOf(userId) {

@@ -43,6 +43,9 @@ EntryKind = Literal[
     "offer",  # a negotiation's new state, in both parties' own rooms: not a notification
     "event",  # an event for the marketplace backend, in its feed (``backend:events``)
     "receipt",  # a party's read mark moved, in an order room: not a message
+    "remove",  # the moderators removed a message (``target``): a delete that says so
+    "hold",  # enough members reported a public comment (``target``): hidden pending review
+    "release",  # the moderators dismissed the reports: the held comment shows again
 ]
 # What history pages show: messages in rooms, notifications in a member's inbox.
 MESSAGE_KINDS: Final = frozenset({"comment", "system", "notification"})
@@ -159,6 +162,8 @@ class Entry:
     deleted: bool = False
     mentions: tuple[Mention, ...] = ()
     masked_kinds: tuple[str, ...] = ()
+    removed: bool = False  # deleted by the moderators (``deleted`` is set too)
+    held: bool = False  # hidden pending review: read back without its text
 
     @classmethod
     def from_draft(cls, room: str, seq: int, draft: Draft) -> Entry:
@@ -198,6 +203,10 @@ class Entry:
             out["edited_ts"] = self.edited_ts
         if self.deleted:
             out["deleted"] = True
+        if self.removed:
+            out["removed"] = True
+        if self.held:
+            out["held"] = True
         if self.mentions:
             out["mentions"] = [m.to_wire() for m in self.mentions]
         if self.masked_kinds:
@@ -223,6 +232,22 @@ class Entry:
         if self.kind == "delete":
             return {
                 "event": "message_deleted",
+                "room": self.room,
+                "seq": self.seq,
+                "target": self.target,
+                "ts": self.ts,
+            }
+        if self.kind in ("hold", "release"):
+            return {
+                "event": "message_held" if self.kind == "hold" else "message_released",
+                "room": self.room,
+                "seq": self.seq,
+                "target": self.target,
+                "ts": self.ts,
+            }
+        if self.kind == "remove":
+            return {
+                "event": "message_removed",
                 "room": self.room,
                 "seq": self.seq,
                 "target": self.target,

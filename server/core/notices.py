@@ -264,6 +264,29 @@ def _offer(payload: Mapping[str, Any], phrases: _Phrases, locale: str | None) ->
     return NoticeText(title, phrases.offer_price.format(price=price, listing=listing_text))
 
 
+# The moderators' notices (docs/moderation.md): the title says what happened, the
+# body is their statement of reasons, already in the member's language.
+_MODERATION_TITLES: Final = {
+    "en": {
+        "message_removed": "Your comment was removed",
+        "member_restricted": "Your account is restricted",
+    },
+    "fr-CA": {
+        "message_removed": "Votre commentaire a été retiré",
+        "member_restricted": "Votre compte est restreint",
+    },
+}
+
+
+def _moderation(payload: Mapping[str, Any], language: str) -> NoticeText:
+    titles = _MODERATION_TITLES[language]
+    action = payload.get("action")
+    title = titles.get(action, titles["message_removed"]) if isinstance(action, str) else ""
+    statement = _text(payload, "statement", 2 * _EXCERPT_LIMIT)
+    phrases = _PHRASES[language]
+    return NoticeText(title or phrases.generic_title, statement or phrases.generic_body)
+
+
 def _generic(payload: Mapping[str, Any], phrases: _Phrases) -> NoticeText:
     return NoticeText(phrases.generic_title, phrases.generic_body)
 
@@ -284,5 +307,7 @@ def render_notice(payload: Mapping[str, Any], locale: str | None) -> NoticeText:
     kind = payload.get("kind")
     if isinstance(kind, str) and kind in OFFER_KINDS:
         return _offer(payload, phrases, locale)
+    if kind == "moderation":
+        return _moderation(payload, pick_locale(locale))
     render = _RENDERERS.get(kind, _generic) if isinstance(kind, str) else _generic
     return render(payload, phrases)

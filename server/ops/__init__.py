@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from parley.server.ops import conversations, notifications, offers, presence, rooms
+from parley.server.ops import (
+    conversations,
+    moderation,
+    notifications,
+    offers,
+    presence,
+    rooms,
+)
 
 Handler = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -20,4 +27,5 @@ HANDLERS: Final[dict[type, Handler]] = {
     **offers.HANDLERS,
     **conversations.HANDLERS,
     **presence.HANDLERS,
+    **moderation.HANDLERS,
 }

@@ -18,6 +18,7 @@ from parley.protocol.messages import (
     OfferToLikers,
 )
 from parley.server.core.model import Listing, ListingId, UserId
+from parley.server.core.moderation import check_offer_not_blocked
 from parley.server.core.offers import (
     MAX_RECIPIENTS,
     Negotiation,
@@ -62,6 +63,9 @@ async def offers_enable(hub: Hub, conn: Conn, request: OffersEnable) -> dict[str
 async def offer_make(hub: Hub, conn: Conn, request: OfferMake) -> dict[str, Any]:
     me = conn.principal
     listing = await _listing(hub, request.listing)
+    if listing.seller_id != me.user_id:  # make_offer refuses one's own listing itself
+        blocked = await hub.store.blocked_between(me.user_id, [listing.seller_id])
+        check_offer_not_blocked(bool(blocked))
     negotiation = make_offer(
         offer_id=new_offer_id(),
         listing=listing,
@@ -140,8 +144,13 @@ async def offer_to_likers(hub: Hub, conn: Conn, request: OfferToLikers) -> dict[
         open_buyers=open_buyers,
     )
     sent: list[dict[str, Any]] = []
-    skipped = [{"user_id": s.user_id, "reason": s.reason} for s in plan.skipped]
-    for buyer_id in plan.create:
+    skipped: list[dict[str, str]] = [
+        {"user_id": s.user_id, "reason": s.reason} for s in plan.skipped
+    ]
+    # A block either way: skipped like the others, the reason naming no side.
+    blocked = await hub.store.blocked_between(me.user_id, plan.create)
+    skipped += [{"user_id": b, "reason": "blocked"} for b in plan.create if b in blocked]
+    for buyer_id in (b for b in plan.create if b not in blocked):
         negotiation = seller_offer(
             offer_id=new_offer_id(),
             listing=listing,

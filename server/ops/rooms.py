@@ -44,7 +44,7 @@ from parley.server.core.rooms import (
     room_ref,
 )
 from parley.server.mail.reminders import queue_unread_reminder
-from parley.server.notify import Notice
+from parley.server.notify import Notice, quoted_to
 from parley.server.ops.presence import presence_of
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ async def edit(hub: Hub, conn: Conn, request: Edit) -> dict[str, Any]:
     mentions = () if resolved is None else resolved.mentions
     mentioned = {m.user_id for m in mentions}
     # What the notifications of the message quote follows it, before the edit is stored.
-    readers = [*_quoted_to(target, order), *mentioned]
+    readers = [*quoted_to(target, order), *mentioned]
     await hub.notifier.follow_message(target, readers, text=guarded.text, mentioned=mentioned)
     result = await _change(
         hub, conn, request.room, "edit", guarded.text, request.seq, mentions, guarded.kinds
@@ -219,17 +219,8 @@ async def delete(hub: Hub, conn: Conn, request: Delete) -> dict[str, Any]:
         me.user_id, await hub.store.get_entry(request.room, request.seq), listing
     )
     # The notifications quoting it are withdrawn first: they never outlive it.
-    await hub.notifier.follow_message(target, _quoted_to(target, order), text=None, mentioned=())
+    await hub.notifier.follow_message(target, quoted_to(target, order), text=None, mentioned=())
     return await _change(hub, conn, request.room, "delete", "", request.seq)
-
-
-def _quoted_to(message: Entry, order: Order | None) -> list[UserId]:
-    """Who may hold a notification quoting ``message``: its mentioned members, and in an
-    order room the other party."""
-    members = [m.user_id for m in message.mentions]
-    if order is not None and message.author is not None:
-        members += [p for p in (order.buyer_id, order.seller_id) if p != message.author.id]
-    return members
 
 
 async def _settle(
@@ -241,7 +232,7 @@ async def _settle(
         now = await hub.store.get_entry(target.room, target.seq)
         if now is None or (not now.deleted and now.text == text):
             return
-        members = [*readers, *_quoted_to(now, order)]
+        members = [*readers, *quoted_to(now, order)]
         mentioned = {m.user_id for m in now.mentions}
         await hub.notifier.follow_message(
             now, members, text=None if now.deleted else now.text, mentioned=mentioned

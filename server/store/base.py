@@ -41,6 +41,8 @@ from parley.server.core.model import (
     UserId,
 )
 from parley.server.core.offers import Negotiation
+from parley.server.core.reports import Filed, Flag, Report
+from parley.server.core.restrictions import Restriction
 
 EntryListener = Callable[[Entry, str], None]
 """Called on the event loop with each announced entry and its room's epoch."""
@@ -426,3 +428,89 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def release_lease(self, name: str, holder: str) -> None:
         """End ``holder``'s lease at once (a hub stopping); another holder's stays."""
+
+    # A member's own choices (``server.core.moderation``): blocks and mutes.
+
+    @abc.abstractmethod
+    async def block(self, user_id: UserId, other: UserId, ts: int, limit: int) -> bool:
+        """Add ``other`` to the member's blocks at ``ts``; ``False`` if already there.
+
+        A list already holding ``limit`` members raises ``ParleyError(limit_reached)``
+        and stores nothing; the check and the addition are one step.
+        """
+
+    @abc.abstractmethod
+    async def unblock(self, user_id: UserId, other: UserId) -> bool:
+        """Remove ``other`` from the member's blocks; ``False`` if not there."""
+
+    @abc.abstractmethod
+    async def blocks(self, user_id: UserId, limit: int) -> list[tuple[UserId, int]]:
+        """The members the member blocks and when (ms), most recent first."""
+
+    @abc.abstractmethod
+    async def blocked_between(self, user_id: UserId, others: Collection[UserId]) -> set[UserId]:
+        """Those of ``others`` who block the member or whom the member blocks."""
+
+    @abc.abstractmethod
+    async def mute(self, user_id: UserId, room: str, ts: int, limit: int) -> bool:
+        """Mute ``room`` for the member, as ``block`` does with members."""
+
+    @abc.abstractmethod
+    async def unmute(self, user_id: UserId, room: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def mutes(self, user_id: UserId, limit: int) -> list[tuple[str, int]]:
+        """The rooms the member muted and when (ms), most recent first."""
+
+    @abc.abstractmethod
+    async def silencing(
+        self, user_id: UserId, author: UserId | None, room: str | None
+    ) -> tuple[bool, bool]:
+        """Whether the member blocks ``author``, and whether they muted ``room``."""
+
+    # Reports and the review queue (``server.core.reports``).
+
+    @abc.abstractmethod
+    async def file_report(
+        self,
+        report_id: str,
+        snapshot: dict[str, Any],
+        flag: Flag,
+        event: Draft,
+    ) -> Filed:
+        """File ``flag`` against the message of ``snapshot`` (its room and seq), in one step.
+
+        The message's first report makes a new open queue item ``report_id`` and
+        appends ``event`` to the backend's feed (``EVENTS_ROOM``) in the same step; a later one is
+        counted in that item (opening it again if resolved); the same reporter
+        again stores nothing and answers ``duplicate`` with their first reason.
+        """
+
+    @abc.abstractmethod
+    async def get_report(self, report_id: str) -> Report | None: ...
+
+    @abc.abstractmethod
+    async def reports(self, state: str, after: int, limit: int) -> list[Report]:
+        """Queue items in ``state`` whose ``number`` is over ``after``, in queue order."""
+
+    @abc.abstractmethod
+    async def resolve_report(self, report_id: str, resolution: dict[str, Any]) -> Report | None:
+        """Mark an open item resolved with ``resolution`` (``{action, ...}``), in one step,
+        and return it; an item already resolved is returned unchanged, ``None`` if none."""
+
+    # Restrictions (``server.core.restrictions``): one per member at most.
+
+    @abc.abstractmethod
+    async def put_restriction(self, restriction: Restriction) -> None:
+        """Store the member's restriction, replacing the one they had."""
+
+    @abc.abstractmethod
+    async def delete_restriction(self, user_id: UserId) -> bool:
+        """Lift the member's restriction; ``False`` if they had none."""
+
+    @abc.abstractmethod
+    async def get_restriction(self, user_id: UserId) -> Restriction | None: ...
+
+    @abc.abstractmethod
+    async def restrictions(self, now_ms: int) -> list[Restriction]:
+        """Every restriction still in force at ``now_ms`` (a hub loads them all)."""

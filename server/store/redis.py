@@ -19,6 +19,7 @@ room's keys and its channel live on one slot)::
     parley:instance       random id of this data set: gone or changed = data lost
     parley:{offers}:...   likes and negotiations, on one slot (``redis_offers``)
     parley:{room}:marks   read marks in order rooms (``redis_conversations``)
+    parley:{user:<id>}:blocks  :mutes   a member's blocks and mutes (``redis_moderation``)
     parley:{orders}:...   each member's orders as buyer and as seller (same)
 
 An append is one Lua script that checks idempotency, stores the entry, applies
@@ -81,6 +82,7 @@ from parley.server.store.redis_cluster import (
 from parley.server.store.redis_conversations import RedisConversations
 from parley.server.store.redis_fanout import RedisFanout
 from parley.server.store.redis_lease import RedisLeases
+from parley.server.store.redis_moderation import RedisModeration
 from parley.server.store.redis_offers import RedisOffers
 from parley.server.store.redis_presence import RedisPresence
 from parley.server.store.redis_url import wait_options
@@ -207,7 +209,8 @@ end
 # ARGV new epoch, known epoch, known seq, body, op, target, edit, idem, channel, publish,
 #      member ('1' for a member's entry, refused while the room is closed),
 #      inbox ('1' in a member's own room: a deleted notification leaves ``msgs``)
-# op: m (a message or notification), e (edit), d (delete), r (read mark: ARGV[4] is
+# op: m (a message or notification), e (edit), d (delete), x (removal), h (hold),
+# u (release), r (read mark: ARGV[4] is
 # the body without its data and mentions, completed here), c (close), o (reopen),
 # s (kept in the log only)
 _APPEND_LUA: Final = f"""
@@ -239,9 +242,17 @@ elseif op == 'e' then
   redis.call('HSET', KEYS[5], 't' .. ARGV[6], ARGV[7])
   local edits = redis.call('HGET', KEYS[5], 'e' .. ARGV[6]) or ''
   redis.call('HSET', KEYS[5], 'e' .. ARGV[6], edits .. seq .. ',')
-elseif op == 'd' then
-  redis.call('HSET', KEYS[5], 'd' .. ARGV[6], 1)
+elseif op == 'd' or op == 'x' then
+  -- 1: deleted by its author or the seller; 2: removed by the moderators
+  redis.call('HSET', KEYS[5], 'd' .. ARGV[6], op == 'x' and 2 or 1)
   {_ERASE_LUA}
+elseif op == 'h' then
+  -- 3: held, its words kept; only a message still shown is held
+  redis.call('HSETNX', KEYS[5], 'd' .. ARGV[6], 3)
+elseif op == 'u' then
+  if redis.call('HGET', KEYS[5], 'd' .. ARGV[6]) == '3' then
+    redis.call('HDEL', KEYS[5], 'd' .. ARGV[6])
+  end
 elseif op == 'c' then
   redis.call('SET', KEYS[7], 1)
 elseif op == 'o' then
@@ -264,6 +275,9 @@ _OPS: Final = {
     "notification": "m",
     "edit": "e",
     "delete": "d",
+    "remove": "x",  # a delete by the moderators
+    "hold": "h",  # hidden pending review
+    "release": "u",  # shown again
     "read": "r",
     "close": "c",
     "reopen": "o",
@@ -350,7 +364,7 @@ def _user(user_id: str, fields: list[Any]) -> User:
     )
 
 
-class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
+class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisLeases, Store):
     def __init__(
         self,
         url: str,
@@ -399,6 +413,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         self._read_state = self._client.register_script(_READ_STATE_LUA)
         self._init_offers()
         self._init_conversations()
+        self._init_moderation(_APPEND_LUA)
         self._instance: bytes | str | None = None
         # The last (epoch, seq) seen of each followed room, to notice a log
         # that went back in time (see _EPOCH_LUA).

@@ -170,6 +170,7 @@ def entry_from_body(
             masked = rest[1] if len(rest) > 1 else ()
             if len(rest) > 2:
                 data = rest[2]
+    held = deleted in (b"3", 3)  # hidden pending review: its words are kept, not shown
     if deleted is not None:
         text, data = "", None
     return Entry(
@@ -183,9 +184,11 @@ def entry_from_body(
         target,
         data,
         edited_ts,
-        deleted is not None,
+        deleted is not None and not held,
         tuple(Mention.from_row(row) for row in rows),
         tuple(masked),
+        removed=deleted in (b"2", 2),
+        held=held,
     )
 
 

@@ -57,6 +57,7 @@ from parley.server.store.base import (
 )
 from parley.server.store.lease import LocalLeases
 from parley.server.store.sqlite_conversations import CONVERSATIONS_SCHEMA, SqliteConversations
+from parley.server.store.sqlite_moderation import MODERATION_SCHEMA, SqliteModeration
 from parley.server.store.sqlite_offers import OFFERS_SCHEMA, SqliteOffers
 
 T = TypeVar("T")
@@ -143,7 +144,7 @@ class _Write:
 _Outcome = tuple[asyncio.Future[Any], object, ParleyError | None]
 
 
-class SqliteStore(SqliteOffers, SqliteConversations, LocalLeases, Store):
+class SqliteStore(SqliteOffers, SqliteConversations, SqliteModeration, LocalLeases, Store):
     _loop: asyncio.AbstractEventLoop
 
     def __init__(self, path: str, *, batch_max: int = 256) -> None:
@@ -361,12 +362,34 @@ class SqliteStore(SqliteOffers, SqliteConversations, LocalLeases, Store):
     async def entries_after(self, room: str, after: int, limit: int) -> list[Entry]:
         if limit <= 0:
             return []
-        return await self._read_entries(
+        entries = await self._read_entries(
             f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
             room,
             after,
             limit,
         )
+        return await self._hide_held_edits(room, entries)
+
+    async def _hide_held_edits(self, room: str, entries: list[Entry]) -> list[Entry]:
+        """A held message's edits replay without their words, as the message reads
+        (one more read, only when the page holds edits)."""
+        targets = list({e.target for e in entries if e.kind == "edit" and e.target is not None})
+        if not targets:
+            return entries
+        marks = ", ".join("?" * len(targets))
+        rows = await self._read(
+            lambda conn: conn.execute(
+                f"SELECT seq FROM entries WHERE room = ? AND deleted = 3 AND seq IN ({marks})",
+                (room, *targets),
+            ).fetchall()
+        )
+        held = {row[0] for row in rows}
+        return [
+            dataclasses.replace(e, text="", mentions=(), masked_kinds=())
+            if e.kind == "edit" and e.target in held
+            else e
+            for e in entries
+        ]
 
     async def read_state(self, room: str) -> ReadState:
         up_to, unread = await self._read(lambda conn: _read_state(conn, room))
@@ -540,17 +563,25 @@ class SqliteStore(SqliteOffers, SqliteConversations, LocalLeases, Store):
                 " data = coalesce(?, data) WHERE room = ? AND seq = ?",
                 (draft.text, draft.ts, mentions, masked, data, room, draft.target),
             )
-        elif kind == "delete":
-            # A notification's data holds an excerpt of the message: it goes too.
+        elif kind in ("delete", "remove"):
+            # deleted: 1 by its author or the seller, 2 removed by the moderators. A
+            # notification's data holds an excerpt of the message: it goes too.
             conn.execute(
-                "UPDATE entries SET text = '', data = NULL, deleted = 1 WHERE room = ? AND seq = ?",
-                (room, draft.target),
+                "UPDATE entries SET text = '', data = NULL, deleted = ? WHERE room = ? AND seq = ?",
+                (2 if kind == "remove" else 1, room, draft.target),
             )
             # Its earlier edits carried its words too: they go with it.
             conn.execute(
                 "UPDATE entries SET text = '', data = NULL, mentions = NULL, masked = NULL"
                 " WHERE room = ? AND kind = 'edit' AND target = ?",
                 (room, draft.target),
+            )
+        elif kind in ("hold", "release"):
+            # deleted 3: held, its words kept; only a message still shown is held.
+            before, after = (0, 3) if kind == "hold" else (3, 0)
+            conn.execute(
+                "UPDATE entries SET deleted = ? WHERE room = ? AND seq = ? AND deleted = ?",
+                (after, room, draft.target, before),
             )
         return AppendResult(Entry.from_draft(room, seq, draft))
 
@@ -655,7 +686,7 @@ def _create_schema(conn: sqlite3.Connection) -> str:
     if meta["schema_version"] != SCHEMA_VERSION:
         conn.execute("ROLLBACK")
         raise sqlite3.DatabaseError(f"schema version {meta['schema_version']} is not supported")
-    for sql in (*_INDEXES, *OFFERS_SCHEMA, *CONVERSATIONS_SCHEMA):
+    for sql in (*_INDEXES, *OFFERS_SCHEMA, *CONVERSATIONS_SCHEMA, *MODERATION_SCHEMA):
         conn.execute(sql)
     conn.execute("COMMIT")
     return cast(str, meta["store_id"])
@@ -755,14 +786,16 @@ def _entry_from_row(row: tuple[Any, ...]) -> Entry:
         room=room,
         seq=seq,
         kind=cast(EntryKind, kind),
-        text=text,
+        text="" if deleted == 3 else text,
         ts=ts,
         author=None if author_id is None else Author(UserId(author_id), author_name),
         client_msg_id=client_msg_id,
         target=target,
         data=None if data is None else orjson.loads(data),
         edited_ts=edited_ts,
-        deleted=bool(deleted),
+        deleted=deleted in (1, 2),
+        removed=deleted == 2,
+        held=deleted == 3,
         mentions=()
         if mentions is None
         else tuple(Mention.from_row(m) for m in orjson.loads(mentions)),

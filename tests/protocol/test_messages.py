@@ -13,6 +13,8 @@ from parley.protocol.messages import (
     MAX_REQUEST_ID,
     MAX_TOKEN,
     OPS,
+    Block,
+    Blocks,
     Connect,
     Conversations,
     Delete,
@@ -20,6 +22,8 @@ from parley.protocol.messages import (
     History,
     Likers,
     Limits,
+    Mute,
+    Mutes,
     Notifications,
     NotificationsRead,
     OfferMake,
@@ -33,11 +37,14 @@ from parley.protocol.messages import (
     Request,
     Subscribe,
     Typing,
+    Unblock,
+    Unmute,
     Unsubscribe,
     parse_request,
     parse_room,
     request_id,
 )
+from parley.protocol.messages import Report as ReportRequest
 
 LIMITS = Limits(max_text_chars=20)
 ROOM = "listing:42"
@@ -130,6 +137,20 @@ GOOD: list[tuple[dict[str, Any], Request]] = [
         Conversations(32, "purchases", 5, 50),
     ),
     ({"id": 33, "op": "typing", "room": "order:7"}, Typing(33, "order:7")),
+    ({"id": 34, "op": "block", "user": "u2"}, Block(34, "u2")),
+    ({"id": 35, "op": "unblock", "user": "u2"}, Unblock(35, "u2")),
+    ({"id": 36, "op": "blocks"}, Blocks(36)),
+    ({"id": 37, "op": "mute", "room": "order:7"}, Mute(37, "order:7")),
+    ({"id": 38, "op": "unmute", "room": ROOM}, Unmute(38, ROOM)),
+    ({"id": 39, "op": "mutes"}, Mutes(39)),
+    (
+        {"id": 40, "op": "report", "room": ROOM, "seq": 3, "reason": "off_platform"},
+        ReportRequest(40, ROOM, 3, "off_platform", None),
+    ),
+    (
+        {"id": 41, "op": "report", "room": "order:7", "seq": 1, "reason": "other", "note": "n"},
+        ReportRequest(41, "order:7", 1, "other", "n"),
+    ),
 ]
 
 BAD_OFFERS: list[dict[str, Any]] = [
@@ -163,6 +184,24 @@ BAD_OFFERS: list[dict[str, Any]] = [
     {"op": "typing", "room": "listing:42"},
     {"op": "conversations", "role": "buyer"},
     {"op": "conversations", "role": "sales", "limit": 51},
+    {"op": "block"},
+    {"op": "block", "user": ""},
+    {"op": "block", "user": "u 2"},
+    {"op": "block", "user": 7},
+    {"op": "block", "user": "u" * 65},
+    {"op": "unblock", "user": None},
+    {"op": "blocks", "limit": 5},
+    {"op": "mute", "room": "user:u1"},
+    {"op": "mute", "room": "backend:events"},
+    {"op": "unmute"},
+    {"op": "mutes", "room": ROOM},
+    {"op": "report", "room": ROOM, "seq": 1},
+    {"op": "report", "room": ROOM, "seq": 0, "reason": "spam"},
+    {"op": "report", "room": ROOM, "seq": 1, "reason": "Spam"},
+    {"op": "report", "room": ROOM, "seq": 1, "reason": "spam", "note": ""},
+    {"op": "report", "room": ROOM, "seq": 1, "reason": "spam", "note": "x" * 501},
+    {"op": "report", "room": "user:u1", "seq": 1, "reason": "spam"},
+    {"op": "report", "room": ROOM, "seq": 1, "reason": "spam", "reporter": "u2"},
 ]
 
 
@@ -198,6 +237,13 @@ def test_every_op_has_a_good_example() -> None:
         "read",
         "conversations",
         "typing",
+        "block",
+        "unblock",
+        "blocks",
+        "mute",
+        "unmute",
+        "mutes",
+        "report",
     }
     assert every_op == OPS
 

@@ -116,6 +116,21 @@ MATRIX: Final[tuple[tuple[str, str, str, str, str, str, str, str], ...]] = (
     ("typing",             "closed_listing", BR, BR, BR, BR, BR, BR),
     ("typing",             "order",    NC,  F,   OK,  OK,  F,   OK),
     ("typing",             "no_order", NC,  OR,  OR,  OR,  OR,  F),
+    # A member's own lists: a scoped session has none; a room muted must be readable.
+    ("block",              "-",        NC,  OK,  OK,  OK,  OK,  F),
+    ("unblock",            "-",        NC,  OK,  OK,  OK,  OK,  F),
+    ("blocks",             "-",        NC,  OK,  OK,  OK,  OK,  F),
+    ("mute",               "listing",  NC,  OK,  OK,  OK,  OK,  F),
+    ("mute",               "closed_listing", NC, NF, NF, NF, NF, F),
+    ("mute",               "order",    NC,  F,   OK,  OK,  F,   F),
+    ("mute",               "no_order", NC,  OR,  OR,  OR,  OR,  F),
+    ("unmute",             "listing",  NC,  OK,  OK,  OK,  OK,  F),
+    ("mutes",              "-",        NC,  OK,  OK,  OK,  OK,  F),
+    # Members report other members' messages they may read (the target is the buyer's).
+    ("report",             "listing",  NC,  OK,  F,   OK,  OK,  F),
+    ("report",             "closed_listing", NC, NF, NF, NF, NF, F),
+    ("report",             "order",    NC,  F,   F,   OK,  F,   F),
+    ("report",             "no_order", NC,  OR,  OR,  OR,  OR,  F),
 )
 # fmt: on
 
@@ -134,7 +149,10 @@ def test_the_matrix_covers_every_op_and_every_kind_of_member() -> None:
     assert len({(op, kind) for op, kind, *_ in MATRIX}) == len(MATRIX)
     assert all(len(row) == 2 + len(MEMBERS) for row in MATRIX)
     # Every op that names a room is in the table for each room kind it may name.
-    for op in ("subscribe", "unsubscribe", "history", "post", "edit", "delete", "read", "typing"):
+    for op in (
+        "subscribe", "unsubscribe", "history", "post", "edit", "delete", "read", "typing",
+        "report",
+    ):  # fmt: skip
         assert {kind for o, kind, *_ in MATRIX if o == op} == set(ROOM_KINDS) - {"-"}
 
 
@@ -240,6 +258,13 @@ def request_for(op: str, kind: str, world: World) -> dict[str, Any]:
         "read": {"room": room, "seq": world.target(kind)},
         "conversations": {"role": "purchases"},
         "typing": {"room": room},
+        "block": {"user": f"fan{world.n}"},
+        "unblock": {"user": f"fan{world.n}"},
+        "blocks": {},
+        "mute": {"room": room},
+        "unmute": {"room": room},
+        "mutes": {},
+        "report": {"room": room, "seq": world.target(kind), "reason": "spam"},
     }
     return {"op": op, **fields[op]}
 

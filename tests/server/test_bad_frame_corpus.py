@@ -165,10 +165,17 @@ VALID: Final[dict[str, dict[str, Any]]] = {
     "read": {"room": "order:O1", "seq": 0},
     "conversations": {"role": "sales", "before": 5, "limit": 10},
     "typing": {"room": "order:O1"},
+    "block": {"user": "u2"},
+    "unblock": {"user": "u2"},
+    "blocks": {},
+    "mute": {"room": "listing:L1"},
+    "unmute": {"room": "order:O1"},
+    "mutes": {},
+    "report": {"room": "listing:L1", "seq": 1, "reason": "spam", "note": "n"},
 }
 OPTIONAL: Final = {  # fields whose null means absent
     "since", "epoch", "before", "limit", ("offer_respond", "amount"), ("offers", "listing"),
-    ("offers", "state"),
+    ("offers", "state"), ("report", "note"),
 }  # fmt: skip
 NOT_INT: Final = ["1", 1.5, True, [1], {"n": 1}]
 NOT_STR: Final = [5, True, ["x"], {"s": "x"}]
@@ -193,6 +200,9 @@ OUT_OF_RANGE: Final[dict[str, list[Any]]] = {
     "state": ["pending", ""],
     "role": ["gifts", ""],
     "to": ["everyone", [], ["u1"] * 101, ["bad id"], [""]],
+    "user": BAD_IDS,
+    "reason": ["rude", "SPAM", ""],
+    "note": ["", "x" * 501],
 }
 OUT_OF_RANGE_PER_OP: Final[dict[tuple[str, str], list[Any]]] = {
     ("conversations", "limit"): [0, 51],

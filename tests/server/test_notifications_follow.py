@@ -132,6 +132,24 @@ async def test_r2_a_deleted_comment_withdraws_its_mention_everywhere(
     assert b"Jean-Talon" not in stored_bytes(hub, request)
 
 
+async def test_r2_a_comment_removed_by_the_moderators_withdraws_its_mention_too(
+    every_store_hub: RunningHub, request: pytest.FixtureRequest
+) -> None:
+    hub = every_store_hub
+    mallory, phone, _ = await members(hub)
+    posted = await mallory.post(ROOM, f"@victim {SECRET}")
+    notification_seq = (await inbox_event(phone, "notification"))["seq"]
+    body = {"reason": "off_platform", "statement": "A meeting outside the platform."}
+    status, reply = await hub.api("POST", f"/v1/rooms/{ROOM}/messages/{posted['seq']}/remove", body)
+    assert status == 200, reply
+    withdrawn = await inbox_event(phone, "message_deleted")
+    assert withdrawn["target"] == notification_seq
+    assert await mentions(phone) == []
+    pushed = await fetch(hub)  # the author's moderation notice, and nothing for the victim
+    assert [item["kind"] for item in pushed if item["user_id"] == "v1"] == []
+    assert b"Jean-Talon" not in stored_bytes(hub, request)
+
+
 async def test_r2_an_edit_that_drops_a_mention_un_notifies_the_member(
     every_store_hub: RunningHub, request: pytest.FixtureRequest
 ) -> None:

@@ -78,3 +78,16 @@ async def test_r2_a_withdrawn_notification_leaves_no_excerpt_in_the_stored_bytes
     for word in SECRET_WORDS:
         assert word.encode() not in after, word
     assert b"Encore disponible ? Oui" in after  # another notification stays
+
+
+async def test_a_removal_erases_the_words_as_a_delete_does(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    await store.append(ROOM, Draft("comment", "appelle-moi au 514 555 0199", 1, ALICE))
+    await store.append(ROOM, Draft("edit", "au 1200 rue Saint-Denis", 2, ALICE, target=1))
+    await store.append(ROOM, Draft("remove", "", 3, target=1, data={"reason": "spam"}))
+    after = stored_bytes(redis_server)
+    for word in ("appelle-moi", "514 555 0199", "rue Saint-Denis"):
+        assert word.encode() not in after, word
+    target = await store.get_entry(ROOM, 1)
+    assert target is not None and (target.text, target.deleted, target.removed) == ("", True, True)
