@@ -580,20 +580,37 @@ class Hub:
         """Tell every hub that the member is here, in the rooms where it matters:
         their own (push only when away), order rooms (``order_message``, and
         ``presence`` to the other party) and listing rooms (counted only)."""
-        if name in conn.rooms and name.startswith(PRESENCE_ROOMS):
-            user_id = conn.principal.user_id
-            first = not self.store.presence.here(name, user_id)
-            await self.store.presence.enter(name, user_id)
-            if first and name.startswith("order:"):
-                # Not awaited: a subscribe's reply goes before the room's events.
-                self._track(asyncio.ensure_future(announce(self, name, user_id, online=True)))
+        if name in conn.rooms:
+            await self.enter(conn, name)
+
+    async def enter(self, conn: Conn, name: str) -> bool:
+        """``entered`` for a room the connection is about to join; ``True`` when it
+        counted, and must then be undone with ``left`` if the join fails.
+
+        A subscribe enters before it joins: entering waits until other hubs can
+        see it (order rooms, on Redis), and once joined, no await may let the
+        room's events precede the reply (they would arrive before what was
+        missed, and look repeated)."""
+        if not name.startswith(PRESENCE_ROOMS):
+            return False
+        user_id = conn.principal.user_id
+        first = not self.store.presence.here(name, user_id)
+        await self.store.presence.enter(name, user_id)
+        if first and name.startswith("order:"):
+            # Not awaited: a subscribe's reply goes before the room's events.
+            self._track(asyncio.ensure_future(announce(self, name, user_id, online=True)))
+        return True
+
+    def left(self, conn: Conn, name: str) -> None:
+        """Undo ``enter``: the member's connection no longer watches the room."""
+        user_id = conn.principal.user_id
+        self.store.presence.leave(name, user_id)
+        if name.startswith("order:") and not self.store.presence.here(name, user_id):
+            self._track(asyncio.ensure_future(announce(self, name, user_id, online=False)))
 
     def unwatch(self, conn: Conn, name: str) -> None:
         if name in conn.rooms and name.startswith(PRESENCE_ROOMS):
-            user_id = conn.principal.user_id
-            self.store.presence.leave(name, user_id)
-            if name.startswith("order:") and not self.store.presence.here(name, user_id):
-                self._track(asyncio.ensure_future(announce(self, name, user_id, online=False)))
+            self.left(conn, name)
         conn.rooms.discard(name)
         room = self.rooms.get(name)
         if room is None:

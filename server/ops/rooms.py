@@ -88,11 +88,19 @@ async def subscribe(hub: Hub, conn: Conn, request: Subscribe) -> dict[str, Any]:
         reads["read"] = {party: marks.get(party, 0) for party in parties}
         reads["unread"] = await hub.store.unread_count(request.room, me)
     others = await presence_of(hub, me, request.room, order)  # before joining, as reads
-    result = await join_from(hub, conn, request.room, request.since, request.epoch)
+    # Entering may wait for other hubs: before joining, so that no event of the
+    # room reaches the connection ahead of this reply and what it says was missed.
+    counted = not again and await hub.enter(conn, request.room)
+    try:
+        result = await join_from(hub, conn, request.room, request.since, request.epoch)
+    except BaseException:
+        if counted:
+            hub.left(conn, request.room)
+        raise
+    if conn not in hub.conns:
+        hub.unwatch(conn, request.room)  # closed while joining: its cleanup has run
     result |= reads
     result |= others
-    if not again:
-        await hub.entered(conn, request.room)
     return result
 
 
