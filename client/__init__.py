@@ -46,6 +46,8 @@ TokenSource: TypeAlias = str | Callable[[], str | Awaitable[str]]
 
 # Refusals no retry with the same token can change.
 FATAL_ERRORS: Final = frozenset({ErrorCode.unauthorized, ErrorCode.conflict})
+# A room a resubscribe is refused: it went away, or is no longer this member's.
+GONE_ERRORS: Final = frozenset({ErrorCode.not_found, ErrorCode.forbidden})
 FATAL_CLOSES: Final = frozenset(
     {CloseCode.auth_failed, CloseCode.auth_timeout, CloseCode.too_many_errors}
 )
@@ -403,7 +405,8 @@ class ParleyClient:
                     if await self._resubscribe() and ws is not None and self._ws is ws:
                         self._events.put_nowait({"event": "resumed"})
                         return
-                    continue  # dropped while resubscribing: reconnect at once
+                    if ws is not None and self._ws is ws:
+                        await ws.close()  # not every room answered: start again
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, self.max_backoff)
             self._give_up(None, "gave up reconnecting", None)
@@ -420,13 +423,11 @@ class ParleyClient:
                 continue
             try:
                 await self.subscribe(room, since=position[1])
-            except ConnectionLost:
+            except (ConnectionLost, TimeoutError):
                 return False
-            except TimeoutError:
-                if self._ws is not None:
-                    await self._ws.close()  # no answer: start again on a new connection
-                return False
-            except ParleyError:
+            except ParleyError as exc:
+                if exc.code not in GONE_ERRORS:
+                    return False  # unavailable, rate_limited...: try again later
                 self.positions.pop(room, None)  # closed, or no longer this member's
         return True
 
