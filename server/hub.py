@@ -204,6 +204,9 @@ class Hub:
         self.limits = Limits(max_text_chars=config.max_text_chars)
         self.rooms: dict[str, Room] = {}
         self._opening: dict[str, asyncio.Future[Room]] = {}
+        # Entries announced while their room opens: after its head was read, they
+        # would otherwise be dropped and wait for the next entry's gap fill.
+        self._announced_early: dict[str, list[tuple[Entry, str]]] = {}
         self.conns: set[Conn] = set()
         self.server: Server | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -557,12 +560,17 @@ class Hub:
             return await asyncio.shield(pending)
         future: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
         self._opening[name] = future
+        early = self._announced_early[name] = []
         try:
             await self.store.fanout.follow(name)
-            # Announcements that arrive before the head is read are covered by it.
+            # Announcements that arrive before the head is read are covered by it;
+            # those after it are kept in ``early`` and fed once the room exists.
             head = await self.store.head(name)
             room = Room(RoomFeed(head.epoch, head.seq))
             self.rooms[name] = room
+            for entry, epoch in early:
+                if self._feed_one(room, name, entry, epoch).fill_after is not None:
+                    self._start_fill(name, room)
             future.set_result(room)
             return room
         except BaseException as exc:
@@ -571,6 +579,7 @@ class Hub:
             raise
         finally:
             del self._opening[name]
+            del self._announced_early[name]
 
     def join(self, conn: Conn, name: str, room: Room) -> None:
         room.watchers.add(conn)
@@ -635,6 +644,9 @@ class Hub:
     def _on_entry(self, entry: Entry, epoch: str) -> None:
         room = self.rooms.get(entry.room)
         if room is None:
+            early = self._announced_early.get(entry.room)
+            if early is not None:
+                early.append((entry, epoch))
             return
         if self._feed_one(room, entry.room, entry, epoch).fill_after is not None:
             self._start_fill(entry.room, room)

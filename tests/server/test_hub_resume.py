@@ -12,7 +12,7 @@ from parley.client import ConnectionLost, ParleyClient
 from parley.protocol.errors import CloseCode
 from parley.server.auth import mint_token
 from parley.server.core.clock import FakeClock
-from parley.server.core.model import UserId
+from parley.server.core.model import RoomHead, UserId
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 
 
@@ -205,3 +205,32 @@ async def test_a_reconnect_refused_with_a_fixed_token_ends_in_a_closed_event(
             await watcher.subscribe("listing:L1")
     finally:
         await stop_hub(hub)
+
+
+async def test_an_entry_announced_while_its_room_opens_on_this_hub_is_not_dropped(
+    hub: RunningHub,
+) -> None:
+    """A room opens on a hub when its first watcher there subscribes: the hub
+    follows it, reads its head, then registers it. An entry announced between
+    the head's read and the registration used to be dropped, and waited for the
+    next entry's gap fill: the last message posted before a resume could stay
+    undelivered (the cause of test_client_reconnects_by_itself_and_resumes
+    failing now and then)."""
+    await hub.listing("L1")
+    poster = await hub.client("u1")
+    await poster.post("listing:L1", "one")
+    store = hub.app.store
+    original = store.head
+
+    async def head_then_post(room: str) -> RoomHead:
+        read = await original(room)
+        if room == "listing:L1" and read.seq == 1:
+            await poster.post("listing:L1", "two")  # acked: announced already
+        return read
+
+    store.head = head_then_post  # type: ignore[method-assign]
+    watcher = await hub.client("u2")
+    result = await watcher.subscribe("listing:L1", since=1)
+    store.head = original  # type: ignore[method-assign]
+    assert result["seq"] == 2
+    assert [e["text"] for e in result["missed"]] == ["two"]
