@@ -303,6 +303,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def room_closed(self, room: str) -> bool:
+        """Whether the room's last ``close`` or ``reopen`` entry was a ``close``."""
+
+    @abc.abstractmethod
     async def head(self, room: str) -> RoomHead:
         """The room's last ``seq`` (0 when empty) and its log's ``epoch``.
 

@@ -70,6 +70,7 @@ from parley.server.core.model import (
     User,
     UserId,
 )
+from parley.server.stoppoints import stop_point
 from parley.server.store.base import WRITE_BOUNDS, ReadState, Store, StoreUnavailable
 from parley.server.store.redis_cluster import (
     ClusterFanout,
@@ -520,6 +521,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         with edge():
             if not await self._claim_name(keys=[self._usernames_key()], args=[user.id, name_key]):
                 raise ParleyError(ErrorCode.conflict, "another member has this username")
+            stop_point("user.name_claimed")
             free = await self._set_user(
                 keys=[self._user_key(user.id)],
                 args=[name_key, user.name, user.locale, user.email or "", ""],
@@ -624,6 +626,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
                 raise ParleyError(
                     ErrorCode.conflict, f"order {order.id} exists with another listing or parties"
                 )
+        stop_point("order.indexing")
         with edge():
             await self._index_order(stored)
         return stored, created
@@ -818,6 +821,11 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         with edge():
             up_to, unread = await self._read_state(keys=self._room_keys(room, "read", "msgs"))
         return ReadState(int(up_to), int(unread))
+
+    async def room_closed(self, room: str) -> bool:
+        [closed] = self._room_keys(room, "closed")
+        with edge():
+            return bool(await self._client.exists(closed))
 
     async def head(self, room: str) -> RoomHead:
         known_epoch, known_seq = self._seen.get(room, ("", 0))

@@ -54,6 +54,11 @@ class HubProcess:
         self.log_path = directory / f"hub-{self.settings['ws_port']}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def configure(self, **overrides: Any) -> None:
+        """Change settings for the next ``start``."""
+        self.settings.update(overrides)
+        self.config_path.write_text(yaml.safe_dump(self.settings))
+
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.settings['ws_port']}/"
