@@ -236,10 +236,13 @@ async def kill_during(crash: Crash, method: str, path: str, body: Any) -> None:
     await crash.restart()
 
 
+@pytest.mark.parametrize("point", ["order.indexing", "order.stored"])
 async def test_an_order_killed_before_its_room_opens_is_whole_after_the_backends_retry(
-    crash: Crash,
+    crash: Crash, point: str
 ) -> None:
-    crash.proc.start(stop_at="order.stored")
+    if point == "order.indexing" and crash.proc.settings["store"].startswith("sqlite"):
+        pytest.skip("one SQLite transaction: no step to stop between")
+    crash.proc.start(stop_at=point)
     await setup_market(crash)
     await kill_during(crash, "PUT", "/v1/orders/O1", ORDER)
     status, body = await crash.api("PUT", "/v1/orders/O1", ORDER)  # the backend retries
