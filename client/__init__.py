@@ -48,9 +48,9 @@ TokenSource: TypeAlias = str | Callable[[], str | Awaitable[str]]
 FATAL_ERRORS: Final = frozenset({ErrorCode.unauthorized, ErrorCode.conflict})
 # A room a resubscribe is refused: it went away, or is no longer this member's.
 GONE_ERRORS: Final = frozenset({ErrorCode.not_found, ErrorCode.forbidden})
-FATAL_CLOSES: Final = frozenset(
-    {CloseCode.auth_failed, CloseCode.auth_timeout, CloseCode.too_many_errors}
-)
+# 4002 (no connect frame in time) is not among them: a hub too busy to read the
+# frame in time may well read the next one.
+FATAL_CLOSES: Final = frozenset({CloseCode.auth_failed, CloseCode.too_many_errors})
 
 
 class ConnectionLost(Exception):
@@ -309,11 +309,16 @@ class ParleyClient:
         inbox = self.positions.get(self.inbox) if self.user else None
         if inbox is not None:  # resume the inbox exactly where this client left it
             connect["epoch"], connect["since"] = inbox
-        await ws.send(self.codec.encode(connect), text=self.codec.text_frames)
         try:
+            # The hub may close before the connect frame is read (4002 when it came
+            # too late): that is a connection lost, to retry, like a close after it.
+            await ws.send(self.codec.encode(connect), text=self.codec.text_frames)
             reply = self.codec.decode(await asyncio.wait_for(ws.recv(), self.request_timeout))
         except ConnectionClosed as exc:
             raise ConnectionLost(*_close_of(exc)) from None
+        except TimeoutError:
+            await ws.close()
+            raise
         if "error" in reply:
             await ws.close()
             error = reply["error"]
