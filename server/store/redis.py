@@ -794,11 +794,14 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         names = list(dict.fromkeys(node.name for node in shards))
         confirmed = {name: self._confirmed(w) for name, w in zip(names, waits[0::2], strict=True)}
         ids = {name: i for name, i in zip(names, waits[1::2], strict=True)}
+        elsewhere: dict[bytes, bool] = {}  # one WAIT per node that stored redirected ones
         out = []
         for (keys, _, _), reply, node in zip(batch, appends, shards, strict=True):
             stored_on = _stored_on(reply)
             if stored_on is not None and stored_on != ids[node.name]:
-                ok = await self._wait_on(stored_on, keys[0])
+                if stored_on not in elsewhere:
+                    elsewhere[stored_on] = await self._wait_on(stored_on, keys[0])
+                ok = elsewhere[stored_on]
             else:
                 ok = confirmed[node.name]
             out.append(reply if ok or isinstance(reply, BaseException) else self._down())
