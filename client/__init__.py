@@ -12,27 +12,45 @@ re-established with backoff and every room is re-subscribed with ``since`` =
 the last ``seq`` seen, so what was missed arrives as ordinary events; if the
 hub answers ``reload`` the client yields a ``{"event": "reload"}`` event and
 the application should re-read history.
+
+``token`` is a string, or a callable returning one (or an awaitable of one),
+called again for every reconnect so that an expired token can be renewed. A
+reconnect the hub refuses (``unauthorized``, ``conflict``, close codes
+4001-4003) ends in a ``{"event": "closed", "code", "reason", "error"}`` event
+when the token is a plain string; with a callable it is tried again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Final, TypeAlias
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from parley.protocol.codec import CODECS, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, Codec
-from parley.protocol.errors import ParleyError
+from parley.protocol.errors import CloseCode, ErrorCode, ParleyError
 
-__all__ = ["ConnectionLost", "ParleyClient", "ParleyError"]
+__all__ = ["ConnectionLost", "ParleyClient", "ParleyError", "TokenSource"]
+
+TokenSource: TypeAlias = str | Callable[[], str | Awaitable[str]]
+"""A token, or what makes a fresh one (called for every connection)."""
+
+# Refusals no retry with the same token can change.
+FATAL_ERRORS: Final = frozenset({ErrorCode.unauthorized, ErrorCode.conflict})
+# A room a resubscribe is refused: it went away, or is no longer this member's.
+GONE_ERRORS: Final = frozenset({ErrorCode.not_found, ErrorCode.forbidden})
+# 4002 (no connect frame in time) is not among them: a hub too busy to read the
+# frame in time may well read the next one.
+FATAL_CLOSES: Final = frozenset({CloseCode.auth_failed, CloseCode.too_many_errors})
 
 SUSPENDED = 4010  # the moderators suspended the member: reconnecting is refused until it ends
 
@@ -55,7 +73,7 @@ class ParleyClient:
     def __init__(
         self,
         url: str,
-        token: str,
+        token: TokenSource,
         *,
         encoding: str = "json",
         reconnect: bool = True,
@@ -80,12 +98,13 @@ class ParleyClient:
         self._stash: list[dict[str, Any]] = []  # passed over by next_event(room=...)
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._resuming: asyncio.Task[None] | None = None  # one reconnect at a time
         self._closed = False
         self.close_code: int | None = None
         self.close_reason = ""
 
     @classmethod
-    async def connect(cls, url: str, token: str, **options: Any) -> ParleyClient:
+    async def connect(cls, url: str, token: TokenSource, **options: Any) -> ParleyClient:
         client = cls(url, token, **options)
         await client._open()
         return client
@@ -100,6 +119,8 @@ class ParleyClient:
 
     async def close(self) -> None:
         self._closed = True
+        if self._resuming is not None:
+            self._resuming.cancel()
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
@@ -302,7 +323,14 @@ class ParleyClient:
 
     # Connection.
 
+    async def _token(self) -> str:
+        if isinstance(self.token, str):
+            return self.token
+        made = self.token()
+        return await made if inspect.isawaitable(made) else made
+
     async def _open(self) -> None:
+        token = await self._token()
         ws = await ws_connect(
             self.url,
             subprotocols=[self.codec.subprotocol],  # type: ignore[list-item]
@@ -311,15 +339,20 @@ class ParleyClient:
             open_timeout=10,
         )
         rid = next(self._ids)
-        connect: dict[str, Any] = {"id": rid, "op": "connect", "token": self.token}
+        connect: dict[str, Any] = {"id": rid, "op": "connect", "token": token}
         inbox = self.positions.get(self.inbox) if self.user else None
         if inbox is not None:  # resume the inbox exactly where this client left it
             connect["epoch"], connect["since"] = inbox
-        await ws.send(self.codec.encode(connect), text=self.codec.text_frames)
         try:
+            # The hub may close before the connect frame is read (4002 when it came
+            # too late): that is a connection lost, to retry, like a close after it.
+            await ws.send(self.codec.encode(connect), text=self.codec.text_frames)
             reply = self.codec.decode(await asyncio.wait_for(ws.recv(), self.request_timeout))
         except ConnectionClosed as exc:
             raise ConnectionLost(*_close_of(exc)) from None
+        except TimeoutError:
+            await ws.close()
+            raise
         if "error" in reply:
             await ws.close()
             error = reply["error"]
@@ -350,7 +383,10 @@ class ParleyClient:
                 future.set_exception(ConnectionLost(self.close_code, self.close_reason))
                 future.exception()  # the waiting request re-raises it; don't log it twice
         if self.reconnect and not self._closed and self.close_code != SUSPENDED:
-            asyncio.get_running_loop().create_task(self._resume())
+            # A drop while a reconnect runs is that reconnect's to handle: two at
+            # once would subscribe the same rooms twice and repeat what was missed.
+            if self._resuming is None:
+                self._resuming = asyncio.get_running_loop().create_task(self._resume())
         else:
             self._events.put_nowait(
                 {"event": "closed", "code": self.close_code, "reason": self.close_reason}
@@ -384,20 +420,60 @@ class ParleyClient:
             self.positions[room] = (epoch, max(last, seq))
 
     async def _resume(self) -> None:
+        """Reconnect with backoff, then subscribe again from the last seq seen;
+        again from the start if the new connection drops meanwhile."""
         delay = 0.05
-        for _ in range(1000):  # bounded; about an hour at the maximum backoff
-            if self._closed:
-                return
-            try:
-                await self._open()
-            except (OSError, InvalidHandshake, InvalidStatus, ConnectionLost, TimeoutError):
+        try:
+            for _ in range(1000):  # bounded; about an hour at the maximum backoff
+                if self._closed:
+                    return
+                try:
+                    await self._open()
+                except ParleyError as exc:
+                    if exc.code in FATAL_ERRORS and isinstance(self.token, str):
+                        self._give_up(CloseCode.auth_failed, exc.message, exc.code)
+                        return
+                except ConnectionLost as exc:
+                    if exc.code in FATAL_CLOSES and isinstance(self.token, str):
+                        self._give_up(exc.code, exc.reason, None)
+                        return
+                except (OSError, InvalidHandshake, InvalidStatus, TimeoutError):
+                    pass
+                else:
+                    ws = self._ws
+                    if await self._resubscribe() and ws is not None and self._ws is ws:
+                        self._events.put_nowait({"event": "resumed"})
+                        return
+                    if ws is not None and self._ws is ws:
+                        await ws.close()  # not every room answered: start again
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, self.max_backoff)
+            self._give_up(None, "gave up reconnecting", None)
+        finally:
+            self._resuming = None
+
+    async def _resubscribe(self) -> bool:
+        """Every room again, from the last seq seen; ``False`` once the connection dropped."""
+        for room in list(self.positions):
+            if room == self.inbox:
+                continue  # resumed by connect itself
+            position = self.positions.get(room)
+            if position is None:
                 continue
-            for room, (_epoch, last) in list(self.positions.items()):
-                if room == self.inbox:
-                    continue  # resumed by connect itself
-                with contextlib.suppress(ParleyError, ConnectionLost):
-                    await self.subscribe(room, since=last)
-            self._events.put_nowait({"event": "resumed"})
-            return
+            try:
+                await self.subscribe(room, since=position[1])
+            except (ConnectionLost, TimeoutError):
+                return False
+            except ParleyError as exc:
+                if exc.code not in GONE_ERRORS:
+                    return False  # unavailable, rate_limited...: try again later
+                self.positions.pop(room, None)  # closed, or no longer this member's
+        return True
+
+    def _give_up(self, code: int | None, reason: str, error: str | None) -> None:
+        self._closed = True
+        self.close_code, self.close_reason = code, reason
+        event: dict[str, Any] = {"event": "closed", "code": code, "reason": reason}
+        if error is not None:
+            event["error"] = error
+        self._events.put_nowait(event)

@@ -2,9 +2,12 @@
 
     .venv/bin/python scripts/soak.py --minutes 10 --connections 2000
     .venv/bin/python scripts/soak.py --minutes 1 --connections 2000 --redis
+    .venv/bin/python scripts/soak.py --minutes 1 --connections 2000 --cluster
 
-It starts its own ``parley serve`` (SQLite in a temporary directory, or
-``--redis``: a ``redis-server`` of its own on a free loopback port), registers
+It starts its own ``parley serve`` (SQLite in a temporary directory,
+``--redis``: a ``redis-server`` of its own on a free loopback port, or
+``--cluster``: a Redis Cluster of its own, three masters and three replicas, as
+the tests start it: ``tests/support/redis_cluster.py``), registers
 listings and orders through the internal API, and connects N members with the
 Python client (one process, one event loop). Member ``m<i>`` watches one listing
 room shared by ``--listing-members`` members and one order room of two (it is
@@ -130,10 +133,16 @@ def cpu_seconds(pid: int) -> float:
 class Hub:
     """``parley serve`` (and its ``redis-server`` with ``--redis``) in a temporary directory."""
 
-    def __init__(self, redis: bool) -> None:
+    def __init__(self, redis: bool, cluster: bool = False) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="parley-soak-"))
         self.ws_port = self.api_port = 0  # the hub binds port 0 and says which it got
         self.redis_port = free_port() if redis else None
+        self.cluster: Any = None
+        if cluster:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from tests.support.redis_cluster import RedisCluster
+
+            self.cluster = RedisCluster(self.dir / "cluster")
         self.log_path = self.dir / "hub.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.redis: subprocess.Popen[bytes] | None = None
@@ -155,6 +164,9 @@ class Hub:
         if self.redis_port is not None:
             self._start_redis(self.redis_port)
             store = f"redis://127.0.0.1:{self.redis_port}/0"
+        elif self.cluster is not None:
+            self.cluster.start()
+            store = self.cluster.url
         else:
             store = f"sqlite:///{self.dir}/parley.sqlite3"
         config = {
@@ -215,6 +227,8 @@ class Hub:
                 proc.wait(10)
         if self.proc is not None:
             code = self.proc.returncode
+        if self.cluster is not None:
+            self.cluster.kill_all()
         return code
 
     def log_lines(self) -> tuple[list[str], list[str]]:
@@ -672,7 +686,7 @@ def verdict(result: dict[str, Any], minutes: float) -> list[str]:
 def report(args: argparse.Namespace, result: dict[str, Any]) -> str:
     m = result["metrics"]
     p, e, c = result["posts"], result["events"], result["churn"]
-    store = "redis" if args.redis else "sqlite"
+    store = "redis" if args.redis else "cluster" if args.cluster else "sqlite"
     lines = [
         f"soak: {args.connections} connections, {args.minutes:g} min, {args.rate:g} posts/s, "
         f"churn {args.churn:g} %/s, store {store}",
@@ -735,9 +749,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--order-share", type=float, default=0.5, help="posts into order rooms")
     parser.add_argument("--listing-members", type=int, default=20, help="members per listing")
     parser.add_argument("--redis", action="store_true", help="a redis-server of its own")
+    parser.add_argument("--cluster", action="store_true", help="a Redis Cluster of its own")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the hub's directory and log")
     args = parser.parse_args(argv)
+    if args.redis and args.cluster:
+        parser.error("--redis or --cluster, not both")
     if not (0 < args.minutes <= 120 and 2 <= args.connections <= 20_000 and args.rate > 0):
         parser.error("bounds: 0 < minutes <= 120, 2 <= connections <= 20000, rate > 0")
     if not (0 <= args.churn <= 50 and 0 <= args.order_share <= 1 and args.listing_members >= 1):
@@ -750,10 +767,10 @@ def main(argv: list[str] | None = None) -> int:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the hub inherits it
-    if args.redis and shutil.which("redis-server") is None:
+    if (args.redis or args.cluster) and shutil.which("redis-server") is None:
         print("soak: redis-server is not on PATH (scripts/ensure-redis)", file=sys.stderr)
         return 2
-    hub = Hub(args.redis)
+    hub = Hub(args.redis, args.cluster)
     run = asyncio.run
     with contextlib.suppress(ImportError):
         import uvloop

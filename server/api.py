@@ -52,6 +52,7 @@ from parley.server.metrics import Metrics
 from parley.server.negotiations import EVENTS_ROOM, Negotiations
 from parley.server.notify import Notice, Notifier
 from parley.server.openapi import spec as openapi_spec
+from parley.server.stoppoints import stop_point
 from parley.server.store.base import Store
 
 log = logging.getLogger("parley.api")
@@ -301,8 +302,10 @@ class InternalApi:
             body.choice("status", LISTING_STATUSES, "active"),
         )
         await self.store.put_listing(listing)
-        was_deleted = before is not None and before.status == "deleted"
-        if (listing.status == "deleted") != was_deleted:
+        stop_point("listing.stored")
+        # From the room's state, not the listing's: a retry after a crash between
+        # the two writes finds the listing deleted and the room still open.
+        if (listing.status == "deleted") != await self.store.room_closed(listing_room(listing.id)):
             await self._close_or_reopen(listing)
         return _json({"listing": {"id": listing.id, "room": listing_room(listing.id)}})
 
@@ -352,6 +355,7 @@ class InternalApi:
         if listing is not None and listing.seller_id != order.seller_id:
             raise ParleyError(ErrorCode.conflict, "seller_id is not the listing's seller")
         stored, created = await self.store.put_order(order)
+        stop_point("order.stored")
         # Idempotent by its client_msg_id: a retry after a crash between the two
         # writes still opens the room, and never twice.
         opened = order_opened(stored)
@@ -407,6 +411,7 @@ class InternalApi:
         order = await self.store.set_order_status(order_id, report.status)
         if order is None:
             raise ParleyError(ErrorCode.not_found, f"no order {order_id}")
+        stop_point("order_status.stored")
         event_key = _event_key(body)
         appended = await self.store.append(
             order_room(order_id),
@@ -418,7 +423,7 @@ class InternalApi:
                 data=status_data(report),
             ),
         )
-        await self._end_or_resume(order, before.status, event_key)
+        await self._end_or_resume(order, event_key)
         payload: dict[str, Any] = {
             "kind": "order_status",
             "order_id": order.id,
@@ -439,13 +444,15 @@ class InternalApi:
         )
         return _json({"order": _order_wire(order), "seq": appended.entry.seq})
 
-    async def _end_or_resume(self, order: Order, before: str, event_key: str | None) -> None:
+    async def _end_or_resume(self, order: Order, event_key: str | None) -> None:
         """With ``order_room_after_end: read_only``, an ended order's room takes no
         more messages (it stays readable); a status after the end opens it again."""
         if self.config.order_room_after_end != "read_only":
             return
-        ended, was_ended = order.status in ENDED, before in ENDED
-        if ended == was_ended:
+        # From the room's state, as for a listing: a retry completes a close that
+        # a crash cut off after the status was stored.
+        ended = order.status in ENDED
+        if ended == await self.store.room_closed(order_room(order.id)):
             return
         await self.store.append(
             order_room(order.id),

@@ -45,10 +45,11 @@ class Principal:
 
 
 class TokenVerifier:
-    __slots__ = ("_algorithm", "_audience", "_key", "_keys", "_leeway", "_links")
+    __slots__ = ("_algorithm", "_audience", "_clock", "_key", "_keys", "_leeway", "_links")
 
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
-        self._links = Links(config, clock or _WallClock())
+        self._clock: Clock = clock or _WallClock()
+        self._links = Links(config, self._clock)
         self._algorithm = config.jwt_algorithm
         hs256 = config.jwt_algorithm == "HS256"
         default, setting = (
@@ -85,26 +86,18 @@ class TokenVerifier:
                 token,
                 key,
                 algorithms=[self._algorithm],
+                # exp, nbf and iat are checked below, on the hub's clock.
                 options={
                     "require": ["sub", "exp", "name"],
-                    "verify_exp": True,
-                    "verify_nbf": True,
-                    "verify_iat": True,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
                 },
                 audience=self._audience,
-                leeway=self._leeway,
             )
-        except jwt.ExpiredSignatureError:
-            raise AuthError("token expired") from None
-        except jwt.ImmatureSignatureError:
-            raise AuthError("token not yet valid (nbf or iat in the future)") from None
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"invalid token: {exc}") from None
-        for claim in ("exp", "nbf", "iat"):
-            # PyJWT reads "exp": "9999999999" as a number; the protocol says a number.
-            value = claims.get(claim, 0)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise AuthError(f"invalid token: {claim} must be a number")
+        _check_times(claims, self._clock.now(), self._leeway)
         sub, name, locale = claims["sub"], claims["name"], claims.get("locale", "en")
         if not isinstance(sub, str) or ID_RE.fullmatch(sub) is None:
             raise AuthError("invalid token: sub must be an id of [A-Za-z0-9_.-]{1,64}")
@@ -124,6 +117,23 @@ class TokenVerifier:
         return Principal(session.user_id, session.name, session.locale, session.scope)
 
 
+def _check_times(claims: dict[str, Any], now: float, leeway: float) -> None:
+    """``exp``, ``nbf`` and ``iat`` as PyJWT checks them, but against the hub's
+    (injected) clock rather than the wall clock, so expiry is tested without sleeping."""
+    times: dict[str, float] = {}
+    for name in ("exp", "nbf", "iat"):
+        value = claims.get(name)
+        if value is None:
+            continue  # exp is required: jwt.decode has checked it is there
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise AuthError(f"invalid token: {name} must be a number")
+        times[name] = value
+    if times["exp"] <= now - leeway:
+        raise AuthError("token expired")
+    if any(times.get(name, now) > now + leeway for name in ("nbf", "iat")):
+        raise AuthError("token not yet valid (nbf or iat in the future)")
+
+
 def _prepare(config: Config, key: str, setting: str) -> Any:
     """A verification key: the HS256 secret as is; a public key parsed once (not per token)."""
     if config.jwt_algorithm == "HS256":
@@ -138,10 +148,18 @@ class _WallClock:
 
 
 def mint_token(
-    config: Config, user_id: str, name: str, *, locale: str = "en", ttl: float = 3600.0
+    config: Config,
+    user_id: str,
+    name: str,
+    *,
+    locale: str = "en",
+    ttl: float = 3600.0,
+    now: float | None = None,
 ) -> str:
-    """A token for development and tests (HS256 with the configured secret only)."""
+    """A token for development and tests (HS256 with the configured secret only);
+    ``now``: the time it expires ``ttl`` after (a hub's clock; the wall clock by default)."""
     if config.jwt_algorithm != "HS256" or not config.jwt_secret:
         raise AuthError("minting needs jwt_algorithm HS256 and jwt_secret (a key without kid)")
-    claims = {"sub": user_id, "name": name, "locale": locale, "exp": int(time.time() + ttl)}
+    issued = time.time() if now is None else now
+    claims = {"sub": user_id, "name": name, "locale": locale, "exp": int(issued + ttl)}
     return jwt.encode(claims, config.jwt_secret, algorithm="HS256")

@@ -100,6 +100,7 @@ class Config:
     report_burst: int = 10
     report_context: int = 5
     hold_after_reports: int = 0
+    completion_grace: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("ws_port", "api_port"):
@@ -188,6 +189,8 @@ class Config:
             raise ConfigError("phone_region: must be an ISO 3166 region code such as CA")
         if self.max_connections_per_ip < 0:
             raise ConfigError("max_connections_per_ip: must be 0 (off) or a number of connections")
+        if self.completion_grace < 0:
+            raise ConfigError("completion_grace: must be 0 or a number of seconds")
         if self.drain_window < 0:
             raise ConfigError("drain_window: must be 0 (close all at once) or a number of seconds")
         if self.slow_log_ms < 0:

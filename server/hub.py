@@ -239,6 +239,9 @@ class Hub:
         self.limits = Limits(max_text_chars=config.max_text_chars)
         self.rooms: dict[str, Room] = {}
         self._opening: dict[str, asyncio.Future[Room]] = {}
+        # Entries announced while their room opens: after its head was read, they
+        # would otherwise be dropped and wait for the next entry's gap fill.
+        self._announced_early: dict[str, list[tuple[Entry, str]]] = {}
         self.conns: set[Conn] = set()
         self.server: Server | None = None
         self._keepalive_task: asyncio.Future[None] | None = None  # set by start
@@ -645,12 +648,17 @@ class Hub:
             return await asyncio.shield(pending)
         future: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
         self._opening[name] = future
+        early = self._announced_early[name] = []
         try:
             await self.store.fanout.follow(name)
-            # Announcements that arrive before the head is read are covered by it.
+            # Announcements that arrive before the head is read are covered by it;
+            # those after it are kept in ``early`` and fed once the room exists.
             head = await self.store.head(name)
             room = Room(RoomFeed(head.epoch, head.seq))
             self.rooms[name] = room
+            for entry, epoch in early:
+                if self._feed_one(room, name, entry, epoch).fill_after is not None:
+                    self._start_fill(name, room)
             future.set_result(room)
             return room
         except BaseException as exc:
@@ -659,6 +667,7 @@ class Hub:
             raise
         finally:
             del self._opening[name]
+            del self._announced_early[name]
 
     def join(self, conn: Conn, name: str, room: Room) -> None:
         room.watchers.add(conn)
@@ -668,20 +677,37 @@ class Hub:
         """Tell every hub that the member is here, in the rooms where it matters:
         their own (push only when away), order rooms (``order_message``, and
         ``presence`` to the other party) and listing rooms (counted only)."""
-        if name in conn.rooms and name.startswith(PRESENCE_ROOMS):
-            user_id = conn.principal.user_id
-            first = not self.store.presence.here(name, user_id)
-            await self.store.presence.enter(name, user_id)
-            if first and name.startswith("order:"):
-                # Not awaited: a subscribe's reply goes before the room's events.
-                self._track(asyncio.ensure_future(announce(self, name, user_id, online=True)))
+        if name in conn.rooms:
+            await self.enter(conn, name)
+
+    async def enter(self, conn: Conn, name: str) -> bool:
+        """``entered`` for a room the connection is about to join; ``True`` when it
+        counted, and must then be undone with ``left`` if the join fails.
+
+        A subscribe enters before it joins: entering waits until other hubs can
+        see it (order rooms, on Redis), and once joined, no await may let the
+        room's events precede the reply (they would arrive before what was
+        missed, and look repeated)."""
+        if not name.startswith(PRESENCE_ROOMS):
+            return False
+        user_id = conn.principal.user_id
+        first = not self.store.presence.here(name, user_id)
+        await self.store.presence.enter(name, user_id)
+        if first and name.startswith("order:"):
+            # Not awaited: a subscribe's reply goes before the room's events.
+            self._track(asyncio.ensure_future(announce(self, name, user_id, online=True)))
+        return True
+
+    def left(self, conn: Conn, name: str) -> None:
+        """Undo ``enter``: the member's connection no longer watches the room."""
+        user_id = conn.principal.user_id
+        self.store.presence.leave(name, user_id)
+        if name.startswith("order:") and not self.store.presence.here(name, user_id):
+            self._track(asyncio.ensure_future(announce(self, name, user_id, online=False)))
 
     def unwatch(self, conn: Conn, name: str) -> None:
         if name in conn.rooms and name.startswith(PRESENCE_ROOMS):
-            user_id = conn.principal.user_id
-            self.store.presence.leave(name, user_id)
-            if name.startswith("order:") and not self.store.presence.here(name, user_id):
-                self._track(asyncio.ensure_future(announce(self, name, user_id, online=False)))
+            self.left(conn, name)
         conn.rooms.discard(name)
         room = self.rooms.get(name)
         if room is None:
@@ -706,6 +732,9 @@ class Hub:
     def _on_entry(self, entry: Entry, epoch: str) -> None:
         room = self.rooms.get(entry.room)
         if room is None:
+            early = self._announced_early.get(entry.room)
+            if early is not None:
+                early.append((entry, epoch))
             return
         if self._feed_one(room, entry.room, entry, epoch).fill_after is not None:
             self._start_fill(entry.room, room)

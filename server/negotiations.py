@@ -17,6 +17,13 @@ What each change tells, after it is stored:
 - an accepted negotiation puts an ``offer.accepted`` event into the backend's
   feed (``backend:events``, read with ``GET /v1/events``).
 
+Telling is driven to the end: the store marks each change untold in the same
+atomic step that stores it, and the mark goes once every step of the telling is
+stored (each step is idempotent by its key). A hub that dies in between leaves
+the mark; ``complete`` (run with each sweep, on any hub) tells the change
+again from the stored negotiation, so an accepted offer always gets its
+``offer.accepted`` event.
+
 The sweeper looks every ``offer_sweep_interval`` seconds for open
 negotiations whose deadline passed and expires them, on any number of hubs,
 each exactly once. The deadline itself does not wait for the sweep: an answer
@@ -40,6 +47,7 @@ from parley.server.core.offers import (
     Negotiation,
     OfferState,
     Party,
+    actor_of,
     close_item_sold,
     expire,
     is_open_at,
@@ -49,6 +57,7 @@ from parley.server.core.offers import (
 )
 from parley.server.core.rooms import user_room
 from parley.server.notify import Notice, Notifier
+from parley.server.stoppoints import stop_point
 from parley.server.store.base import Store
 
 log = logging.getLogger("parley.offers")
@@ -101,6 +110,7 @@ class Negotiations:
             break
         else:
             raise ParleyError(ErrorCode.unavailable, "the negotiation could not be opened; retry")
+        stop_point(f"offer.stored.{created.state}")
         await self._announce_stored(None, created, created.origin, actor_name)
         return created
 
@@ -121,6 +131,7 @@ class Negotiations:
             if after is None:
                 return None
             if await self.store.replace_negotiation(after):
+                stop_point(f"offer.stored.{after.state}")
                 await self._announce_stored(before, after, actor, actor_name)
                 return after
         raise ParleyError(ErrorCode.unavailable, "the offer keeps changing; retry")
@@ -146,11 +157,32 @@ class Negotiations:
             closed += done is not None and done.state is OfferState.item_sold
         return closed
 
+    async def complete(self, before_ms: int) -> int:
+        """Tell the changes stored before ``before_ms`` that a hub stopped telling."""
+        told = 0
+        for negotiation in await self.store.untold_negotiations(before_ms, SWEEP_BATCH):
+            actor = actor_of(negotiation)
+            actor_name = None
+            if actor is not None:
+                party = negotiation.buyer_id if actor is Party.buyer else negotiation.seller_id
+                user = await self.store.get_user(party)
+                actor_name = None if user is None else user.name
+            await self.announce(None, negotiation, actor, actor_name)
+            told += 1
+        if told:
+            log.info("offer changes told late count=%d", told)
+        return told
+
     async def run_sweeper(self) -> None:
-        """Sweep every ``offer_sweep_interval`` seconds until cancelled."""
+        """Sweep every ``offer_sweep_interval`` seconds until cancelled; each sweep
+        also completes the changes a stopped hub left half-told (notifications
+        and their push items, negotiations) once ``completion_grace`` passed."""
         while True:
             try:
                 await self.sweep()
+                before_ms = self.now_ms() - to_ms(self.config.completion_grace)
+                await self.complete(before_ms)
+                await self.notifier.complete(before_ms)
             except ParleyError as exc:
                 log.warning("offer sweep failed: %s", exc.message)
             await asyncio.sleep(self.config.offer_sweep_interval)
@@ -182,7 +214,7 @@ class Negotiations:
         actor: Party | None,
         actor_name: str | None,
     ) -> None:
-        kind = notice_kind(before, after)
+        kind = notice_kind(after)
         listing = await self.store.get_listing(after.listing_id)
         actor_id = None
         if actor is not None:
@@ -210,6 +242,7 @@ class Negotiations:
         await self.notifier.send(notices)
         if after.state is OfferState.accepted:
             await self._accepted_event(after)
+        await self.store.mark_told(after.id, after.version)
         log.info("offer %s id=%s listing=%s v=%d", kind, after.id, after.listing_id, after.version)
 
     def _payload(

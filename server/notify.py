@@ -7,8 +7,11 @@ idempotent by a key of its own (a retry stores nothing new and pushes nothing).
 
 When the member has no live session on any hub (or ``push_when: always``), the
 notification is also handed to the push outbox with a title and body in the
-member's language. A hub that dies between the two steps loses that push item,
-never the notification itself.
+member's language. The two are one change in two places: the push item is
+prepared in the outbox first, the notification appended, then the item
+committed with the notification's ``seq`` (``PushOutbox.prepare``/``commit``).
+A hub that dies between the steps leaves a preparation that ``complete``
+finishes on any hub: both are stored, each once.
 
 A notification that quotes a message (``QUOTING``: a mention, an order message)
 follows it (``follow_message``): when the message is deleted, or edited so that it
@@ -32,14 +35,22 @@ from urllib.parse import quote
 
 from parley.server.config import Config
 from parley.server.core.clock import Clock, to_ms
-from parley.server.core.model import Draft, Entry, Order, UserId
+from parley.server.core.model import AppendResult, Draft, Entry, Order, UserId
 from parley.server.core.moderation import UNSILENCED_KINDS, is_silenced, notice_author
 from parley.server.core.notices import excerpt, render_notice
 from parley.server.core.rooms import user_room
+from parley.server.stoppoints import stop_point
 from parley.server.store.base import Store
 from parley.server.store.outbox import PushItem, PushOutbox
 
 log = logging.getLogger("parley.notify")
+
+COMPLETE_BATCH: Final = 100  # preparations completed per look; the next look takes the rest
+
+
+def push_key(user_id: UserId, key: str) -> str:
+    """The outbox's key of a notification: its idempotency key is per member."""
+    return f"{user_id}\0{key}"
 
 
 # Notifications that quote a message, by the kind that names their idempotency key:
@@ -83,23 +94,23 @@ class Notifier:
         if await self._silenced(notice):
             # Counted as sent: no count may tell an author they are blocked or muted.
             return True
-        room = user_room(notice.user_id)
-        draft = Draft(
-            kind="notification",
-            text="",
-            ts=to_ms(self.clock.now()),
-            client_msg_id=notice.key,
-            data=notice.payload,
-        )
-        appended = await self.store.append(room, draft)
+        ts = to_ms(self.clock.now())
+        pushing = False
+        if self.outbox is not None and await self._wants_push(notice.user_id):
+            item = await self._push_item(notice, ts)
+            pushing = await self.outbox.prepare(push_key(notice.user_id, notice.key), item)
+            stop_point("notify.prepared")
+        appended = await self._append(notice.user_id, notice.key, notice.payload, ts)
+        entry = appended.entry
+        if pushing:
+            stop_point("notify.appended")
+            assert self.outbox is not None
+            await self.outbox.commit(push_key(notice.user_id, notice.key), entry.seq)
         if appended.duplicate:
             return False
-        entry = appended.entry
         log.debug(
             "notified user=%s kind=%s seq=%d", notice.user_id, notice.payload["kind"], entry.seq
         )
-        if self.outbox is not None and await self._wants_push(notice.user_id):
-            await self._push(notice, entry.seq, entry.ts)
         return True
 
     async def _silenced(self, notice: Notice) -> bool:
@@ -116,21 +127,52 @@ class Notifier:
         )
         return is_silenced(payload, author_blocked=blocked, room_muted=muted)
 
+    async def _append(
+        self, user_id: UserId, key: str, payload: dict[str, Any], ts: int
+    ) -> AppendResult:
+        draft = Draft(kind="notification", text="", ts=ts, client_msg_id=key, data=payload)
+        return await self.store.append(user_room(user_id), draft)
+
+    async def complete(self, before_ms: int) -> int:
+        """Finish the notifications whose push was prepared before ``before_ms`` by a
+        hub that stopped before committing it; return how many were finished."""
+        if self.outbox is None:
+            return 0
+        done = 0
+        for key, item in await self.outbox.prepared(before_ms, COMPLETE_BATCH):
+            notice_key = key.partition("\0")[2]
+            payload = await self._quoting_now(item.data)
+            appended = await self._append(item.user_id, notice_key, payload, item.ts)
+            done += await self.outbox.commit(key, appended.entry.seq)
+        if done:
+            log.info("notifications completed count=%d", done)
+        return done
+
+    async def _quoting_now(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A prepared push keeps no excerpt: a notification completed from it quotes
+        its message as the message reads now, and nothing once it is deleted."""
+        room, seq = payload.get("room"), payload.get("seq")
+        if payload.get("kind") not in QUOTING or not isinstance(room, str):
+            return payload
+        message = await self.store.get_entry(room, seq) if isinstance(seq, int) else None
+        if message is None or message.deleted:
+            return payload
+        return {**payload, "excerpt": excerpt(message.text)}
+
     async def _wants_push(self, user_id: UserId) -> bool:
         if self.config.push_when == "always":
             return True
         return not await self.store.presence.present(user_room(user_id), user_id)
 
-    async def _push(self, notice: Notice, seq: int, ts: int) -> None:
-        assert self.outbox is not None
+    async def _push_item(self, notice: Notice, ts: int) -> PushItem:
         user = await self.store.get_user(notice.user_id)
         locale = "en" if user is None else user.locale
         # Stored without the member's words: current_push reads them when it goes out.
         payload = {k: v for k, v in notice.payload.items() if k != "excerpt"}
         text = render_notice(payload, locale)
-        item = PushItem(
+        return PushItem(
             user_id=notice.user_id,
-            seq=seq,
+            seq=0,  # the notification's, set by the outbox's commit
             kind=notice.payload["kind"],
             title=text.title,
             body=text.body,
@@ -139,7 +181,6 @@ class Notifier:
             ts=ts,
             data=payload,
         )
-        await self.outbox.enqueue([item])
 
     async def current_push(self, item: PushItem) -> PushItem | None:
         """``item`` rendered from its notification as it reads now; None when withdrawn."""

@@ -14,18 +14,13 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from parley.server.core.notices import SUPPORTED_LOCALES, pick_locale
-from parley.server.core.roomevents import OFF_PLATFORM_DISCLAIMER
+from parley.server.core.roomevents import OFF_PLATFORM_DISCLAIMER, OFF_PLATFORM_DISCLAIMER_FR
 
 Role = Literal["buyer", "seller"]
 LinkProblem = Literal["invalid", "expired", "not_yours", "unavailable"]
 
 _NBSP: Final = "\u00a0"
 _LANGUAGE_RE: Final = re.compile(r"[A-Za-z]+")
-
-OFF_PLATFORM_DISCLAIMER_FR: Final = (
-    "Les transactions effectuées en dehors de la plateforme ne sont pas couvertes "
-    "par la protection des acheteurs."
-)
 
 
 def mail_locale(locale: str | None, default: str) -> str:

@@ -408,13 +408,18 @@ def to_wire(
     }
 
 
-def notice_kind(before: Negotiation | None, after: Negotiation) -> str:
-    """The notification kind for the change ``before`` -> ``after`` (None: a new negotiation)."""
-    if before is None:
-        return "offer_received"
-    if after.version <= before.version:
-        raise ValueError("no change to tell of")
-    return NOTICE_KINDS[after.state]
+def notice_kind(after: Negotiation) -> str:
+    """The notification kind for the change that gave ``after`` its version."""
+    return "offer_received" if after.version == 1 else NOTICE_KINDS[after.state]
+
+
+def actor_of(neg: Negotiation) -> Party | None:
+    """Who made the change that gave ``neg`` its version: the sender of a new or
+    countered price, the party who accepted, declined or withdrew, or nobody
+    (expiry, a sale). Lets a change be told from the stored negotiation alone."""
+    if neg.version == 1 or neg.state is OfferState.open:
+        return neg.current.by
+    return neg.ended_by
 
 
 def recipients_of(neg: Negotiation, actor: Party | None) -> tuple[UserId, ...]:

@@ -1,7 +1,9 @@
 """System messages: what the backend's reports look like inside a room (R3, R9).
 
-Each has a ``data`` object for widgets to render in the member's language, and
-an English ``text`` for those that don't.
+Each has a ``data`` object for widgets to render, with ``data.texts``: the
+sentence in every language Parley speaks (``SUPPORTED_LOCALES``), so a widget
+shows each member their own; ``text`` is the English one, for clients that look
+no further. Order status messages (``order_status``) have the same shape.
 """
 
 from __future__ import annotations
@@ -11,17 +13,51 @@ from typing import Any, Final
 
 from parley.protocol.errors import ErrorCode, ParleyError
 from parley.server.core.model import Order
+from parley.server.core.notices import SUPPORTED_LOCALES
 
 LISTING_CHANGES: Final = frozenset({"edited", "photos_added", "price_changed", "status_changed"})
 OFF_PLATFORM_DISCLAIMER: Final = (
     "Transactions made outside the platform are not covered by buyer protection."
 )
+OFF_PLATFORM_DISCLAIMER_FR: Final = (
+    "Les transactions effectuées en dehors de la plateforme ne sont pas couvertes "
+    "par la protection des acheteurs."
+)
+
+_PHRASES: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "photo_added": "The seller added {count} photo.",
+        "photos_added": "The seller added {count} photos.",
+        "price_changed": "The seller changed the price.",
+        "status_changed": "The listing's status changed.",
+        "edited": "The seller edited the listing.",
+        "order_opened": "Order confirmed. Use this private conversation to confirm the "
+        "address, share a tracking number, discuss a return or check the order's status. "
+        + OFF_PLATFORM_DISCLAIMER,
+    },
+    "fr-CA": {
+        "photo_added": "Le vendeur a ajouté {count} photo.",
+        "photos_added": "Le vendeur a ajouté {count} photos.",
+        "price_changed": "Le vendeur a modifié le prix.",
+        "status_changed": "Le statut de l'annonce a changé.",
+        "edited": "Le vendeur a modifié l'annonce.",
+        "order_opened": "Commande confirmée. Utilisez cette conversation privée pour "
+        "confirmer l'adresse, communiquer un numéro de suivi, discuter d'un retour ou "
+        "vérifier le statut de la commande. " + OFF_PLATFORM_DISCLAIMER_FR,
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)
 class SystemMessage:
-    text: str
+    text: str  # the English sentence; ``data["texts"]`` has every language
     data: dict[str, Any]
+
+
+def _said(phrase: str, data: dict[str, Any], **values: Any) -> SystemMessage:
+    """The message with ``data.texts``: ``phrase`` in every supported language."""
+    texts = {locale: _PHRASES[locale][phrase].format(**values) for locale in SUPPORTED_LOCALES}
+    return SystemMessage(texts["en"], {**data, "texts": texts})
 
 
 def listing_change(body: dict[str, Any]) -> SystemMessage:
@@ -40,8 +76,7 @@ def listing_change(body: dict[str, Any]) -> SystemMessage:
         if type(count) is not int or not 1 <= count <= 100:
             raise ParleyError(ErrorCode.bad_request, "count must be an integer 1..100")
         data["count"] = count
-        noun = "photo" if count == 1 else "photos"
-        return SystemMessage(f"The seller added {count} {noun}.", data)
+        return _said("photo_added" if count == 1 else "photos_added", data, count=count)
     fields = body.get("fields")
     if fields is not None:
         if (
@@ -51,18 +86,13 @@ def listing_change(body: dict[str, Any]) -> SystemMessage:
         ):
             raise ParleyError(ErrorCode.bad_request, "fields must be a list of short names")
         data["fields"] = fields
-    if kind == "price_changed":
-        return SystemMessage("The seller changed the price.", data)
-    if kind == "status_changed":
-        return SystemMessage("The listing's status changed.", data)
-    return SystemMessage("The seller edited the listing.", data)
+    return _said(kind, data)
 
 
 def order_opened(order: Order) -> SystemMessage:
     """R9, R12: the first message of an order room."""
-    return SystemMessage(
-        "Order confirmed. Use this private conversation to confirm the address, share a "
-        "tracking number, discuss a return or check the order's status. " + OFF_PLATFORM_DISCLAIMER,
+    return _said(
+        "order_opened",
         {
             "type": "order_opened",
             "order_id": order.id,

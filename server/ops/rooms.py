@@ -46,6 +46,7 @@ from parley.server.core.rooms import (
 from parley.server.mail.reminders import queue_unread_reminder
 from parley.server.notify import Notice, quoted_to
 from parley.server.ops.presence import presence_of
+from parley.server.stoppoints import STOP_AT, stop_point
 
 if TYPE_CHECKING:
     from parley.server.hub import Conn, Hub
@@ -88,11 +89,19 @@ async def subscribe(hub: Hub, conn: Conn, request: Subscribe) -> dict[str, Any]:
         reads["read"] = {party: marks.get(party, 0) for party in parties}
         reads["unread"] = await hub.store.unread_count(request.room, me)
     others = await presence_of(hub, me, request.room, order)  # before joining, as reads
-    result = await join_from(hub, conn, request.room, request.since, request.epoch)
+    # Entering may wait for other hubs: before joining, so that no event of the
+    # room reaches the connection ahead of this reply and what it says was missed.
+    counted = not again and await hub.enter(conn, request.room)
+    try:
+        result = await join_from(hub, conn, request.room, request.since, request.epoch)
+    except BaseException:
+        if counted:
+            hub.left(conn, request.room)
+        raise
+    if conn not in hub.conns:
+        hub.unwatch(conn, request.room)  # closed while joining: its cleanup has run
     result |= reads
     result |= others
-    if not again:
-        await hub.entered(conn, request.room)
     return result
 
 
@@ -178,17 +187,29 @@ async def post(hub: Hub, conn: Conn, request: Post) -> dict[str, Any]:
         "ts": entry.ts,
         "duplicate": appended.duplicate,
     }
+    if STOP_AT is not None:
+        stop_point("post.stored")
     if appended.duplicate:
-        return result  # the first attempt notified
+        # A retry: the first attempt may have stopped before notifying. Each
+        # notice is idempotent by its key, so telling again stores nothing twice.
+        if resolved is not None and resolved.members:
+            await _notify_mentions(hub, conn, entry, resolved, list(resolved.members), charge=False)
+        if request.room.startswith("order:"):
+            await _notify_counterpart_safely(hub, entry, order)
+        return result
     result |= _masked_reply(guarded, me.locale)
     if resolved is not None:
         result |= await _notify_mentions(hub, conn, entry, resolved, list(resolved.members))
     if request.room.startswith("order:"):
-        try:
-            await _notify_counterpart(hub, entry, order)
-        except ParleyError as exc:  # stored all the same; the inbox misses one notice
-            log.warning("order_message failed room=%s: %s", request.room, exc.message)
+        await _notify_counterpart_safely(hub, entry, order)
     return result
+
+
+async def _notify_counterpart_safely(hub: Hub, entry: Entry, order: Order | None) -> None:
+    try:
+        await _notify_counterpart(hub, entry, order)
+    except ParleyError as exc:  # stored all the same; a retry of the post tells again
+        log.warning("order_message failed room=%s: %s", entry.room, exc.message)
 
 
 async def edit(hub: Hub, conn: Conn, request: Edit) -> dict[str, Any]:
@@ -292,13 +313,17 @@ async def _notify_mentions(
     members: list[UserId],
     *,
     text: str | None = None,
+    charge: bool = True,
 ) -> dict[str, Any]:
-    """Notify ``members`` of a mention in ``message``; say in the reply who was not."""
+    """Notify ``members`` of a mention in ``message``; say in the reply who was not.
+
+    ``charge=False``: a retry telling again what its first attempt was charged for.
+    """
     me = conn.principal
     outcome: dict[str, Any] = {"mentions": [m.to_wire() for m in resolved.mentions]}
     not_notified = resolved.over_limit
     reason = "too_many_mentions" if not_notified else None
-    if members and not hub.take_mentions(me.user_id, len(members)):
+    if members and charge and not hub.take_mentions(me.user_id, len(members)):
         not_notified += len(members)
         members = []
         reason = "mentions_rate_limited"

@@ -312,6 +312,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def room_closed(self, room: str) -> bool:
+        """Whether the room's last ``close`` or ``reopen`` entry was a ``close``."""
+
+    @abc.abstractmethod
     async def head(self, room: str) -> RoomHead:
         """The room's last ``seq`` (0 when empty) and its log's ``epoch``.
 
@@ -384,6 +388,21 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def next_deadline(self) -> int | None:
         """The earliest deadline of an open negotiation (ms), ``None`` if none is open."""
+
+    @abc.abstractmethod
+    async def untold_negotiations(self, before_ms: int, limit: int) -> list[Negotiation]:
+        """Every change stored with ``updated_ms < before_ms`` and not told yet, as the
+        negotiation was at that version, oldest change first.
+
+        ``create_negotiation`` and ``replace_negotiation`` mark each change untold
+        in their own atomic step; ``mark_told`` ends it. A hub that dies between
+        storing a change and telling it leaves it here for another to tell, even
+        once later versions are stored.
+        """
+
+    @abc.abstractmethod
+    async def mark_told(self, offer_id: str, version: int) -> None:
+        """The change to ``version`` is told; other versions stay as they are."""
 
     # Read marks in order rooms and "My orders" (R9, R10).
 

@@ -19,6 +19,17 @@ both backends (``tests/store/test_outbox.py``; the contract for gateways is
   goes out, so an item not yet handed out follows its message's edits, and one
   whose notification was withdrawn is acked for the group instead of handed out.
 
+A notification and its push item are one change made in two stores (the
+member's room and the outbox, on two slots of a Redis Cluster), so the outbox
+journals it: ``prepare`` records the item under the notification's key before
+the notification is appended; ``commit`` then enqueues it with the
+notification's ``seq``, forgets the preparation and remembers the key as
+pushed, in one atomic step. A hub that dies in between leaves a preparation
+that ``prepared`` lists, and any hub completes it (``Notifier.complete``):
+appending the notification again is idempotent by its key, and committing a
+key twice enqueues once. A key stays remembered for ``PUSHED_KEEP_MS``, so a
+change told again within that time (a retried report) pushes nothing new.
+
 ``open_outbox(store)`` picks the backend of the store (SQLite tables or Redis
 Streams), importing it lazily. Engine errors become ``StoreUnavailable`` at the
 backend's edge, as in the stores.
@@ -98,6 +109,8 @@ Render = Callable[[PushItem], Awaitable[PushItem | None]]
 None when the notification was withdrawn (its message deleted, or edited away from the
 member). The stored item need not hold the member's words: they are read when it goes out."""
 
+PUSHED_KEEP_MS: Final = 24 * 3600 * 1000  # how long a pushed notification's key is remembered
+
 # What a backend's ``_take`` hands back: (id, encoded item, deliveries) in
 # order, and how long to wait at most before looking again when it is empty.
 Taken = tuple[list[tuple[str, bytes | str, int]], float | None]
@@ -114,6 +127,18 @@ def check_name(what: str, name: str) -> str:
 def encode_item(item: PushItem) -> bytes:
     """The stored form of an item (JSON), made before any write so a bad one fails alone."""
     return orjson.dumps(item.to_wire())
+
+
+def encode_unsequenced(item: PushItem) -> bytes:
+    """A prepared item: its JSON without ``seq``, which ``with_seq`` puts in front."""
+    wire = item.to_wire()
+    del wire["seq"]
+    return orjson.dumps(wire)
+
+
+def with_seq(raw: bytes, seq: int) -> bytes:
+    """The stored form of a prepared item once its notification's ``seq`` is known."""
+    return b'{"seq":%d,%s' % (seq, raw[1:])
 
 
 def decode_item(raw: bytes | str) -> PushItem:
@@ -134,7 +159,8 @@ def decode_item(raw: bytes | str) -> PushItem:
 class PushOutbox(abc.ABC):
     """The interface, and the long-poll and ``read`` flag every backend shares.
 
-    A backend implements ``_put``, ``_take``, ``_ack`` and ``_stats``, each one
+    A backend implements ``_put``, ``_prepare``, ``_commit``, ``_prepared``,
+    ``_take``, ``_ack`` and ``_stats``, each one
     atomic step on its engine; this class validates, waits and wakes.
     """
 
@@ -178,6 +204,35 @@ class PushOutbox(abc.ABC):
             return
         await self._put([(item, encode_item(item)) for item in items])
         self._wake()
+
+    async def prepare(self, key: str, item: PushItem) -> bool:
+        """Record that the notification ``key`` is to be pushed as ``item`` (its
+        ``seq`` is not known yet); ``False`` when ``key`` was pushed already.
+
+        A key already prepared keeps its first item.
+        """
+        self._check_open()
+        return await self._prepare(key, item.user_id, encode_unsequenced(item), self._now_ms())
+
+    async def commit(self, key: str, seq: int) -> bool:
+        """Enqueue the item prepared under ``key`` with ``seq``, forget the
+        preparation and remember ``key`` as pushed, in one step; ``False`` when
+        nothing is prepared under ``key`` (committed already, or never prepared)."""
+        self._check_open()
+        now_ms = self._now_ms()
+        done = await self._commit(key, seq, now_ms, now_ms - PUSHED_KEEP_MS)
+        if done:
+            self._wake()
+        return done
+
+    async def prepared(self, before_ms: int, limit: int) -> list[tuple[str, PushItem]]:
+        """Preparations made before ``before_ms`` and not committed, oldest first:
+        ``(key, item)`` with ``item.seq`` 0."""
+        self._check_open()
+        return [
+            (key, decode_item(with_seq(raw, 0)))
+            for key, raw in await self._prepared(before_ms, limit)
+        ]
 
     async def fetch(self, group: str, consumer: str, *, count: int, wait: float) -> list[Delivery]:
         """Hand ``consumer`` up to ``count`` items, waiting up to ``wait`` seconds for one."""
@@ -240,6 +295,15 @@ class PushOutbox(abc.ABC):
     async def _put(self, items: list[tuple[PushItem, bytes]]) -> None: ...
 
     @abc.abstractmethod
+    async def _prepare(self, key: str, user_id: UserId, raw: bytes, now_ms: int) -> bool: ...
+
+    @abc.abstractmethod
+    async def _commit(self, key: str, seq: int, now_ms: int, forget_before_ms: int) -> bool: ...
+
+    @abc.abstractmethod
+    async def _prepared(self, before_ms: int, limit: int) -> list[tuple[str, bytes]]: ...
+
+    @abc.abstractmethod
     async def _take(
         self, group: str, consumer: str, count: int, now_ms: int, deadline_ms: int
     ) -> Taken: ...
@@ -251,6 +315,9 @@ class PushOutbox(abc.ABC):
     async def _stats(self, group: str, now_ms: int) -> dict[str, int]: ...
 
     # Shared.
+
+    def _now_ms(self) -> int:
+        return to_ms(self.clock.now())
 
     def _check_open(self) -> None:
         if self._closed:

@@ -45,6 +45,7 @@ from collections.abc import Collection
 from typing import Any, Final
 
 from redis.asyncio import BlockingConnectionPool, Connection, Redis
+from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
@@ -72,6 +73,7 @@ from parley.server.core.model import (
     User,
     UserId,
 )
+from parley.server.stoppoints import stop_point
 from parley.server.store.base import WRITE_BOUNDS, ReadState, Store, StoreUnavailable
 from parley.server.store.redis_cluster import (
     ClusterFanout,
@@ -100,6 +102,8 @@ from parley.server.store.redis_wire import (
 )
 
 log = logging.getLogger("parley.store.redis")
+
+REDIRECT_MARK_MS: Final = 10_000  # life of the write a redirected append's WAIT follows
 
 _ORDER_FIELDS: Final = ("listing_id", "buyer_id", "seller_id", "status", "created_ts")
 _USER_FIELDS: Final = ("name", "locale", "email")
@@ -208,7 +212,8 @@ end
 # KEYS seq, epoch, log, msgs, mod, idem, closed, read
 # ARGV new epoch, known epoch, known seq, body, op, target, edit, idem, channel, publish,
 #      member ('1' for a member's entry, refused while the room is closed),
-#      inbox ('1' in a member's own room: a deleted notification leaves ``msgs``)
+#      inbox ('1' in a member's own room: a deleted notification leaves ``msgs``),
+#      '1' to return the id of the node that stored it (a cluster waiting for replicas)
 # op: m (a message or notification), e (edit), d (delete), x (removal), h (hold),
 # u (release), r (read mark: ARGV[4] is
 # the body without its data and mentions, completed here), c (close), o (reopen),
@@ -263,11 +268,27 @@ if ARGV[8] ~= '' then
 end
 -- '\\147' starts a msgpack array of 3: [epoch, seq, body]
 redis.call(ARGV[10], ARGV[9], '\\147' .. cmsgpack.pack(epoch, seq) .. body)
-if op == 'r' then
-  return {{3, seq, epoch, body}}
+-- On a cluster that waits for replicas: the node that stored it, last (a redirected
+-- append runs on another node than the one its WAIT was queued on).
+local here = nil
+if ARGV[13] == '1' then
+  here = redis.call('CLUSTER', 'MYID')
 end
-return {{0, seq, epoch}}
+if op == 'r' then
+  return {{3, seq, epoch, body, here}}
+end
+return {{0, seq, epoch, here}}
 """
+
+
+def _stored_on(reply: Any) -> bytes | None:
+    """The node id a new append's reply ends with (a cluster waiting for replicas)."""
+    if isinstance(reply, list) and reply and reply[0] in (0, 3):
+        at = 4 if reply[0] == 3 else 3
+        if len(reply) > at:
+            return bytes(reply[at])
+    return None
+
 
 _OPS: Final = {
     "comment": "m",
@@ -547,6 +568,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisLeases, 
                 raise ParleyError(
                     ErrorCode.conflict, "another member has this username, or one like it"
                 )
+            stop_point("user.name_claimed")
             free = await self._set_user(
                 keys=[self._user_key(user.id)],
                 args=[name_key, user.name, user.locale, user.email or "", ""],
@@ -653,6 +675,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisLeases, 
                 raise ParleyError(
                     ErrorCode.conflict, f"order {order.id} exists with another listing or parties"
                 )
+        stop_point("order.indexing")
         with edge():
             await self._index_order(stored)
         return stored, created
@@ -690,6 +713,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisLeases, 
                     "" if draft.target is None else draft.target, edit, idem,
                     self._key(room, "ch"), "SPUBLISH" if self._sharded() else "PUBLISH",
                     member, "1" if room.startswith("user:") else "",
+                    "1" if self.cluster and self._wait_replicas else "",
                 ],
             )  # fmt: skip
         if reply[0] == 1:
@@ -749,7 +773,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisLeases, 
             raise
         else:
             self.write_seconds.observe(time.perf_counter() - started)
-        replies = self._replicated(replies, shards, len(batch))
+        replies = await self._replicated(replies, shards, batch)
         unloaded = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if unloaded and not again:
             # A master new to this hub (a failover, a new shard) lacks the script,
@@ -767,7 +791,8 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisLeases, 
 
     def _queue_waits(self, pipe: Any, batch: list[_PendingAppend]) -> list[Any]:
         """After the appends, one ``WAIT`` per master written to, on the connection that
-        wrote (per shard on a cluster). Returns the shard of each append, in order."""
+        wrote (per shard on a cluster, with the shard's node id: ``CLUSTER MYID``).
+        Returns the shard of each append, in order."""
         if not self._wait_replicas:
             return []
         wait = ("WAIT", self._wait_replicas, self._wait_timeout_ms)
@@ -778,31 +803,79 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisLeases, 
         shards = [slots.get_node_from_slot(key_slot(keys[0].encode())) for keys, _, _ in batch]
         for node in {node.name: node for node in shards}.values():
             pipe.execute_command(*wait, target_nodes=node)
+            pipe.execute_command("CLUSTER MYID", target_nodes=node)
         return shards
 
-    def _replicated(self, replies: list[Any], shards: list[Any], count: int) -> list[Any]:
+    async def _replicated(
+        self, replies: list[Any], shards: list[Any], batch: list[_PendingAppend]
+    ) -> list[Any]:
         """The appends' replies, with those their master's replicas did not confirm in
-        time made ``StoreUnavailable``: stored, maybe, but not safe to acknowledge."""
+        time made ``StoreUnavailable``: stored, maybe, but not safe to acknowledge.
+
+        On a cluster, an append redirected during a slot migration (``ASK``,
+        ``MOVED``) was stored by another node than the one its batch's ``WAIT`` went
+        to: it gets a ``WAIT`` of its own on the node that stored it."""
+        count = len(batch)
         if not shards:
             return replies[:count]
         appends, waits = replies[:count], replies[count:]
-        names = list(dict.fromkeys(None if node is None else node.name for node in shards))
-        short = {
-            name
-            for name, acked in zip(names, waits, strict=True)
-            if isinstance(acked, BaseException) or int(acked) < self._wait_replicas
-        }
-        if not short:
-            return appends
-        down = StoreUnavailable(
+        if not self.cluster:
+            return appends if self._confirmed(waits[0]) else self._unconfirmed(appends)
+        names = list(dict.fromkeys(node.name for node in shards))
+        confirmed = {name: self._confirmed(w) for name, w in zip(names, waits[0::2], strict=True)}
+        ids = {name: i for name, i in zip(names, waits[1::2], strict=True)}
+        elsewhere: dict[bytes, bool] = {}  # one WAIT per node that stored redirected ones
+        out = []
+        for (keys, _, _), reply, node in zip(batch, appends, shards, strict=True):
+            stored_on = _stored_on(reply)
+            if stored_on is not None and stored_on != ids[node.name]:
+                if stored_on not in elsewhere:
+                    elsewhere[stored_on] = await self._wait_on(stored_on, keys[0])
+                ok = elsewhere[stored_on]
+            else:
+                ok = confirmed[node.name]
+            out.append(reply if ok or isinstance(reply, BaseException) else self._down())
+        return out
+
+    def _confirmed(self, acked: Any) -> bool:
+        return not isinstance(acked, BaseException) and int(acked) >= self._wait_replicas
+
+    def _down(self) -> StoreUnavailable:
+        return StoreUnavailable(
             f"not confirmed by {self._wait_replicas} replica(s) within "
             f"{self._wait_timeout_ms} ms; retry (the same client_msg_id is stored once)"
         )
-        return [
-            down if (None if node is None else node.name) in short
-            and not isinstance(reply, BaseException) else reply
-            for reply, node in zip(appends, shards, strict=True)
-        ]  # fmt: skip
+
+    def _unconfirmed(self, appends: list[Any]) -> list[Any]:
+        return [r if isinstance(r, BaseException) else self._down() for r in appends]
+
+    async def _wait_on(self, node_id: bytes | str, room_key: str) -> bool:
+        """``WAIT`` on the node ``node_id`` for what it stored: a write in the room's
+        slot on one connection (``ASKING`` first: the slot may still be importing),
+        then ``WAIT`` on it. A master's replication is one stream, so replicas that
+        have this write have every earlier one, the redirected append included."""
+        cluster = as_cluster(self._client)
+        wanted = as_text(node_id)
+        try:
+            nodes = await cluster.cluster_nodes()
+        except (RedisError, OSError):
+            return False
+        address = next((a for a, info in nodes.items() if info.get("node_id") == wanted), None)
+        node = None if address is None else cluster.get_node(node_name=address)
+        if node is None:
+            return False
+        marker = room_key.rpartition(":")[0] + ":wait"  # the room's hash tag: its slot
+        commands = [
+            PipelineCommand(0, "ASKING"),
+            PipelineCommand(1, "SET", marker, "", "PX", REDIRECT_MARK_MS),
+            PipelineCommand(2, "WAIT", self._wait_replicas, self._wait_timeout_ms),
+        ]
+        try:
+            await node.execute_pipeline(commands)
+        except (RedisError, OSError):
+            return False
+        log.info("redirected append confirmed on its own node node=%s", address)
+        return self._confirmed(commands[2].result)
 
     async def _read_entries(self, room: str, *args: str | int) -> list[Entry]:
         with edge():
@@ -852,6 +925,11 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisLeases, 
         with edge():
             up_to, unread = await self._read_state(keys=self._room_keys(room, "read", "msgs"))
         return ReadState(int(up_to), int(unread))
+
+    async def room_closed(self, room: str) -> bool:
+        [closed] = self._room_keys(room, "closed")
+        with edge():
+            return bool(await self._client.exists(closed))
 
     async def head(self, room: str) -> RoomHead:
         known_epoch, known_seq = self._seen.get(room, ("", 0))

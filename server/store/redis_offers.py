@@ -9,6 +9,9 @@ hash tag, so every key below lives on one slot and one script may touch any)::
     parley:{offers}:due              zset  id -> expires_at_ms, open ones only
     parley:{offers}:user:<member>    zset  id -> updated_ms, as buyer or seller
     parley:{offers}:likes:<listing>  zset  member -> -ts
+    parley:{offers}:untold           zset  "<id>:<version>" -> updated_ms, while
+                                           that change is not told (``mark_told``)
+    parley:{offers}:untold:body      hash  "<id>:<version>" -> the body at that version
 
 A like's score is minus its time, so that ascending order is most recent first
 with ties by member id, and ``before`` is the exclusive lower bound ``(-before``.
@@ -16,9 +19,11 @@ with ties by member id, and ``before`` is the exclusive lower bound ``(-before``
 Creating and replacing a negotiation are one script each (``_CREATE_LUA``,
 ``_REPLACE_LUA``): the open-pair check, the version compare and every index
 change happen in one step, so of two changes from one version exactly one is
-stored, whichever hub sent them. Reads that filter (``negotiations_of``) or
-join ids to documents are scripts too, so they never mix two states. Scripts
-build ``n:<id>`` keys from the ``{offers}`` prefix they are given: same slot.
+stored, whichever hub sent them; the change is marked untold in the same
+script, so a hub that dies before telling it leaves it to be told. Reads that
+filter (``negotiations_of``) or join ids to documents are scripts too, so they
+never mix two states. Scripts build ``n:<id>`` keys from the ``{offers}``
+prefix they are given: same slot.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ if TYPE_CHECKING:
 
 PAGE: Final = 100  # ids a script reads at once while filtering a member's negotiations
 
-# KEYS n, open, due, buyer's zset, seller's zset
+# KEYS n, open, due, buyer's zset, seller's zset, untold, untold bodies
 # ARGV id, buyer, listing, seller, body, version, state, expires_at_ms, updated_ms
 # Returns {0} when stored, {1, id} when the buyer has an open one, {2} when the id is taken.
 _CREATE_LUA: Final = """
@@ -55,10 +60,12 @@ redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[8], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[9], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[9], ARGV[1])
+redis.call('ZADD', KEYS[6], ARGV[9], ARGV[1] .. ':' .. ARGV[6])
+redis.call('HSET', KEYS[7], ARGV[1] .. ':' .. ARGV[6], ARGV[5])
 return {0}
 """
 
-# KEYS n, open, due, buyer's zset, seller's zset
+# KEYS n, open, due, buyer's zset, seller's zset, untold, untold bodies
 # ARGV id, buyer, listing, seller, body, version, state, expires_at_ms ('' once closed),
 #      updated_ms, expected version
 # Returns {0} when the stored version (or listing, or party) differs, {1} when
@@ -84,7 +91,19 @@ end
 redis.call('HSET', KEYS[1], 'body', ARGV[5], 'version', ARGV[6], 'state', ARGV[7])
 redis.call('ZADD', KEYS[4], ARGV[9], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[9], ARGV[1])
+redis.call('ZADD', KEYS[6], ARGV[9], ARGV[1] .. ':' .. ARGV[6])
+redis.call('HSET', KEYS[7], ARGV[1] .. ':' .. ARGV[6], ARGV[5])
 return {1}
+"""
+
+# KEYS untold, untold bodies; ARGV before ms, limit. Returns the bodies, oldest change first.
+_UNTOLD_LUA: Final = """
+local out = {}
+for _, change in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1],
+                                   'LIMIT', 0, ARGV[2])) do
+  out[#out + 1] = redis.call('HGET', KEYS[2], change)
+end
+return out
 """
 
 # KEYS the member's zset; ARGV n: prefix, listing ('' for any), '1' for open ones only,
@@ -155,6 +174,7 @@ class RedisOffers:
         self._open_negotiations: AsyncScript = register(_OPEN_LUA)
         self._due_negotiations: AsyncScript = register(_DUE_LUA)
         self._set_offers_enabled: AsyncScript = register(_SET_OFFERS_ENABLED_LUA)
+        self._untold: AsyncScript = register(_UNTOLD_LUA)
 
     def _offer_key(self, part: str) -> str:
         return f"{self._offers}:{part}"
@@ -166,7 +186,11 @@ class RedisOffers:
             self._offer_key("due"),
             self._offer_key(f"user:{neg.buyer_id}"),
             self._offer_key(f"user:{neg.seller_id}"),
+            *self._untold_keys(),
         ]
+
+    def _untold_keys(self) -> list[str]:
+        return [self._offer_key("untold"), self._offer_key("untold:body")]
 
     # Likes.
 
@@ -298,6 +322,22 @@ class RedisOffers:
         with edge():
             first = await self._client.zrange(self._offer_key("due"), 0, 0, withscores=True)
         return int(first[0][1]) if first else None
+
+    async def untold_negotiations(self, before_ms: int, limit: int) -> list[Negotiation]:
+        if limit <= 0:
+            return []
+        with edge():
+            bodies = await self._untold(keys=self._untold_keys(), args=[before_ms, limit])
+        return _decode_all(bodies)
+
+    async def mark_told(self, offer_id: str, version: int) -> None:
+        untold, bodies = self._untold_keys()
+        change = f"{offer_id}:{version}"
+        with edge():
+            async with self._client.pipeline(transaction=True) as tx:
+                tx.zrem(untold, change)
+                tx.hdel(bodies, change)
+                await tx.execute()
 
 
 def _decode_all(bodies: list[Any]) -> list[Negotiation]:

@@ -9,6 +9,11 @@ hash tag, so every key below lives on one slot and one script may touch them)::
                                        hub's injected clock
     parley:{push}:group:<G>:held       hash  id -> "<consumer>\\n<member>" for
                                        every item handed out and not acked
+    parley:{push}:prepared             hash  notification key -> "<member>\\n<item
+                                       JSON without seq>", until committed
+    parley:{push}:prepared:at          zset  notification key -> when prepared, ms
+    parley:{push}:pushed               zset  notification key -> when enqueued, ms,
+                                       kept ``PUSHED_KEEP_MS``
 
 Each group ``<G>`` is a Redis consumer group on the stream, created at ``0`` by
 its first fetch. Its pending entries list (PEL) is what the group has taken in
@@ -21,13 +26,16 @@ an item: it walks the PEL in stream order, then reads new entries with
 picks to the consumer with ``XCLAIM ... RETRYCOUNT <deliveries> JUSTID``.
 Deadlines are kept in ``due`` rather than taken from Redis's idle times, which
 run on Redis's clock. An ack (``_ACK_LUA``) is ``XACK`` plus the bookkeeping,
-then ``XTRIM MINID`` drops what every group has acked.
+then ``XTRIM MINID`` drops what every group has acked. A commit
+(``_COMMIT_LUA``) takes the preparation, adds the item and remembers the key in
+one script on the same slot.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
+from parley.server.core.model import UserId
 from parley.server.store.outbox import SCAN_MAX, PushItem, PushOutbox, Taken
 from parley.server.store.redis import RedisStore
 from parley.server.store.redis_wire import edge
@@ -181,6 +189,51 @@ return acked
 """
 
 
+# KEYS prepared, prepared:at, pushed; ARGV key, "<member>\n<item>", now ms.
+# Returns 0 when the key was pushed already.
+_PREPARE_LUA: Final = """
+if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+  return 0
+end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+end
+return 1
+"""
+
+# KEYS stream, prepared, prepared:at, pushed; ARGV key, seq, now ms, forget before ms,
+# max items. Returns 0 when nothing is prepared under the key.
+_COMMIT_LUA: Final = """
+local value = redis.call('HGET', KEYS[2], ARGV[1])
+if not value then
+  return 0
+end
+local cut = string.find(value, '\\n', 1, true)
+local raw = string.sub(value, cut + 1)
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'u', string.sub(value, 1, cut - 1),
+           's', ARGV[2], 'b', '{"seq":' .. ARGV[2] .. ',' .. string.sub(raw, 2))
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+return 1
+"""
+
+# KEYS prepared, prepared:at; ARGV before ms, limit. Returns key, value pairs, oldest first.
+_PREPARED_LUA: Final = """
+local out = {}
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1],
+                                'LIMIT', 0, ARGV[2])) do
+  local value = redis.call('HGET', KEYS[1], key)
+  if value then
+    out[#out + 1] = key
+    out[#out + 1] = value
+  end
+end
+return out
+"""
+
+
 def _is_stream_id(value: str) -> bool:
     ms, dash, seq = value.partition("-")
     return bool(dash) and all(p.isascii() and p.isdigit() and len(p) <= 20 for p in (ms, seq))
@@ -194,6 +247,11 @@ class RedisOutbox(PushOutbox):
         self._stream = f"{self._base}:stream"
         self._fetch = self._client.register_script(_FETCH_LUA)
         self._ack_script = self._client.register_script(_ACK_LUA)
+        self._prepare_script = self._client.register_script(_PREPARE_LUA)
+        self._commit_script = self._client.register_script(_COMMIT_LUA)
+        self._prepared_script = self._client.register_script(_PREPARED_LUA)
+        self._journal = [f"{self._base}:prepared", f"{self._base}:prepared:at"]
+        self._pushed = f"{self._base}:pushed"
 
     async def open(self) -> None:
         """Nothing to create: the stream and each group appear with their first use."""
@@ -213,6 +271,30 @@ class RedisOutbox(PushOutbox):
                         approximate=True,
                     )
                 await tx.execute()
+
+    async def _prepare(self, key: str, user_id: UserId, raw: bytes, now_ms: int) -> bool:
+        with edge():
+            done = await self._prepare_script(
+                keys=[*self._journal, self._pushed],
+                args=[key, user_id.encode() + b"\n" + raw, now_ms],
+            )
+        return bool(done)
+
+    async def _commit(self, key: str, seq: int, now_ms: int, forget_before_ms: int) -> bool:
+        with edge():
+            done = await self._commit_script(
+                keys=[self._stream, *self._journal, self._pushed],
+                args=[key, seq, now_ms, forget_before_ms, self.max_items],
+            )
+        return bool(done)
+
+    async def _prepared(self, before_ms: int, limit: int) -> list[tuple[str, bytes]]:
+        with edge():
+            flat = await self._prepared_script(keys=self._journal, args=[before_ms, limit])
+        return [
+            (flat[i].decode(), bytes(flat[i + 1]).partition(b"\n")[2])
+            for i in range(0, len(flat), 2)
+        ]
 
     async def _take(
         self, group: str, consumer: str, count: int, now_ms: int, deadline_ms: int

@@ -395,6 +395,10 @@ class SqliteStore(SqliteOffers, SqliteConversations, SqliteModeration, LocalLeas
         up_to, unread = await self._read(lambda conn: _read_state(conn, room))
         return ReadState(up_to, unread)
 
+    async def room_closed(self, room: str) -> bool:
+        row = await self._read_one("SELECT closed FROM rooms WHERE room = ?", room)
+        return row is not None and bool(row[0])
+
     async def head(self, room: str) -> RoomHead:
         row = await self._read_one("SELECT last_seq, epoch FROM rooms WHERE room = ?", room)
         return RoomHead(0, self._epoch_for(room)) if row is None else RoomHead(row[0], row[1])

@@ -6,6 +6,9 @@ made before they existed gets them when it is opened, schema version unchanged):
     likes          (listing, member) -> when they favourited it
     negotiations   one row per negotiation: the JSON document (``offers_wire``)
                    and the columns the reads filter and sort on
+    negotiations_untold  (id, version) -> updated_ms and the body at that
+                   version, while that change is not told (``mark_told``);
+                   written in the change's own transaction
 
 At most one open negotiation per (listing, buyer) is the partial unique index
 ``negotiations_open``; each change checks it first and refuses with a
@@ -44,6 +47,11 @@ OFFERS_SCHEMA: Final = (
         ON negotiations (expires_at_ms, id) WHERE state = 'open'""",
     "CREATE INDEX IF NOT EXISTS negotiations_buyer ON negotiations (buyer_id, updated_ms)",
     "CREATE INDEX IF NOT EXISTS negotiations_seller ON negotiations (seller_id, updated_ms)",
+    """CREATE TABLE IF NOT EXISTS negotiations_untold (
+        id TEXT NOT NULL, version INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+        body TEXT NOT NULL, PRIMARY KEY (id, version)) WITHOUT ROWID""",
+    """CREATE INDEX IF NOT EXISTS negotiations_untold_at
+        ON negotiations_untold (updated_ms, id, version)""",
 )
 
 # Most recently changed first; ties by id, descending, as on Redis (ZREVRANGE).
@@ -144,6 +152,7 @@ class SqliteOffers:
                     body,
                 ),
             )
+            _mark_untold(conn, neg, body)
             return neg
 
         return await self._write(run)
@@ -172,6 +181,7 @@ class SqliteOffers:
                 " version = ?, body = ? WHERE id = ?",
                 (neg.state.value, neg.expires_at_ms, neg.updated_ms, neg.version, body, neg.id),
             )
+            _mark_untold(conn, neg, body)
             return True
 
         return await self._write(run)
@@ -223,9 +233,34 @@ class SqliteOffers:
         )
         return None if row[0] is None else int(row[0])
 
+    async def untold_negotiations(self, before_ms: int, limit: int) -> list[Negotiation]:
+        if limit <= 0:
+            return []
+        return await self._negotiations(
+            "SELECT body FROM negotiations_untold WHERE updated_ms < ?"
+            " ORDER BY updated_ms, id, version LIMIT ?",
+            before_ms,
+            limit,
+        )
+
+    async def mark_told(self, offer_id: str, version: int) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM negotiations_untold WHERE id = ? AND version = ?", (offer_id, version)
+            )
+        )
+
     async def _negotiations(self, sql: str, *args: object) -> list[Negotiation]:
         rows: list[Any] = await self._read(lambda conn: conn.execute(sql, args).fetchall())
         return [decode_negotiation(body) for (body,) in rows]
+
+
+def _mark_untold(conn: sqlite3.Connection, neg: Negotiation, body: str) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO negotiations_untold (id, version, updated_ms, body)"
+        " VALUES (?, ?, ?, ?)",
+        (neg.id, neg.version, neg.updated_ms, body),
+    )
 
 
 def _open_one(conn: sqlite3.Connection, neg: Negotiation) -> str | None:

@@ -7,6 +7,9 @@ Tables, created by ``open()`` beside the store's own::
     push_pending  one row per group per item it has not acked: who holds it,
                   until when (ms, injected clock), how many times it went out
     push_meta     the number of items retained, so trimming needs no count(*)
+    push_prepared notification key -> member, item without seq, when prepared (ms)
+    push_pushed   notification key -> when its item was enqueued (ms), kept
+                  ``PUSHED_KEEP_MS``
 
 Every change runs in the store's writer thread, inside its group-commit
 transaction (``SqliteStore._write``): one fetch or ack is atomic with respect
@@ -21,7 +24,8 @@ import sqlite3
 from collections import Counter
 from typing import Any, Final
 
-from parley.server.store.outbox import SCAN_MAX, PushItem, PushOutbox, Taken
+from parley.server.core.model import UserId
+from parley.server.store.outbox import SCAN_MAX, PushItem, PushOutbox, Taken, with_seq
 from parley.server.store.sqlite import SqliteStore
 
 # Re-check at least this often while waiting (seconds): covers a clock that jumps.
@@ -43,6 +47,13 @@ _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS push_meta (
         key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID""",
     "INSERT OR IGNORE INTO push_meta (key, value) VALUES ('length', 0)",
+    """CREATE TABLE IF NOT EXISTS push_prepared (
+        key TEXT PRIMARY KEY, user_id TEXT NOT NULL, body BLOB NOT NULL,
+        prepared_ms INTEGER NOT NULL) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS push_prepared_at ON push_prepared (prepared_ms)",
+    """CREATE TABLE IF NOT EXISTS push_pushed (
+        key TEXT PRIMARY KEY, pushed_ms INTEGER NOT NULL) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS push_pushed_at ON push_pushed (pushed_ms)",
 )
 
 # Not held: never handed out, or its visibility timeout has passed.
@@ -86,6 +97,46 @@ class SqliteOutbox(PushOutbox):
             conn.execute("DELETE FROM push_pending WHERE item <= ?", (newest_trimmed,))
             trimmed = conn.execute("DELETE FROM push_items WHERE id <= ?", (newest_trimmed,))
             _add_length(conn, -trimmed.rowcount)
+
+    async def _prepare(self, key: str, user_id: UserId, raw: bytes, now_ms: int) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            if conn.execute("SELECT 1 FROM push_pushed WHERE key = ?", (key,)).fetchone():
+                return False
+            conn.execute(
+                "INSERT OR IGNORE INTO push_prepared (key, user_id, body, prepared_ms)"
+                " VALUES (?, ?, ?, ?)",
+                (key, user_id, raw, now_ms),
+            )
+            return True
+
+        return await self._store._write(run)
+
+    async def _commit(self, key: str, seq: int, now_ms: int, forget_before_ms: int) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            rows = conn.execute(
+                "DELETE FROM push_prepared WHERE key = ? RETURNING user_id, body", (key,)
+            ).fetchall()
+            if not rows:
+                return False
+            [(user_id, raw)] = rows
+            self._put_in_batch(conn, [(user_id, seq, with_seq(raw, seq).decode())])
+            conn.execute("DELETE FROM push_pushed WHERE pushed_ms < ?", (forget_before_ms,))
+            conn.execute(
+                "INSERT OR REPLACE INTO push_pushed (key, pushed_ms) VALUES (?, ?)", (key, now_ms)
+            )
+            return True
+
+        return await self._store._write(run)
+
+    async def _prepared(self, before_ms: int, limit: int) -> list[tuple[str, bytes]]:
+        rows = await self._store._read(
+            lambda conn: conn.execute(
+                "SELECT key, body FROM push_prepared WHERE prepared_ms < ?"
+                " ORDER BY prepared_ms, key LIMIT ?",
+                (before_ms, limit),
+            ).fetchall()
+        )
+        return [(key, bytes(body)) for key, body in rows]
 
     async def _take(
         self, group: str, consumer: str, count: int, now_ms: int, deadline_ms: int

@@ -62,6 +62,8 @@ class RunningHub:
         return f"http://127.0.0.1:{self.app.api_port}"
 
     def token(self, user: str, name: str | None = None, **kw: Any) -> str:
+        """A token valid on the hub's clock (a test's FakeClock, or the wall clock)."""
+        kw.setdefault("now", self.app.clock.now())
         return mint_token(self.config, user, name or user, **kw)
 
     async def client(

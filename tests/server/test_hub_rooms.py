@@ -113,7 +113,11 @@ async def test_r3_listing_changes_appear_as_system_messages(hub: RunningHub) -> 
     assert status == 201
     photos, edited = await watcher.next_event(), await watcher.next_event()
     assert photos["kind"] == "system" and photos["author"] is None
-    assert photos["data"] == {"type": "listing_photos_added", "count": 2}
+    assert photos["data"] == {
+        "type": "listing_photos_added",
+        "count": 2,
+        "texts": {"en": "The seller added 2 photos.", "fr-CA": "Le vendeur a ajouté 2 photos."},
+    }
     assert edited["data"]["type"] == "listing_edited"
     status, reply = await hub.api("POST", "/v1/listings/L1/events", {"type": "bogus"})
     assert (status, reply["error"]["code"]) == (400, "bad_request")

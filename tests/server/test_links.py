@@ -103,9 +103,10 @@ def test_r11_a_session_token_connects_with_its_scope() -> None:
 
 
 def test_r11_a_member_token_has_no_scope() -> None:
-    token = mint_token(config(), "u7", "marie")
+    clock = FakeClock()
+    token = mint_token(config(), "u7", "marie", now=clock.now())
     assert not is_session_token(token)
-    assert TokenVerifier(config(), FakeClock()).verify(token).scope is None
+    assert TokenVerifier(config(), clock).verify(token).scope is None
 
 
 def test_r11_a_session_token_expires_on_the_injected_clock() -> None:

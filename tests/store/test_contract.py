@@ -434,9 +434,12 @@ async def test_a_closed_room_refuses_members_writes_and_takes_system_entries(
 ) -> None:
     room = "listing:L1"
     author = Author(UserId("u1"), "alice")
+    assert not await store.room_closed(room)  # never written
     await store.append(room, Draft("comment", "hello", 1, author))
+    assert not await store.room_closed(room)
     closed = await store.append(room, Draft("close", "", 2, data={"reason": "listing_deleted"}))
     assert closed.entry.seq == 2
+    assert await store.room_closed(room)
     for draft in (
         Draft("comment", "still there?", 3, author),
         Draft("edit", "changed", 3, author, target=1),
@@ -448,6 +451,7 @@ async def test_a_closed_room_refuses_members_writes_and_takes_system_entries(
     assert (await store.head(room)).seq == 2  # nothing refused took a seq
     await store.append(room, Draft("system", "The listing's status changed.", 4))
     await store.append(room, Draft("reopen", "", 5))
+    assert not await store.room_closed(room)
     again = await store.append(room, Draft("comment", "back", 6, author))
     assert again.entry.seq == 5
     assert [e.kind for e in await store.entries_after(room, 0, 10)] == [

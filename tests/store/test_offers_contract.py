@@ -523,3 +523,32 @@ async def test_a_schema_2_file_from_before_offers_gets_their_tables(tmp_path: Pa
     # index keyed by look (``test_sqlite_migration``).
     assert version == SCHEMA_VERSION == "3"
     assert {"likes", "negotiations", "negotiations_open", "negotiations_due"} <= names
+
+
+# Changes stored and not told yet (the hub tells them, then marks them told).
+
+
+async def test_every_stored_change_is_untold_until_marked_told(store: Store) -> None:
+    first = await store.create_negotiation(offer("o1", at=T0))
+    other = await store.create_negotiation(offer("o2", buyer=OTHER, at=T0 + 5))
+    assert ids(await store.untold_negotiations(T0 + 100, 10)) == ["o1", "o2"]
+    assert ids(await store.untold_negotiations(T0 + 5, 10)) == ["o1"]  # changed before only
+    assert ids(await store.untold_negotiations(T0 + 100, 1)) == ["o1"]
+    await store.mark_told(first.id, 1)
+    countered = await change(store, counter(other, SELLER, 9_000, T0 + 10))
+    # Each version as it was: the first price is still to be told, and the counter.
+    assert await store.untold_negotiations(T0 + 100, 10) == [other, countered]
+    await store.mark_told(other.id, 2)
+    assert await store.untold_negotiations(T0 + 100, 10) == [other]
+    await store.mark_told(other.id, 1)
+    await store.mark_told("unknown", 1)
+    assert await store.untold_negotiations(T0 + 100, 10) == []
+
+
+async def test_a_change_that_lost_its_race_leaves_nothing_untold(store: Store) -> None:
+    neg = await store.create_negotiation(offer("o1", at=T0))
+    await store.mark_told(neg.id, 1)
+    accepted = answer(neg, SELLER, "accept", T0 + 1)
+    assert await store.replace_negotiation(accepted)
+    assert not await store.replace_negotiation(answer(neg, SELLER, "decline", T0 + 2))
+    assert await store.untold_negotiations(T0 + 100, 10) == [accepted]

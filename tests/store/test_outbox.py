@@ -8,17 +8,23 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from parley.protocol.errors import ErrorCode, ParleyError
-from parley.server.core.clock import FakeClock
+from parley.server.core.clock import FakeClock, to_ms
 from parley.server.core.model import UserId
 from parley.server.store import Store, StoreUnavailable, open_store
-from parley.server.store.outbox import Delivery, PushItem, PushOutbox, open_outbox
+from parley.server.store.outbox import (
+    PUSHED_KEEP_MS,
+    Delivery,
+    PushItem,
+    PushOutbox,
+    open_outbox,
+)
 from tests.store.conftest import BACKENDS
 from tests.support.closed_port import closed_port
 from tests.support.long_poll import until_long_polls
@@ -126,6 +132,45 @@ async def drain(
         got += batch
         await box.ack(group, [d.id for d in batch])
     raise AssertionError(f"still not drained after {rounds} rounds")
+
+
+# Prepare and commit: a notification's push item, journaled.
+
+
+async def test_a_prepared_item_goes_out_only_once_committed_with_its_seq(env: Env) -> None:
+    pushed = item("alice", 0, "order_status", status="shipped")
+    assert await env.box.prepare("alice\0k1", pushed)
+    assert await env.box.fetch("g", "c1", count=10, wait=0) == []
+    env.clock.advance(1)
+    assert await env.box.prepared(to_ms(env.clock.now()), 10) == [("alice\0k1", pushed)]
+    assert await env.box.commit("alice\0k1", 7)
+    [got] = await env.box.fetch("g", "c1", count=10, wait=0)
+    assert got.item == replace(pushed, seq=7)
+    assert await env.box.prepared(to_ms(env.clock.now()), 10) == []
+
+
+async def test_a_key_commits_once_and_once_pushed_is_not_prepared_again(env: Env) -> None:
+    assert await env.box.prepare("alice\0k1", item("alice", 0))
+    assert await env.box.prepare("alice\0k1", item("alice", 0, extra=1))  # keeps the first
+    assert await env.box.commit("alice\0k1", 3)
+    assert not await env.box.commit("alice\0k1", 3)
+    assert not await env.box.commit("alice\0never", 4)
+    assert not await env.box.prepare("alice\0k1", item("alice", 0))
+    assert keys(await drain(env.box, "g")) == [("alice", 3)]
+    env.clock.advance(PUSHED_KEEP_MS / 1000 + 1)  # a later commit forgets it
+    assert await env.box.prepare("bob\0k2", item("bob", 0))
+    assert await env.box.commit("bob\0k2", 1)
+    assert await env.box.prepare("alice\0k1", item("alice", 0))
+
+
+async def test_prepared_lists_the_oldest_first_up_to_limit_and_before_a_time(env: Env) -> None:
+    for n in range(3):
+        await env.box.prepare(f"u{n}\0k", item(f"u{n}", 0))
+        env.clock.advance(1)
+    now = to_ms(env.clock.now())
+    assert [k for k, _ in await env.box.prepared(now, 10)] == ["u0\0k", "u1\0k", "u2\0k"]
+    assert [k for k, _ in await env.box.prepared(now, 2)] == ["u0\0k", "u1\0k"]
+    assert [k for k, _ in await env.box.prepared(now - 1500, 10)] == ["u0\0k", "u1\0k"]
 
 
 # Enqueue, fetch, ack.

@@ -56,6 +56,11 @@ class HubProcess:
         self.log_path = directory / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def configure(self, **overrides: Any) -> None:
+        """Change settings for the next ``start``."""
+        self.settings.update(overrides)
+        self.config_path.write_text(yaml.safe_dump(self.settings))
+
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.settings['ws_port']}/"
@@ -64,13 +69,19 @@ class HubProcess:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.settings['api_port']}"
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self, timeout: float = 15.0, *, stop_at: str | None = None) -> None:
+        """Start and wait until ready; with ``stop_at``, the hub freezes when it
+        reaches that stop point (``server.stoppoints``), for ``wait_stopped``."""
         log = self.log_path.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("PARLEY_STOP_AT", None)
+        if stop_at is not None:
+            env["PARLEY_STOP_AT"] = stop_at
         self.proc = subprocess.Popen(
             [*self.command, "serve", "--config", str(self.config_path)],
             stdout=subprocess.PIPE,
             stderr=log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=env,
         )
         try:
             self._until_ready(self.proc, timeout)
@@ -104,6 +115,18 @@ class HubProcess:
         ), "every worker, and a restarted hub, must be on the ports reported first"
         self.settings.update(ws_port=ws_port, api_port=api_port)
         self.config_path.write_text(yaml.safe_dump(self.settings))
+
+    def wait_stopped(self, timeout: float = 15.0) -> None:
+        """Wait until the hub froze at its stop point (state ``T`` in /proc)."""
+        assert self.proc is not None
+        stat = Path(f"/proc/{self.proc.pid}/stat")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if stat.read_text().rpartition(")")[2].split()[0] == "T":
+                return
+            time.sleep(0.01)
+        log = self.log_path.read_text()
+        raise AssertionError(f"the hub never reached its stop point; log:\n{log}")
 
     def terminate(self, timeout: float = 20.0) -> int:
         assert self.proc is not None

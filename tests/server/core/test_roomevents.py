@@ -9,8 +9,10 @@ import pytest
 
 from parley.protocol.errors import ErrorCode, ParleyError
 from parley.server.core.model import ListingId, Order, OrderId, UserId
+from parley.server.core.notices import SUPPORTED_LOCALES
 from parley.server.core.roomevents import (
     OFF_PLATFORM_DISCLAIMER,
+    OFF_PLATFORM_DISCLAIMER_FR,
     listing_change,
     order_opened,
 )
@@ -54,7 +56,23 @@ def test_r3_listing_change_becomes_a_system_message(
 ) -> None:
     message = listing_change(body)
     assert message.text == text
+    texts = message.data.pop("texts")
     assert message.data == data
+    assert set(texts) == set(SUPPORTED_LOCALES) and texts["en"] == text
+
+
+@pytest.mark.parametrize(
+    ("body", "french"),
+    [
+        ({"type": "edited"}, "Le vendeur a modifié l'annonce."),
+        ({"type": "photos_added"}, "Le vendeur a ajouté 1 photo."),
+        ({"type": "photos_added", "count": 2}, "Le vendeur a ajouté 2 photos."),
+        ({"type": "price_changed"}, "Le vendeur a modifié le prix."),
+        ({"type": "status_changed"}, "Le statut de l'annonce a changé."),
+    ],
+)
+def test_r3_listing_change_says_it_in_french_too(body: dict[str, Any], french: str) -> None:
+    assert listing_change(body).data["texts"]["fr-CA"] == french
 
 
 @pytest.mark.parametrize(
@@ -96,6 +114,9 @@ def test_r3_listing_change_limits_are_inclusive() -> None:
 
 def test_r9_order_opened_names_the_order_and_its_parties() -> None:
     message = order_opened(ORDER)
+    texts = message.data.pop("texts")
+    assert texts["en"] == message.text
+    assert texts["fr-CA"].startswith("Commande confirmée.")
     assert message.data == {
         "type": "order_opened",
         "order_id": "o1",
@@ -108,8 +129,10 @@ def test_r9_order_opened_names_the_order_and_its_parties() -> None:
         assert purpose in message.text
 
 
-def test_r12_order_opened_carries_the_off_platform_disclaimer() -> None:
+def test_r12_order_opened_carries_the_off_platform_disclaimer_in_every_language() -> None:
     message = order_opened(ORDER)
     assert message.text.endswith(OFF_PLATFORM_DISCLAIMER)
+    assert message.data["texts"]["en"].endswith(OFF_PLATFORM_DISCLAIMER)
+    assert message.data["texts"]["fr-CA"].endswith(OFF_PLATFORM_DISCLAIMER_FR)
     assert "outside the platform are not covered" in OFF_PLATFORM_DISCLAIMER
     assert message.data["disclaimer"] == "off_platform_not_covered"
