@@ -22,7 +22,7 @@ leaks from the engine underneath.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -419,3 +419,26 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def release_lease(self, name: str, holder: str) -> None:
         """End ``holder``'s lease at once (a hub stopping); another holder's stays."""
+
+    # Members' data rights: what a member wrote, for the export and the erasure.
+
+    @abc.abstractmethod
+    async def member_entries(
+        self, user_id: UserId, after: tuple[str, int] | None, limit: int
+    ) -> list[Entry]:
+        """Entries the member wrote (comments, edits, deletions, receipts), as they
+        are now, ordered by ``(room, seq)`` and after ``after``; at most ``limit``.
+
+        Kept by the append path in the same step as the entry, so a page of it
+        never misses an acknowledged entry; a store written before the index
+        existed fills it when opened.
+        """
+
+    @abc.abstractmethod
+    def member_likes(self, user_id: UserId) -> AsyncIterator[list[tuple[ListingId, int]]]:
+        """The listings the member favourited and when (ms), a page at a time."""
+
+    @abc.abstractmethod
+    def member_negotiations(self, user_id: UserId) -> AsyncIterator[list[Negotiation]]:
+        """The member's negotiations as buyer or seller, a page at a time; one that
+        changes meanwhile may come twice, one stored throughout comes at least once."""

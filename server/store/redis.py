@@ -12,6 +12,7 @@ room's keys and its channel live on one slot)::
     parley:{room}:idem    hash  "<author id>\\0<client_msg_id>" -> seq
     parley:{room}:closed  present while the backend has closed the room
     parley:{room}:read    a member's inbox (user:<id>): read up to this seq
+    parley:{room}:by:<id> zset  seqs of the entries a member wrote (``redis_rights``)
     parley:{room}:ch      the room's channel (SPUBLISH on Redis 7+, else PUBLISH)
     parley:user:<id>  parley:listing:<id>  parley:order:<id>     hashes
     parley:usernames      hash  username key (casefolded) -> user id: names are unique
@@ -82,6 +83,7 @@ from parley.server.store.redis_fanout import RedisFanout
 from parley.server.store.redis_lease import RedisLeases
 from parley.server.store.redis_offers import RedisOffers
 from parley.server.store.redis_presence import RedisPresence
+from parley.server.store.redis_rights import RedisRights
 from parley.server.store.redis_url import wait_options
 from parley.server.store.redis_wire import (
     ResetAwareConnection,
@@ -195,9 +197,10 @@ for edit in string.gmatch(redis.call('HGET', KEYS[5], 'e' .. target) or '', '(%d
 end
 """
 
-# KEYS seq, epoch, log, msgs, mod, idem, closed, read
+# KEYS seq, epoch, log, msgs, mod, idem, closed, read, by (the author's entries here)
 # ARGV new epoch, known epoch, known seq, body, op, target, edit, idem, channel, publish,
-#      member ('1' for a member's entry, refused while the room is closed)
+#      member ('1' for a member's entry, refused while the room is closed),
+#      '1' when the entry has an author (indexed in by: ``redis_rights``)
 # op: m (a message or notification), e (edit), d (delete), r (read mark: ARGV[4] is
 # the body without its data and mentions, completed here), c (close), o (reopen),
 # s (kept in the log only)
@@ -224,6 +227,9 @@ if op == 'r' then
 end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[3], seq, body)
+if ARGV[12] == '1' then
+  redis.call('ZADD', KEYS[9], seq, seq)
+end
 if op == 'm' then
   redis.call('ZADD', KEYS[4], seq, seq)
 elseif op == 'e' then
@@ -270,6 +276,7 @@ return {{last, epoch}}
 """
 
 # KEYS seq, log, msgs, mod; ARGV 'after' after limit | 'before' max-score limit | 'one' seq
+# | 'from' after limit (the seqs of KEYS[3] above after: a member's, ``redis_rights``)
 # Returns seq, body, edit, deleted for each entry found.
 _READ_LUA: Final = """
 local seqs = {}
@@ -281,6 +288,8 @@ if ARGV[1] == 'after' then
   end
 elseif ARGV[1] == 'before' then
   seqs = redis.call('ZREVRANGEBYSCORE', KEYS[3], ARGV[2], '-inf', 'LIMIT', 0, ARGV[3])
+elseif ARGV[1] == 'from' then
+  seqs = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[2], '+inf', 'LIMIT', 0, ARGV[3])
 else
   seqs = {ARGV[2]}
 end
@@ -341,7 +350,7 @@ def _user(user_id: str, fields: list[Any]) -> User:
     )
 
 
-class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
+class RedisStore(RedisOffers, RedisConversations, RedisRights, RedisLeases, Store):
     def __init__(
         self,
         url: str,
@@ -390,6 +399,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
         self._read_state = self._client.register_script(_READ_STATE_LUA)
         self._init_offers()
         self._init_conversations()
+        self._init_rights()
         self._instance: bytes | str | None = None
         # The last (epoch, seq) seen of each followed room, to notice a log
         # that went back in time (see _EPOCH_LUA).
@@ -443,6 +453,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
             await self._warn_about_durability()
             if not self.cluster:  # a cluster's data sets are younger than the indexes
                 await self._index_orders()
+            await self._index_member_entries()
             await self.fanout.start()
             await self.presence.start()
 
@@ -645,22 +656,22 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
     async def append(self, room: str, draft: Draft) -> AppendResult:
         op = _OPS[draft.kind]
         edit = encode_edit(draft) if op == "e" else b""
-        idem = ""
-        if draft.client_msg_id is not None:
-            author_id = "" if draft.author is None else draft.author.id
-            idem = f"{author_id}\0{draft.client_msg_id}"
+        author_id = "" if draft.author is None else draft.author.id
+        idem = "" if draft.client_msg_id is None else f"{author_id}\0{draft.client_msg_id}"
         known_epoch, known_seq = self._seen.get(room, ("", 0))
         body = encode_read_prefix(draft) if op == "r" else encode_body(draft)
         member = "1" if draft.kind in MEMBER_KINDS else ""
+        if author_id:
+            await self._note_room(author_id, room)
         with edge():
             reply = await self._pipelined_append(
                 self._room_keys(room, "seq", "epoch", "log", "msgs", "mod", "idem", "closed",
-                                "read"),
+                                "read", f"by:{author_id}"),
                 [
                     _new_id(), known_epoch, known_seq, body, op,
                     "" if draft.target is None else draft.target, edit, idem,
                     self._key(room, "ch"), "SPUBLISH" if self._sharded() else "PUBLISH",
-                    member,
+                    member, "1" if author_id else "",
                 ],
             )  # fmt: skip
         if reply[0] == 1:
@@ -780,10 +791,12 @@ class RedisStore(RedisOffers, RedisConversations, RedisLeases, Store):
             flat = await self._read(
                 keys=self._room_keys(room, "seq", "log", "msgs", "mod"), args=args
             )
-        entries = decode_entries(room, flat)
-        # A deleted comment's earlier edits keep their words in the log: they
-        # are read back blank, like the comment (one more read, only when the
-        # page holds edits).
+        return await self._blank_deleted_edits(room, decode_entries(room, flat))
+
+    async def _blank_deleted_edits(self, room: str, entries: list[Entry]) -> list[Entry]:
+        """A deleted comment's earlier edits keep their words in the log: they
+        are read back blank, like the comment (one more read, only when the
+        page holds edits)."""
         targets = list({e.target for e in entries if e.kind == "edit" and e.target is not None})
         if not targets:
             return entries

@@ -9,6 +9,7 @@ hash tag, so every key below lives on one slot and one script may touch any)::
     parley:{offers}:due              zset  id -> expires_at_ms, open ones only
     parley:{offers}:user:<member>    zset  id -> updated_ms, as buyer or seller
     parley:{offers}:likes:<listing>  zset  member -> -ts
+    parley:{offers}:liked:<member>   zset  listing -> ts: the same likes by member
 
 A like's score is minus its time, so that ascending order is most recent first
 with ties by member id, and ``before`` is the exclusive lower bound ``(-before``.
@@ -129,6 +130,20 @@ end
 return out
 """
 
+# KEYS likes, liked; ARGV member, listing, ts ('' to forget the like). Returns 1 when it
+# changed something: a like and its index by member are one step.
+_LIKE_LUA: Final = """
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+local added = redis.call('ZADD', KEYS[1], 'NX', -tonumber(ARGV[3]), ARGV[1])
+if added == 1 then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+end
+return added
+"""
+
 # KEYS listing; ARGV '1' or '0'. Returns the listing's fields, or nil when there is none.
 _SET_OFFERS_ENABLED_LUA: Final = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -155,6 +170,7 @@ class RedisOffers:
         self._open_negotiations: AsyncScript = register(_OPEN_LUA)
         self._due_negotiations: AsyncScript = register(_DUE_LUA)
         self._set_offers_enabled: AsyncScript = register(_SET_OFFERS_ENABLED_LUA)
+        self._like: AsyncScript = register(_LIKE_LUA)
 
     def _offer_key(self, part: str) -> str:
         return f"{self._offers}:{part}"
@@ -171,16 +187,16 @@ class RedisOffers:
     # Likes.
 
     async def put_like(self, listing_id: ListingId, user_id: UserId, ts: int) -> bool:
-        with edge():
-            added = await self._client.zadd(
-                self._offer_key(f"likes:{listing_id}"), {user_id: -ts}, nx=True
-            )
-        return bool(added)
+        return await self._change_like(listing_id, user_id, ts)
 
     async def delete_like(self, listing_id: ListingId, user_id: UserId) -> bool:
+        return await self._change_like(listing_id, user_id, "")
+
+    async def _change_like(self, listing_id: ListingId, user_id: UserId, ts: int | str) -> bool:
+        keys = [self._offer_key(f"likes:{listing_id}"), self._offer_key(f"liked:{user_id}")]
         with edge():
-            removed = await self._client.zrem(self._offer_key(f"likes:{listing_id}"), user_id)
-        return bool(removed)
+            changed = await self._like(keys=keys, args=[user_id, listing_id, ts])
+        return bool(changed)
 
     async def likers(self, listing_id: ListingId, before: int | None, limit: int) -> list[Like]:
         if limit <= 0:  # Redis reads a negative count as "no limit"

@@ -58,6 +58,12 @@ from parley.server.store.base import (
 from parley.server.store.lease import LocalLeases
 from parley.server.store.sqlite_conversations import CONVERSATIONS_SCHEMA, SqliteConversations
 from parley.server.store.sqlite_offers import OFFERS_SCHEMA, SqliteOffers
+from parley.server.store.sqlite_rights import (
+    INDEX_ENTRY,
+    RIGHTS_SCHEMA,
+    SqliteRights,
+    backfill_member_entries,
+)
 
 T = TypeVar("T")
 
@@ -143,8 +149,9 @@ class _Write:
 _Outcome = tuple[asyncio.Future[Any], object, ParleyError | None]
 
 
-class SqliteStore(SqliteOffers, SqliteConversations, LocalLeases, Store):
+class SqliteStore(SqliteOffers, SqliteConversations, SqliteRights, LocalLeases, Store):
     _loop: asyncio.AbstractEventLoop
+    _entry_columns = _ENTRY_COLUMNS
 
     def __init__(self, path: str, *, batch_max: int = 256) -> None:
         if batch_max < 1:
@@ -525,6 +532,8 @@ class SqliteStore(SqliteOffers, SqliteConversations, LocalLeases, Store):
                 masked,
             ),
         )
+        if author_id is not None:
+            conn.execute(INDEX_ENTRY, (author_id, room, seq))
         if kind == "edit":
             conn.execute(
                 "UPDATE entries SET text = ?, edited_ts = ?, mentions = ?, masked = ?"
@@ -642,8 +651,9 @@ def _create_schema(conn: sqlite3.Connection) -> str:
     if meta["schema_version"] != SCHEMA_VERSION:
         conn.execute("ROLLBACK")
         raise sqlite3.DatabaseError(f"schema version {meta['schema_version']} is not supported")
-    for sql in (*_INDEXES, *OFFERS_SCHEMA, *CONVERSATIONS_SCHEMA):
+    for sql in (*_INDEXES, *OFFERS_SCHEMA, *CONVERSATIONS_SCHEMA, *RIGHTS_SCHEMA):
         conn.execute(sql)
+    backfill_member_entries(conn)
     conn.execute("COMMIT")
     return cast(str, meta["store_id"])
 

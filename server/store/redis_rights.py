@@ -1,0 +1,188 @@
+"""Members' data rights on Redis (``RedisRights``, mixed into ``RedisStore``): the
+index of what each member wrote.
+
+Key layout (``parley`` is the store's ``key_prefix``)::
+
+    parley:{room}:by:<member>       zset  seq of each entry the member wrote in the
+                                          room (comments, edits, deletions, receipts)
+    parley:{member:<id>}:rooms      zset  the rooms the member wrote in (score 0:
+                                          in name order)
+    parley:{offers}:liked:<member>  zset  listing -> ts (``redis_offers``)
+    parley:rights:indexed           present once entries (and likes) stored before
+                                    the indexes existed were added to them
+
+The room's part lives under the room's hash tag and is written by the append
+script itself, in the same step as the entry. The member's list of rooms lives
+on the member's slot, so it cannot be written by that script on a Redis Cluster:
+it is written before the first append of a member in a room (an idempotent
+``ZADD``; each hub remembers the pairs it wrote, so the post path pays it once
+per member and room). It may name a room where the append then failed, never
+miss one where an entry was stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import msgpack
+
+from parley.server.core.model import Entry, ListingId, UserId
+from parley.server.core.offers import Negotiation
+from parley.server.store.offers_wire import decode_negotiation
+from parley.server.store.redis_wire import as_text, decode_entries, edge
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+log = logging.getLogger("parley.store.redis")
+
+NOTED_MAX: Final = 100_000  # (member, room) pairs a hub remembers as indexed
+BACKFILL_BATCH: Final = 500  # log fields read per round trip by the backfill
+PAGE: Final = 200  # likes or negotiations read at once by the export
+
+
+class RedisRights:
+    """The members' data rights part of ``RedisStore``, mixed into it."""
+
+    _client: Redis
+    _prefix: str
+
+    if TYPE_CHECKING:  # provided by RedisStore
+        _read: AsyncScript  # reads entries by seq (``_READ_LUA``)
+
+        def _room_keys(self, room: str, *parts: str) -> list[str]: ...
+
+        async def _blank_deleted_edits(self, room: str, entries: list[Entry]) -> list[Entry]: ...
+
+    def _init_rights(self) -> None:
+        self._noted: set[tuple[str, str]] = set()
+
+    def _member_rooms_key(self, user_id: str) -> str:
+        return f"{self._prefix}:{{member:{user_id}}}:rooms"
+
+    def _by_key(self, room: str, user_id: str) -> str:
+        return self._room_keys(room, f"by:{user_id}")[0]
+
+    async def _note_room(self, user_id: str, room: str) -> None:
+        """Add ``room`` to the member's rooms before their entry is appended to it."""
+        pair = (user_id, room)
+        if pair in self._noted:
+            return
+        with edge():
+            await self._client.zadd(self._member_rooms_key(user_id), {room: 0})
+        if len(self._noted) >= NOTED_MAX:
+            self._noted.clear()
+        self._noted.add(pair)
+
+    async def member_entries(
+        self, user_id: UserId, after: tuple[str, int] | None, limit: int
+    ) -> list[Entry]:
+        out: list[Entry] = []
+        room, after_seq = after if after is not None else ("", 0)
+        low = f"[{room}" if after is not None else "-"  # the cursor's room may have more
+        while len(out) < limit:
+            with edge():
+                found = await self._client.zrangebylex(
+                    self._member_rooms_key(user_id), low, "+", start=0, num=1
+                )
+            rooms = cast(list[bytes], found)  # redis-py types it loosely
+            if not rooms:
+                break
+            if as_text(rooms[0]) != room:
+                room, after_seq = as_text(rooms[0]), 0
+            wanted = limit - len(out)
+            with edge():
+                seq_key, log_key, mod_key = self._room_keys(room, "seq", "log", "mod")
+                flat = await self._read(
+                    keys=[seq_key, log_key, self._by_key(room, user_id), mod_key],
+                    args=["from", after_seq, wanted],
+                )
+            out.extend(await self._blank_deleted_edits(room, decode_entries(room, flat)))
+            low = f"({room}"
+        return out
+
+    async def member_likes(self, user_id: UserId) -> AsyncIterator[list[tuple[ListingId, int]]]:
+        key = f"{self._prefix}:{{offers}}:liked:{user_id}"
+        cursor = 0
+        while True:
+            with edge():
+                cursor, found = await self._zscan(key, cursor, PAGE)
+            if found:
+                yield [(ListingId(as_text(listing)), int(ts)) for listing, ts in found]
+            if cursor == 0:
+                return
+
+    async def member_negotiations(self, user_id: UserId) -> AsyncIterator[list[Negotiation]]:
+        key = f"{self._prefix}:{{offers}}:user:{user_id}"
+        cursor = 0
+        while True:
+            with edge():
+                cursor, found = await self._zscan(key, cursor, PAGE)
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for offer_id, _ in found:
+                        pipe.hget(f"{self._prefix}:{{offers}}:n:{as_text(offer_id)}", "body")
+                    bodies = await pipe.execute() if found else []
+            page = [decode_negotiation(body) for body in bodies if body is not None]
+            if page:
+                yield page
+            if cursor == 0:
+                return
+
+    async def _zscan(
+        self, key: str, cursor: int, count: int
+    ) -> tuple[int, list[tuple[bytes, float]]]:
+        cursor, found = await self._client.zscan(key, cursor, count=count)
+        return cursor, cast(list[tuple[bytes, float]], found)  # redis-py types it loosely
+
+    async def _index_member_entries(self) -> None:
+        """Index the entries of a data set written before the index existed; once."""
+        done = f"{self._prefix}:rights:indexed"
+        with edge():
+            if await self._client.exists(done):
+                return
+            async for key in self._client.scan_iter(
+                match=f"{self._prefix}:{{*}}:log", count=1000, _type="hash"
+            ):
+                await self._index_log(as_text(key))
+            async for key in self._client.scan_iter(
+                match=f"{self._prefix}:{{offers}}:likes:*", count=1000, _type="zset"
+            ):
+                await self._index_likes(as_text(key))
+            await self._client.set(done, 1)
+
+    async def _index_log(self, log_key: str) -> None:
+        room = log_key[len(self._prefix) + 2 : -len("}:log")]
+        cursor = 0
+        while True:
+            cursor, found = await self._client.hscan(log_key, cursor, count=BACKFILL_BATCH)
+            fields = cast(dict[bytes, bytes], found)  # redis-py types it loosely
+            by_member: dict[str, dict[str, int]] = {}
+            for seq, body in fields.items():
+                author_id = _author_of(body)
+                if author_id is not None:
+                    by_member.setdefault(author_id, {})[as_text(seq)] = int(seq)
+            for user_id, seqs in by_member.items():
+                await self._client.zadd(self._member_rooms_key(user_id), {room: 0})
+                await self._client.zadd(self._by_key(room, user_id), cast(Any, seqs))
+            if cursor == 0:
+                return
+
+    async def _index_likes(self, likes_key: str) -> None:
+        listing_id = likes_key.rpartition(":likes:")[2]
+        cursor = 0
+        while True:
+            cursor, found = await self._zscan(likes_key, cursor, BACKFILL_BATCH)
+            for user_id, minus_ts in found:
+                liked = f"{self._prefix}:{{offers}}:liked:{as_text(user_id)}"
+                await self._client.zadd(liked, {listing_id: -int(minus_ts)}, nx=True)
+            if cursor == 0:
+                return
+
+
+def _author_of(body: bytes) -> str | None:
+    """The author's id of an entry body (``redis_wire``: the fourth item)."""
+    author_id = msgpack.unpackb(body)[3]
+    return None if author_id is None else str(author_id)
