@@ -18,6 +18,7 @@ from parley.server.config import Config
 from parley.server.core.clock import Clock
 from parley.server.core.model import UserId
 from parley.server.core.rooms import user_room
+from parley.server.data_rights_api import data_rights_routes
 from parley.server.hub import Hub
 from parley.server.mail.outbox import MailSender
 from parley.server.mail.transports import open_transport
@@ -54,7 +55,10 @@ class App:
         self.negotiations = Negotiations(config, self.store, self.clock, self.notifier)
         self.hub = Hub(config, self.store, self.clock, self.notifier, self.negotiations)
         self.api = InternalApi(config, self.store, self.clock, self.notifier, self.negotiations)
-        self.api.extra_routes = push_routes(self.outbox)
+        self.api.extra_routes = [
+            *push_routes(self.outbox),
+            *data_rights_routes(self.store, self.clock),
+        ]
         self.mail = MailSender(config, self.store, self.clock, open_transport(config))
         self.api.on_mail_queued = self.mail.wake
         self.api.draining = lambda: self.hub.draining

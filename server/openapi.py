@@ -146,6 +146,14 @@ def spec() -> dict[str, Any]:
                 "responses": _answers(200, errors=(400, 409, 413)),
             },
         },
+        "/v1/users/{id}/export": {
+            "parameters": _path_ids("id"),
+            "get": {
+                "summary": "everything Parley holds about a member, as one JSON document"
+                " (streamed; docs/api.md)",
+                "responses": _answers(200, errors=(400, 404)),
+            },
+        },
         "/v1/listings/{id}": {
             "parameters": _path_ids("id"),
             "put": {
