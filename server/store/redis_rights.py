@@ -22,6 +22,7 @@ miss one where an entry was stored.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -59,6 +60,8 @@ class RedisRights:
 
     def _init_rights(self) -> None:
         self._noted: set[tuple[str, str]] = set()
+        self._pending_notes: list[tuple[tuple[str, str], asyncio.Future[None]]] = []
+        self._note_tasks: set[asyncio.Future[None]] = set()
 
     def _member_rooms_key(self, user_id: str) -> str:
         return f"{self._prefix}:{{member:{user_id}}}:rooms"
@@ -67,15 +70,51 @@ class RedisRights:
         return self._room_keys(room, f"by:{user_id}")[0]
 
     async def _note_room(self, user_id: str, room: str) -> None:
-        """Add ``room`` to the member's rooms before their entry is appended to it."""
+        """Add ``room`` to the member's rooms before their entry is appended to it.
+
+        The notes of one loop iteration share one pipeline: a burst of first
+        posts (thousands of members arriving) takes a few connections, not one
+        each, as the appends do.
+        """
         pair = (user_id, room)
         if pair in self._noted:
             return
-        with edge():
-            await self._client.zadd(self._member_rooms_key(user_id), {room: 0})
-        if len(self._noted) >= NOTED_MAX:
-            self._noted.clear()
-        self._noted.add(pair)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        if not self._pending_notes:
+            loop.call_soon(self._send_notes)
+        self._pending_notes.append((pair, future))
+        await future
+
+    def _send_notes(self) -> None:
+        batch, self._pending_notes = self._pending_notes, []
+        task = asyncio.ensure_future(self._run_notes(batch))
+        self._note_tasks.add(task)
+        task.add_done_callback(self._note_tasks.discard)
+
+    async def _run_notes(self, batch: list[tuple[tuple[str, str], asyncio.Future[None]]]) -> None:
+        pairs = list(dict.fromkeys(pair for pair, _ in batch))
+        failed: BaseException | None = None
+        try:
+            with edge():
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for user_id, room in pairs:
+                        pipe.zadd(self._member_rooms_key(user_id), {room: 0})
+                    await pipe.execute()
+        except BaseException as exc:  # every waiter hears it, whatever it is
+            failed = exc
+        else:
+            if len(self._noted) >= NOTED_MAX:
+                self._noted.clear()
+            self._noted.update(pairs)
+        for _, future in batch:
+            if not future.done():
+                if failed is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(failed)
+        if failed is not None and not isinstance(failed, Exception):
+            raise failed
 
     async def member_entries(
         self, user_id: UserId, after: tuple[str, int] | None, limit: int
