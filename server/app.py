@@ -22,6 +22,7 @@ from parley.server.data_rights_api import data_rights_routes
 from parley.server.hub import Hub
 from parley.server.mail.outbox import MailSender
 from parley.server.mail.transports import open_transport
+from parley.server.member_erasure import MemberErasures
 from parley.server.metrics import Metrics
 from parley.server.negotiations import Negotiations, stop_sweeper
 from parley.server.notify import Notifier
@@ -54,10 +55,11 @@ class App:
         self.notifier = Notifier(config, self.store, self.clock, self.outbox)
         self.negotiations = Negotiations(config, self.store, self.clock, self.notifier)
         self.hub = Hub(config, self.store, self.clock, self.notifier, self.negotiations)
+        self.erasures = MemberErasures(self.store, self.clock)
         self.api = InternalApi(config, self.store, self.clock, self.notifier, self.negotiations)
         self.api.extra_routes = [
             *push_routes(self.outbox),
-            *data_rights_routes(self.store, self.clock),
+            *data_rights_routes(self.store, self.clock, self.erasures),
         ]
         self.mail = MailSender(config, self.store, self.clock, open_transport(config))
         self.api.on_mail_queued = self.mail.wake
@@ -89,6 +91,7 @@ class App:
         await stop_sweeper(self.sweeper)
         await self.mail.stop()
         await self.hub.shutdown()
+        await self.erasures.stop()  # a later DELETE resumes what was cut short
         await self.outbox.close()  # ends gateways' long-polls now; aiohttp would wait for them
         await self.api.stop()
         await self.store.close()

@@ -84,7 +84,7 @@ async def _notifications(store: Store, user_id: UserId) -> Records:
         after = page[-1].seq
 
 
-async def _orders_of(store: Store, user_id: UserId, role: OrderRole) -> AsyncIterator[Order]:
+async def orders_of(store: Store, user_id: UserId, role: OrderRole) -> AsyncIterator[Order]:
     """Every order of the member as ``role``, newest first, each once."""
     before: int | None = None
     seen_at_edge: set[str] = set()  # ids of the last page's oldest millisecond
@@ -102,7 +102,7 @@ async def _orders_of(store: Store, user_id: UserId, role: OrderRole) -> AsyncIte
 
 async def _orders(store: Store, user_id: UserId) -> Records:
     for role in ROLES:
-        async for order in _orders_of(store, user_id, role):
+        async for order in orders_of(store, user_id, role):
             room = order_room(order.id)
             marks = await store.read_marks(room)
             yield [

@@ -51,6 +51,8 @@ ResyncListener = Callable[[], None]
 EphemeralListener = Callable[[str, dict[str, Any]], None]
 """Called on the event loop with a room and an ephemeral event published to it."""
 
+ErasureState = Literal["erasing", "erased"]
+
 COUNTED_ROOMS: Final = ("listing:",)  # public rooms: presence says how many, never who
 
 OrderRole = Literal["buyer", "seller"]
@@ -96,6 +98,15 @@ class ReadState:
 
     up_to: int
     unread: int
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """A member's erasure: ``erasing`` until every step is done, then ``erased``; ``ts``
+    is when it reached that state (ms)."""
+
+    state: ErasureState
+    ts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,8 +289,9 @@ class Store(abc.ABC):
         target's text and mentions and sets ``edited_ts``; a ``delete`` entry
         blanks its target's text and sets ``deleted``. The caller has checked
         the target. A ``close`` entry closes the room and ``reopen`` opens it
-        again: while closed, members' entries (``MEMBER_KINDS``) raise
-        ``ParleyError(not_found)`` and are not stored.
+        again: while closed, members' entries (``MEMBER_KINDS`` with an author) raise
+        ``ParleyError(not_found)`` and are not stored; an author-less ``delete`` (an
+        erasure) is stored.
         """
 
     @abc.abstractmethod
@@ -442,3 +454,48 @@ class Store(abc.ABC):
     def member_negotiations(self, user_id: UserId) -> AsyncIterator[list[Negotiation]]:
         """The member's negotiations as buyer or seller, a page at a time; one that
         changes meanwhile may come twice, one stored throughout comes at least once."""
+
+    @abc.abstractmethod
+    async def erasure(self, user_id: UserId) -> Erasure | None:
+        """Where the member's erasure stands; ``None`` if it was never asked for."""
+
+    @abc.abstractmethod
+    async def set_erasure(self, user_id: UserId, state: ErasureState, ts: int) -> Erasure:
+        """Record the erasure's state and return it; an erased member stays erased."""
+
+    @abc.abstractmethod
+    async def erase_profile(self, user_id: UserId, placeholder: str) -> None:
+        """Make the member's record nameless: ``placeholder`` for a name, no e-mail,
+        and their username freed, so that ``users_by_name`` no longer finds them and
+        another member may take it. A member with no record gets a nameless one, so
+        a token cannot bring the old name back. Idempotent."""
+
+    @abc.abstractmethod
+    async def rename_author(
+        self, room: str, user_id: UserId, seqs: Collection[int], name: str
+    ) -> None:
+        """Store ``name`` as the author's name of the entries ``seqs`` of ``room``
+        that ``user_id`` wrote; other entries are left alone. Idempotent."""
+
+    @abc.abstractmethod
+    async def scrub_notifications(self, room: str, keys: Collection[str], name: str) -> None:
+        """In the inbox ``room``, the notifications stored under the idempotency keys
+        ``keys`` lose their excerpt and show ``name`` for their author
+        (``core.erasure.scrubbed``). Idempotent."""
+
+    @abc.abstractmethod
+    async def drop_room_entries(self, room: str) -> None:
+        """Remove every entry of ``room`` and its inbox read mark; its ``seq`` goes on
+        from where it was, so no number is given twice. For a member's own room
+        (``user:<id>``) when the member is erased."""
+
+    @abc.abstractmethod
+    async def drop_read_marks(self, user_id: UserId, rooms: Collection[str]) -> None:
+        """Forget the member's read marks in ``rooms`` (a store that finds them by
+        member forgets all of them)."""
+
+    @abc.abstractmethod
+    async def forget_freed(self) -> None:
+        """Make what was erased leave the engine's files as soon as the engine allows
+        (SQLite: the write-ahead log is checkpointed and truncated; Redis rewrites
+        its files by itself)."""

@@ -197,10 +197,12 @@ for edit in string.gmatch(redis.call('HGET', KEYS[5], 'e' .. target) or '', '(%d
 end
 """
 
-# KEYS seq, epoch, log, msgs, mod, idem, closed, read, by (the author's entries here)
+# KEYS seq, epoch, log, msgs, mod, idem, closed, read, by (the author's entries here),
+#      the author's rooms (one Redis only: ``redis_rights``)
 # ARGV new epoch, known epoch, known seq, body, op, target, edit, idem, channel, publish,
 #      member ('1' for a member's entry, refused while the room is closed),
-#      '1' when the entry has an author (indexed in by: ``redis_rights``)
+#      '1' when the entry has an author (indexed in by: ``redis_rights``),
+#      '1' to add the room (ARGV[14]) to the author's rooms
 # op: m (a message or notification), e (edit), d (delete), r (read mark: ARGV[4] is
 # the body without its data and mentions, completed here), c (close), o (reopen),
 # s (kept in the log only)
@@ -229,6 +231,9 @@ local seq = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[3], seq, body)
 if ARGV[12] == '1' then
   redis.call('ZADD', KEYS[9], seq, seq)
+end
+if ARGV[13] == '1' then
+  redis.call('ZADD', KEYS[10], 0, ARGV[14])
 end
 if op == 'm' then
   redis.call('ZADD', KEYS[4], seq, seq)
@@ -660,20 +665,22 @@ class RedisStore(RedisOffers, RedisConversations, RedisRights, RedisLeases, Stor
         idem = "" if draft.client_msg_id is None else f"{author_id}\0{draft.client_msg_id}"
         known_epoch, known_seq = self._seen.get(room, ("", 0))
         body = encode_read_prefix(draft) if op == "r" else encode_body(draft)
-        member = "1" if draft.kind in MEMBER_KINDS else ""
-        if author_id:
-            await self._note_room(author_id, room)
+        member = "1" if draft.kind in MEMBER_KINDS and author_id else ""
+        keys = self._room_keys(room, "seq", "epoch", "log", "msgs", "mod", "idem", "closed",
+                               "read", f"by:{author_id}")  # fmt: skip
+        rooms_key = await self._note_room(author_id, room) if author_id else ""
         with edge():
             reply = await self._pipelined_append(
-                self._room_keys(room, "seq", "epoch", "log", "msgs", "mod", "idem", "closed",
-                                "read", f"by:{author_id}"),
+                [*keys, rooms_key or keys[-1]],
                 [
                     _new_id(), known_epoch, known_seq, body, op,
                     "" if draft.target is None else draft.target, edit, idem,
                     self._key(room, "ch"), "SPUBLISH" if self._sharded() else "PUBLISH",
-                    member, "1" if author_id else "",
+                    member, "1" if author_id else "", "1" if rooms_key else "", room,
                 ],
             )  # fmt: skip
+        if rooms_key and reply[0] != 2:  # stored now, or by the first of a retried append
+            self._noted_room(author_id, room)
         if reply[0] == 1:
             _, seq, stored, edited, deleted = reply
             return AppendResult(decode_entry(room, seq, stored, edited, deleted), duplicate=True)

@@ -7,6 +7,7 @@ made before they existed gets them when it is opened, schema version unchanged):
     member_entries   (member, room, seq) of every entry a member wrote: comments,
                      edits, deletions, read receipts
     likes_member     an index of ``likes`` by member, for the export
+    erasures         member -> where their erasure stands (erasing, erased) and since when
 
 The append path adds a row in the same transaction as the entry
 (``INDEX_ENTRY``). ``backfill_member_entries`` fills the index once for a file
@@ -16,13 +17,18 @@ written before it existed, in the transaction that opens the file; the meta flag
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+import orjson
+
+from parley.server.core.erasure import scrubbed
 from parley.server.core.model import Entry, ListingId, UserId
 from parley.server.core.offers import Negotiation
+from parley.server.store.base import Erasure, ErasureState
 from parley.server.store.offers_wire import decode_negotiation
 
 T = TypeVar("T")
@@ -34,6 +40,8 @@ RIGHTS_SCHEMA: Final = (
         user_id TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL,
         PRIMARY KEY (user_id, room, seq)) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS likes_member ON likes (user_id, listing_id)",
+    """CREATE TABLE IF NOT EXISTS erasures (
+        user_id TEXT PRIMARY KEY, state TEXT NOT NULL, ts INTEGER NOT NULL) WITHOUT ROWID""",
 )
 PAGE: Final = 200  # likes or negotiations read at once by the export
 INDEX_ENTRY: Final = "INSERT OR IGNORE INTO member_entries (user_id, room, seq) VALUES (?, ?, ?)"
@@ -64,6 +72,10 @@ class SqliteRights:
     if TYPE_CHECKING:  # provided by SqliteStore
 
         async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T: ...
+
+        async def _write(self, run: Callable[[sqlite3.Connection], T]) -> T: ...
+
+        path: str
 
         async def _read_entries(self, sql: str, *args: object) -> list[Entry]: ...
 
@@ -115,3 +127,104 @@ class SqliteRights:
 
     async def _page(self, sql: str, args: tuple[object, ...]) -> list[Any]:
         return await self._read(lambda conn: conn.execute(sql, args).fetchall())
+
+    # Erasure.
+
+    async def erasure(self, user_id: UserId) -> Erasure | None:
+        row = await self._read(
+            lambda conn: conn.execute(
+                "SELECT state, ts FROM erasures WHERE user_id = ?", (user_id,)
+            ).fetchone()
+        )
+        return None if row is None else Erasure(row[0], row[1])
+
+    async def set_erasure(self, user_id: UserId, state: ErasureState, ts: int) -> Erasure:
+        def run(conn: sqlite3.Connection) -> Erasure:
+            conn.execute(
+                "INSERT INTO erasures (user_id, state, ts) VALUES (?, ?, ?)"
+                " ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, ts = excluded.ts"
+                " WHERE erasures.state != 'erased' AND erasures.state != excluded.state",
+                (user_id, state, ts),
+            )
+            row = conn.execute(
+                "SELECT state, ts FROM erasures WHERE user_id = ?", (user_id,)
+            ).fetchone()
+            return Erasure(row[0], row[1])
+
+        return await self._write(run)
+
+    async def erase_profile(self, user_id: UserId, placeholder: str) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO users (id, name, locale, email, name_key)"
+                " VALUES (?, ?, 'en', NULL, NULL) ON CONFLICT (id)"
+                " DO UPDATE SET name = excluded.name, email = NULL, name_key = NULL",
+                (user_id, placeholder),
+            )
+
+        await self._write(run)
+
+    async def rename_author(
+        self, room: str, user_id: UserId, seqs: Collection[int], name: str
+    ) -> None:
+        rows = [(name, room, seq, user_id) for seq in seqs]
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE entries SET author_name = ? WHERE room = ? AND seq = ? AND author_id = ?",
+                rows,
+            )
+
+        await self._write(run)
+
+    async def scrub_notifications(self, room: str, keys: Collection[str], name: str) -> None:
+        wanted = list(keys)
+        marks = ", ".join("?" * len(wanted))
+
+        def run(conn: sqlite3.Connection) -> None:
+            rows = conn.execute(
+                f"SELECT seq, data FROM entries WHERE room = ? AND author_id IS NULL"
+                f" AND client_msg_id IN ({marks})",
+                (room, *wanted),
+            ).fetchall()
+            for seq, data in rows:
+                changed = scrubbed(None if data is None else orjson.loads(data), name)
+                if changed is not None:
+                    conn.execute(
+                        "UPDATE entries SET data = ? WHERE room = ? AND seq = ?",
+                        (orjson.dumps(changed).decode(), room, seq),
+                    )
+
+        if wanted:
+            await self._write(run)
+
+    async def drop_room_entries(self, room: str) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            # The rooms row stays: its last_seq goes on, and the writer's cache of it
+            # stays true.
+            conn.execute("DELETE FROM entries WHERE room = ?", (room,))
+            conn.execute("DELETE FROM member_entries WHERE room = ?", (room,))
+            conn.execute("UPDATE rooms SET read_seq = 0 WHERE room = ?", (room,))
+
+        await self._write(run)
+
+    async def drop_read_marks(self, user_id: UserId, rooms: Collection[str]) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM read_marks WHERE user_id = ?", (user_id,))
+
+        await self._write(run)
+
+    async def forget_freed(self) -> None:
+        # Erased words are zeroed in the database's pages (secure_delete), but the
+        # write-ahead log keeps the pages as they were until it is checkpointed;
+        # TRUNCATE empties it. On a connection of its own, so that neither the
+        # writer's batches nor the reader wait for it.
+        await asyncio.to_thread(_truncate_wal, self.path)
+
+
+def _truncate_wal(path: str) -> None:
+    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()

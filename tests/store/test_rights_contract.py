@@ -5,11 +5,22 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from redis.asyncio import Redis
 
-from parley.server.core.model import Author, Draft, Entry, Listing, ListingId, Money, UserId
+from parley.protocol.errors import ParleyError
+from parley.server.core.model import (
+    Author,
+    Draft,
+    Entry,
+    Listing,
+    ListingId,
+    Money,
+    User,
+    UserId,
+)
 from parley.server.core.offers import Negotiation, make_offer
-from parley.server.store.base import Store
+from parley.server.store.base import Erasure, ReadState, Store
 from parley.server.store.redis_cluster import cluster_client
 from tests.store.conftest import opened
 
@@ -173,3 +184,100 @@ async def test_opening_a_store_indexes_entries_written_before_the_index(url: str
     async with opened(url) as store:  # opened again: nothing indexed twice, nothing lost
         found = keyed(await store.member_entries(UserId("alice"), None, 100))
         assert found == [*EXPECTED_ALICE, ("order:o1", 5, "comment")]
+
+
+# Erasure steps.
+
+
+async def test_an_erasure_goes_from_erasing_to_erased_and_stays_erased(store: Store) -> None:
+    assert await store.erasure(UserId("alice")) is None
+    assert await store.set_erasure(UserId("alice"), "erasing", 10) == Erasure("erasing", 10)
+    assert await store.set_erasure(UserId("alice"), "erasing", 20) == Erasure("erasing", 10)
+    assert await store.set_erasure(UserId("alice"), "erased", 30) == Erasure("erased", 30)
+    assert await store.set_erasure(UserId("alice"), "erasing", 40) == Erasure("erased", 30)
+    assert await store.erasure(UserId("alice")) == Erasure("erased", 30)
+    assert await store.erasure(UserId("bob")) is None
+
+
+async def test_an_erased_profile_has_no_name_to_mention_and_frees_it(store: Store) -> None:
+    await store.put_user(User(UserId("u1"), "Alice", "fr-CA", "alice@example.com"))
+    for _ in range(2):  # idempotent
+        await store.erase_profile(UserId("u1"), "former member")
+        assert await store.get_user(UserId("u1")) == User(
+            UserId("u1"), "former member", "fr-CA", None
+        )
+    assert await store.users_by_name(["alice", "former member"]) == {}
+    await store.put_user(User(UserId("u2"), "alice", "en"))  # the name is free
+    assert (await store.users_by_name(["alice"]))["alice"].id == "u2"
+    await store.erase_profile(UserId("ghost"), "former member")  # never registered
+    assert await store.get_user(UserId("ghost")) == User(UserId("ghost"), "former member", "en")
+    assert await store.claim_user(UserId("ghost"), "ghost", "en") == User(
+        UserId("ghost"), "former member", "en"
+    )
+
+
+async def test_rename_author_renames_only_the_members_entries(store: Store) -> None:
+    await write_mixed_rooms(store)
+    for _ in range(2):
+        await store.rename_author("listing:l1", UserId("alice"), [2, 3, 4, 5], "former member")
+    log = {e.seq: e for e in await store.entries_after("listing:l1", 0, 100)}
+    assert log[2].author == Author(UserId("alice"), "former member")
+    assert log[2].text == "alice 0, edited"  # only the name
+    assert log[5].author == Author(UserId("alice"), "former member")
+    assert log[3].author == BOB and log[1].author is None
+    other = await store.entries_after("listing:l2", 0, 100)
+    assert all(e.author in (None, ALICE, BOB) for e in other)
+
+
+async def test_scrub_notifications_blanks_their_excerpt_and_author_name(store: Store) -> None:
+    data = {"kind": "mention", "room": "listing:l1", "seq": 2, "excerpt": "@bob 514 555 0199"}
+    data["author"] = {"id": "alice", "name": "Alice"}
+    await store.append(
+        "user:bob", Draft("notification", "", 1, None, "mention:listing:l1:2", None, data)
+    )
+    kept = {**data, "seq": 3}
+    await store.append(
+        "user:bob", Draft("notification", "", 2, None, "mention:listing:l1:3", None, kept)
+    )
+    for _ in range(2):
+        await store.scrub_notifications(
+            "user:bob", ["mention:listing:l1:2", "order_message:listing:l1:2"], "former member"
+        )
+    first, second = await store.entries_after("user:bob", 0, 10)
+    assert first.data == {**data, "excerpt": "", "author": {"id": "alice", "name": "former member"}}
+    assert second.data == kept
+
+
+async def test_a_members_own_room_can_be_emptied_without_reusing_a_seq(store: Store) -> None:
+    for i in range(3):
+        await store.append("user:alice", Draft("notification", "", i, None, data={"kind": "x"}))
+    await store.append("user:alice", Draft("read", "", 4, ALICE, target=2))
+    await store.drop_room_entries("user:alice")
+    assert await store.entries_after("user:alice", 0, 10) == []
+    assert await store.read_state("user:alice") == ReadState(0, 0)
+    assert (await store.head("user:alice")).seq == 4
+    appended = await store.append("user:alice", Draft("notification", "", 5, None, data={}))
+    assert appended.entry.seq == 5
+
+
+async def test_drop_read_marks_forgets_the_members_marks_only(store: Store) -> None:
+    await write_mixed_rooms(store)
+    await store.set_read_mark("order:o1", UserId("alice"), 3)
+    await store.set_read_mark("order:o1", UserId("bob"), 4)
+    await store.drop_read_marks(UserId("alice"), ["order:o1"])
+    assert await store.read_marks("order:o1") == {UserId("bob"): 4}
+
+
+async def test_an_author_less_delete_erases_in_a_closed_room(store: Store) -> None:
+    await store.append("order:o1", Draft("comment", "rue Saint-Denis", 1, ALICE))
+    await store.append("order:o1", Draft("close", "", 2))
+    with pytest.raises(ParleyError):
+        await store.append("order:o1", Draft("delete", "", 3, ALICE, target=1))
+    await store.append("order:o1", Draft("delete", "", 3, None, client_msg_id="erase:1", target=1))
+    again = await store.append(
+        "order:o1", Draft("delete", "", 4, None, client_msg_id="erase:1", target=1)
+    )
+    assert again.duplicate
+    first = await store.get_entry("order:o1", 1)
+    assert first is not None and first.deleted and first.text == ""
+    assert (await store.head("order:o1")).seq == 3
