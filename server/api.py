@@ -50,6 +50,7 @@ from parley.server.metrics import Metrics
 from parley.server.negotiations import EVENTS_ROOM, Negotiations
 from parley.server.notify import Notice, Notifier
 from parley.server.openapi import spec as openapi_spec
+from parley.server.retention import RoomRetention
 from parley.server.store.base import Store
 
 log = logging.getLogger("parley.api")
@@ -186,6 +187,7 @@ class InternalApi:
         self.notifier = notifier or Notifier(config, store, clock, None)
         self.negotiations = negotiations or Negotiations(config, store, clock, self.notifier)
         self.extra_routes: list[web.RouteDef] = []
+        self.retention: RoomRetention | None = None  # records ended orders, deleted listings
         self.on_mail_queued: Callable[[], None] = lambda: None  # wakes this hub's sender
         # The app's hub says when SIGTERM's drain has begun: /readyz then answers 503.
         self.draining: Callable[[], bool] = lambda: False
@@ -299,6 +301,8 @@ class InternalApi:
         was_deleted = before is not None and before.status == "deleted"
         if (listing.status == "deleted") != was_deleted:
             await self._close_or_reopen(listing)
+        if self.retention is not None:
+            await self.retention.listing_changed(listing, was_deleted)
         return _json({"listing": {"id": listing.id, "room": listing_room(listing.id)}})
 
     async def _close_or_reopen(self, listing: Listing) -> None:
@@ -414,6 +418,8 @@ class InternalApi:
             ),
         )
         await self._end_or_resume(order, before.status, event_key)
+        if self.retention is not None:
+            await self.retention.order_status_changed(order, before.status)
         payload: dict[str, Any] = {
             "kind": "order_status",
             "order_id": order.id,

@@ -27,6 +27,7 @@ from parley.server.metrics import Metrics
 from parley.server.negotiations import Negotiations, stop_sweeper
 from parley.server.notify import Notifier
 from parley.server.push_api import push_routes
+from parley.server.retention import RoomRetention
 from parley.server.runtime import SlowLog, tune_gc
 from parley.server.store import Store, open_store
 from parley.server.store.outbox import open_outbox
@@ -56,7 +57,9 @@ class App:
         self.negotiations = Negotiations(config, self.store, self.clock, self.notifier)
         self.hub = Hub(config, self.store, self.clock, self.notifier, self.negotiations)
         self.erasures = MemberErasures(self.store, self.clock)
+        self.retention = RoomRetention(config, self.store, self.clock)
         self.api = InternalApi(config, self.store, self.clock, self.notifier, self.negotiations)
+        self.api.retention = self.retention
         self.api.extra_routes = [
             *push_routes(self.outbox),
             *data_rights_routes(self.store, self.clock, self.erasures),
@@ -86,12 +89,14 @@ class App:
         # Deadlines that passed while no hub ran are swept at once.
         self.sweeper = asyncio.ensure_future(self.negotiations.run_sweeper())
         self.mail.start()  # in the background: a slow mail server never holds the hub
+        self.retention.start()  # only with a retention setting on
 
     async def stop(self) -> None:
         await stop_sweeper(self.sweeper)
         await self.mail.stop()
         await self.hub.shutdown()
         await self.erasures.stop()  # a later DELETE resumes what was cut short
+        await self.retention.stop()
         await self.outbox.close()  # ends gateways' long-polls now; aiohttp would wait for them
         await self.api.stop()
         await self.store.close()

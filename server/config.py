@@ -94,6 +94,10 @@ class Config:
     unread_reminder_minutes: float = 0.0
     offer_ttl_hours: float = 72.0
     offer_sweep_interval: float = 1.0
+    retention_order_days: float = 0.0
+    retention_listing_days: float = 0.0
+    retention_interval: float = 3600.0
+    retention_batch: int = 500
 
     def __post_init__(self) -> None:
         for name in ("ws_port", "api_port"):
@@ -113,6 +117,7 @@ class Config:
             "push_max_items",
             "typing_burst",
             "mail_max_attempts",
+            "retention_batch",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
@@ -125,6 +130,7 @@ class Config:
             "offer_ttl_hours",
             "offer_sweep_interval",
             "link_ttl_hours",
+            "retention_interval",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be a positive number of seconds")
@@ -171,6 +177,9 @@ class Config:
             raise ConfigError("max_connections_per_ip: must be 0 (off) or a number of connections")
         if self.drain_window < 0:
             raise ConfigError("drain_window: must be 0 (close all at once) or a number of seconds")
+        for name in ("retention_order_days", "retention_listing_days"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be 0 (off) or a number of days")
         if self.slow_log_ms < 0:
             raise ConfigError("slow_log_ms: must be 0 (off) or a positive number of ms")
         if self.mail_backend not in ("files", "smtp"):

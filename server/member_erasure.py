@@ -99,30 +99,31 @@ class MemberErasures:
         by_room: dict[str, list[Entry]] = defaultdict(list)
         for entry in page:
             by_room[entry.room].append(entry)
-        now = self._now()
         for room, entries in by_room.items():
-            # First the copies (read before the delete blanks the edits' mentions),
-            # then the words, then the name.
-            await self._scrub_notices(user_id, room, entries)
-            await asyncio.gather(
-                *(self.store.append(room, erase_draft(seq, now)) for seq in words_to_erase(entries))
-            )
+            await erase_words(self.store, room, entries, self._now())
             await self.store.rename_author(room, user_id, [e.seq for e in entries], ERASED_NAME)
         # Read receipts are among the member's entries: where they read, a mark may be.
         await self.store.drop_read_marks(user_id, list(by_room))
 
-    async def _scrub_notices(self, user_id: UserId, room: str, entries: list[Entry]) -> None:
-        """The notifications the member's messages caused, in their recipients' inboxes."""
-        recipients = mentioned(entries)
-        kind, _, order_id = room.partition(":")
-        if kind == "order":
-            order = await self.store.get_order(OrderId(order_id))
-            if order is not None:
-                other = order.seller_id if order.buyer_id == user_id else order.buyer_id
-                for seq in words_ever(entries):
-                    recipients.setdefault(seq, set()).add(other)
-        for seq, members in recipients.items():
-            for member in members - {user_id}:
-                await self.store.scrub_notifications(
-                    user_room(member), notice_keys(room, seq), ERASED_NAME
-                )
+
+async def erase_words(store: Store, room: str, entries: list[Entry], now_ms: int) -> int:
+    """Erase the words of the messages among ``entries`` (all of ``room``) that still
+    have theirs; return how many. First the copies in the notifications they caused
+    (read from ``entries`` before a delete blanks the edits' mentions), then the
+    messages, each with a ``delete`` of its own key: stored once, however often this
+    runs."""
+    recipients = mentioned(entries)
+    kind, _, order_id = room.partition(":")
+    order = await store.get_order(OrderId(order_id)) if kind == "order" else None
+    authors = {e.seq: e.author.id for e in entries if e.author is not None}
+    if order is not None:
+        for seq in words_ever(entries):
+            author = authors.get(seq)
+            other = order.seller_id if author == order.buyer_id else order.buyer_id
+            recipients.setdefault(seq, set()).add(other)
+    for seq, members in recipients.items():
+        for member in members - {authors.get(seq)}:
+            await store.scrub_notifications(user_room(member), notice_keys(room, seq), ERASED_NAME)
+    seqs = words_to_erase(entries)
+    await asyncio.gather(*(store.append(room, erase_draft(seq, now_ms)) for seq in seqs))
+    return len(seqs)
