@@ -28,7 +28,7 @@ import orjson
 from parley.server.core.erasure import scrubbed
 from parley.server.core.model import Entry, ListingId, UserId
 from parley.server.core.offers import Negotiation
-from parley.server.store.base import Erasure, ErasureState
+from parley.server.store.base import Erasure, ErasureState, StoreUnavailable
 from parley.server.store.offers_wire import decode_negotiation
 
 T = TypeVar("T")
@@ -219,7 +219,10 @@ class SqliteRights:
         # write-ahead log keeps the pages as they were until it is checkpointed;
         # TRUNCATE empties it. On a connection of its own, so that neither the
         # writer's batches nor the reader wait for it.
-        await asyncio.to_thread(_truncate_wal, self.path)
+        try:
+            await asyncio.to_thread(_truncate_wal, self.path)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable() from exc
 
 
 def _truncate_wal(path: str) -> None:

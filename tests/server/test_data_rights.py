@@ -193,7 +193,13 @@ async def test_export_of_thousands_of_messages_is_streamed_in_bounded_memory(
 
 # Erasure.
 
-SECRETS = ("Encore disponible", "appelle-moi au 514", "Quelle taille", "rue Saint-Denis")
+SECRETS = (
+    "Encore disponible",
+    "appelle-moi au 514",
+    "Quelle taille",
+    "rue Saint-Denis",
+    "motlongsecret",  # a long message: SQLite stores it in overflow pages
+)
 
 
 async def erase(hub: RunningHub, user_id: str, wait: int = 30) -> tuple[int, Any]:
@@ -238,6 +244,7 @@ async def test_erasure_erases_the_members_words_name_inbox_marks_and_likes(
     await alice.edit("listing:L1", first["seq"], "Encore disponible ? appelle-moi au 514")
     own_delete = await alice.post("listing:L1", "Quelle taille ?")
     await alice.delete("listing:L1", own_delete["seq"])
+    await alice.post("listing:L2", "motlongsecret " * 140)
     await sam.post("listing:L1", "@alice oui, toujours")
     await hub.order("O1", "L2", buyer="u1", seller="s1")
     said = await alice.post("order:O1", "au 1200 rue Saint-Denis")
