@@ -59,10 +59,8 @@ from parley.server.store.lease import LocalLeases
 from parley.server.store.sqlite_conversations import CONVERSATIONS_SCHEMA, SqliteConversations
 from parley.server.store.sqlite_offers import OFFERS_SCHEMA, SqliteOffers
 from parley.server.store.sqlite_rights import (
-    INDEX_ENTRY,
     RIGHTS_SCHEMA,
     SqliteRights,
-    backfill_member_entries,
 )
 
 T = TypeVar("T")
@@ -532,8 +530,6 @@ class SqliteStore(SqliteOffers, SqliteConversations, SqliteRights, LocalLeases, 
                 masked,
             ),
         )
-        if author_id is not None:
-            conn.execute(INDEX_ENTRY, (author_id, room, seq))
         if kind == "edit":
             conn.execute(
                 "UPDATE entries SET text = ?, edited_ts = ?, mentions = ?, masked = ?"
@@ -655,7 +651,6 @@ def _create_schema(conn: sqlite3.Connection) -> str:
         raise sqlite3.DatabaseError(f"schema version {meta['schema_version']} is not supported")
     for sql in (*_INDEXES, *OFFERS_SCHEMA, *CONVERSATIONS_SCHEMA, *RIGHTS_SCHEMA):
         conn.execute(sql)
-    backfill_member_entries(conn)
     conn.execute("COMMIT")
     return cast(str, meta["store_id"])
 

@@ -4,21 +4,21 @@ into ``SqliteStore``): the index of what each member wrote.
 Created by ``open()`` beside the store's own tables (``RIGHTS_SCHEMA``; a file
 made before they existed gets them when it is opened, schema version unchanged)::
 
-    member_entries   (member, room, seq) of every entry a member wrote: comments,
-                     edits, deletions, read receipts
+    entries_author   an index of ``entries`` by author, room and seq: every entry a
+                     member wrote (comments, edits, deletions, read receipts)
     likes_member     an index of ``likes`` by member, for the export
     erasures         member -> where their erasure stands (erasing, erased) and since when
 
-The append path adds a row in the same transaction as the entry
-(``INDEX_ENTRY``). ``backfill_member_entries`` fills the index once for a file
-written before it existed, in the transaction that opens the file; the meta flag
-``member_entries_indexed`` says it was done, so reopening does nothing more.
+``entries_author`` is an index SQLite keeps itself: each entry's insert updates
+it in the same statement, so the append path runs no statement more. Created
+by the opening transaction of a file written before it existed, it is built
+from the entries already there: that is the migration, and a crash before
+its commit leaves it to the next open.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Collection
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -33,12 +33,11 @@ from parley.server.store.offers_wire import decode_negotiation
 
 T = TypeVar("T")
 
-log = logging.getLogger("parley.store.sqlite")
-
 RIGHTS_SCHEMA: Final = (
-    """CREATE TABLE IF NOT EXISTS member_entries (
-        user_id TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL,
-        PRIMARY KEY (user_id, room, seq)) WITHOUT ROWID""",
+    # Built from the existing entries when first created: the migration of a file
+    # written before it existed; then kept by SQLite in each INSERT of an entry.
+    """CREATE INDEX IF NOT EXISTS entries_author ON entries (author_id, room, seq)
+        WHERE author_id IS NOT NULL""",
     "CREATE INDEX IF NOT EXISTS likes_member ON likes (user_id, listing_id)",
     """CREATE TABLE IF NOT EXISTS erasures (
         user_id TEXT PRIMARY KEY, state TEXT NOT NULL, ts INTEGER NOT NULL) WITHOUT ROWID""",
@@ -46,24 +45,6 @@ RIGHTS_SCHEMA: Final = (
 PAGE: Final = 200  # likes or negotiations read at once by the export
 INDEX_ENTRY: Final = "INSERT OR IGNORE INTO member_entries (user_id, room, seq) VALUES (?, ?, ?)"
 _INDEXED_FLAG: Final = "member_entries_indexed"
-
-
-def backfill_member_entries(conn: sqlite3.Connection) -> None:
-    """Index the entries written before the index existed; once per file.
-
-    Runs inside the caller's transaction: the rows and the flag commit together,
-    so a crash leaves either both or neither, and the next open does it again.
-    """
-    done = conn.execute("SELECT 1 FROM meta WHERE key = ?", (_INDEXED_FLAG,)).fetchone()
-    if done is not None:
-        return
-    added = conn.execute(
-        "INSERT OR IGNORE INTO member_entries (user_id, room, seq)"
-        " SELECT author_id, room, seq FROM entries WHERE author_id IS NOT NULL"
-    ).rowcount
-    conn.execute("INSERT INTO meta (key, value) VALUES (?, '1')", (_INDEXED_FLAG,))
-    if added:
-        log.info("indexed %d entries by their author", added)
 
 
 class SqliteRights:
@@ -88,9 +69,8 @@ class SqliteRights:
             return []
         room, seq = after if after is not None else ("", 0)
         return await self._read_entries(
-            f"SELECT {self._entry_columns} FROM entries WHERE (room, seq) IN"
-            " (SELECT room, seq FROM member_entries WHERE user_id = ? AND (room, seq) > (?, ?)"
-            " ORDER BY room, seq LIMIT ?) ORDER BY room, seq",
+            f"SELECT {self._entry_columns} FROM entries INDEXED BY entries_author"
+            " WHERE author_id = ? AND (room, seq) > (?, ?) ORDER BY room, seq LIMIT ?",
             user_id,
             room,
             seq,
@@ -203,7 +183,6 @@ class SqliteRights:
             # The rooms row stays: its last_seq goes on, and the writer's cache of it
             # stays true.
             conn.execute("DELETE FROM entries WHERE room = ?", (room,))
-            conn.execute("DELETE FROM member_entries WHERE room = ?", (room,))
             conn.execute("UPDATE rooms SET read_seq = 0 WHERE room = ?", (room,))
 
         await self._write(run)
