@@ -197,12 +197,12 @@ for edit in string.gmatch(redis.call('HGET', KEYS[5], 'e' .. target) or '', '(%d
 end
 """
 
-# KEYS seq, epoch, log, msgs, mod, idem, closed, read, by (the author's entries here),
-#      the author's rooms (one Redis only: ``redis_rights``)
+# KEYS seq, epoch, log, msgs, mod, idem, closed, read, and for an entry with an author:
+#      by (the author's entries here), the author's rooms (one Redis only: ``redis_rights``)
 # ARGV new epoch, known epoch, known seq, body, op, target, edit, idem, channel, publish,
 #      member ('1' for a member's entry, refused while the room is closed),
 #      '1' when the entry has an author (indexed in by: ``redis_rights``),
-#      '1' to add the room (ARGV[14]) to the author's rooms
+#      '1' to add the room (ARGV[14]) to the author's rooms (absent: neither)
 # op: m (a message or notification), e (edit), d (delete), r (read mark: ARGV[4] is
 # the body without its data and mentions, completed here), c (close), o (reopen),
 # s (kept in the log only)
@@ -667,18 +667,23 @@ class RedisStore(RedisOffers, RedisConversations, RedisRights, RedisLeases, Stor
         body = encode_read_prefix(draft) if op == "r" else encode_body(draft)
         member = "1" if draft.kind in MEMBER_KINDS and author_id else ""
         keys = self._room_keys(room, "seq", "epoch", "log", "msgs", "mod", "idem", "closed",
-                               "read", f"by:{author_id}")  # fmt: skip
-        rooms_key = await self._note_room(author_id, room) if author_id else ""
+                               "read")  # fmt: skip
+        args = [
+            _new_id(), known_epoch, known_seq, body, op,
+            "" if draft.target is None else draft.target, edit, idem,
+            self._key(room, "ch"), "SPUBLISH" if self._sharded() else "PUBLISH", member,
+        ]  # fmt: skip
+        rooms_key = ""
+        if author_id:  # the author's index: only the first time also their list of rooms
+            keys.append(self._key(room, f"by:{author_id}"))
+            args.append("1")
+            if (author_id, room) not in self._noted:
+                rooms_key = await self._note_room(author_id, room)
+                if rooms_key:
+                    keys.append(rooms_key)
+                    args += ["1", room]
         with edge():
-            reply = await self._pipelined_append(
-                [*keys, rooms_key or keys[-1]],
-                [
-                    _new_id(), known_epoch, known_seq, body, op,
-                    "" if draft.target is None else draft.target, edit, idem,
-                    self._key(room, "ch"), "SPUBLISH" if self._sharded() else "PUBLISH",
-                    member, "1" if author_id else "", "1" if rooms_key else "", room,
-                ],
-            )  # fmt: skip
+            reply = await self._pipelined_append(keys, args)
         if rooms_key and reply[0] != 2:  # stored now, or by the first of a retried append
             self._noted_room(author_id, room)
         if reply[0] == 1:
