@@ -9,6 +9,7 @@ listing changes (R3) and orders (R9); an order opens its private room at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -52,6 +53,7 @@ from parley.server.metrics import Metrics
 from parley.server.negotiations import EVENTS_ROOM, Negotiations
 from parley.server.notify import Notice, Notifier
 from parley.server.openapi import spec as openapi_spec
+from parley.server.retention import RoomRetention
 from parley.server.stoppoints import stop_point
 from parley.server.store.base import Store
 
@@ -190,6 +192,7 @@ class InternalApi:
         self.notifier = notifier or Notifier(config, store, clock, None)
         self.negotiations = negotiations or Negotiations(config, store, clock, self.notifier)
         self.extra_routes: list[web.RouteDef] = []
+        self.retention: RoomRetention | None = None  # records ended orders, deleted listings
         self.on_mail_queued: Callable[[], None] = lambda: None  # wakes this hub's sender
         # The app's hub says when SIGTERM's drain has begun: /readyz then answers 503.
         self.draining: Callable[[], bool] = lambda: False
@@ -306,6 +309,9 @@ class InternalApi:
         # From the room's state, not the listing's: a retry after a crash between
         # the two writes finds the listing deleted and the room still open.
         if (listing.status == "deleted") != await self.store.room_closed(listing_room(listing.id)):
+            if self.retention is not None:
+                # Before the close, for the same reason: the retry finds the room open.
+                await self.retention.listing_changed(listing, was_deleted=False)
             await self._close_or_reopen(listing)
         return _json({"listing": {"id": listing.id, "room": listing_room(listing.id)}})
 
@@ -408,6 +414,11 @@ class InternalApi:
         before = await self.store.get_order(order_id)
         if before is None:
             raise ParleyError(ErrorCode.not_found, f"no order {order_id}")
+        if self.retention is not None:
+            # Before the status: a retry after a crash in between finds it unchanged and
+            # records again (harmless), where after it the retry would see no change.
+            changed = dataclasses.replace(before, status=report.status)
+            await self.retention.order_status_changed(changed, before.status)
         order = await self.store.set_order_status(order_id, report.status)
         if order is None:
             raise ParleyError(ErrorCode.not_found, f"no order {order_id}")

@@ -18,14 +18,17 @@ from parley.server.config import Config
 from parley.server.core.clock import Clock
 from parley.server.core.model import UserId
 from parley.server.core.rooms import user_room
+from parley.server.data_rights_api import data_rights_routes
 from parley.server.hub import Hub
 from parley.server.mail.outbox import MailSender
 from parley.server.mail.transports import open_transport
+from parley.server.member_erasure import MemberErasures
 from parley.server.metrics import Metrics
 from parley.server.moderation_api import moderation_routes
 from parley.server.negotiations import Negotiations, stop_sweeper
 from parley.server.notify import Notifier
 from parley.server.push_api import push_routes
+from parley.server.retention import RoomRetention
 from parley.server.runtime import SlowLog, tune_gc
 from parley.server.store import Store, open_store
 from parley.server.store.outbox import PushItem, open_outbox
@@ -63,10 +66,15 @@ class App:
         self.notifier = Notifier(config, self.store, self.clock, self.outbox)
         self.negotiations = Negotiations(config, self.store, self.clock, self.notifier)
         self.hub = Hub(config, self.store, self.clock, self.notifier, self.negotiations)
+        self.erasures = MemberErasures(self.store, self.clock)
+        self.retention = RoomRetention(config, self.store, self.clock)
         self.api = InternalApi(config, self.store, self.clock, self.notifier, self.negotiations)
-        self.api.extra_routes = push_routes(self.outbox) + moderation_routes(
-            config, self.store, self.clock, self.notifier
-        )
+        self.api.retention = self.retention
+        self.api.extra_routes = [
+            *push_routes(self.outbox),
+            *moderation_routes(config, self.store, self.clock, self.notifier),
+            *data_rights_routes(self.store, self.clock, self.erasures),
+        ]
         self.mail = MailSender(config, self.store, self.clock, open_transport(config))
         self.api.on_mail_queued = self.mail.wake
         self.api.draining = lambda: self.hub.draining
@@ -96,11 +104,14 @@ class App:
         # Deadlines that passed while no hub ran are swept at once.
         self.sweeper = asyncio.ensure_future(self.negotiations.run_sweeper())
         self.mail.start()  # in the background: a slow mail server never holds the hub
+        self.retention.start()  # only with a retention setting on
 
     async def stop(self) -> None:
         await stop_sweeper(self.sweeper)
         await self.mail.stop()
         await self.hub.shutdown()
+        await self.erasures.stop()  # a later DELETE resumes what was cut short
+        await self.retention.stop()
         await self.outbox.close()  # ends gateways' long-polls now; aiohttp would wait for them
         await self.api.stop()
         await self.store.close()

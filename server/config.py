@@ -101,6 +101,10 @@ class Config:
     report_context: int = 5
     hold_after_reports: int = 0
     completion_grace: float = 10.0
+    retention_order_days: float = 0.0
+    retention_listing_days: float = 0.0
+    retention_interval: float = 3600.0
+    retention_batch: int = 500
 
     def __post_init__(self) -> None:
         for name in ("ws_port", "api_port"):
@@ -123,6 +127,7 @@ class Config:
             "max_blocks",
             "max_mutes",
             "report_burst",
+            "retention_batch",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
@@ -135,6 +140,7 @@ class Config:
             "offer_ttl_hours",
             "offer_sweep_interval",
             "link_ttl_hours",
+            "retention_interval",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be a positive number of seconds")
@@ -193,6 +199,9 @@ class Config:
             raise ConfigError("completion_grace: must be 0 or a number of seconds")
         if self.drain_window < 0:
             raise ConfigError("drain_window: must be 0 (close all at once) or a number of seconds")
+        for name in ("retention_order_days", "retention_listing_days"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be 0 (off) or a number of days")
         if self.slow_log_ms < 0:
             raise ConfigError("slow_log_ms: must be 0 (off) or a positive number of ms")
         if self.mail_backend not in ("files", "smtp"):

@@ -183,6 +183,20 @@ def spec() -> dict[str, Any]:
                 "requestBody": _json_body(user),
                 "responses": _answers(200, errors=(400, 409, 413)),
             },
+            "delete": {
+                "summary": "erase the member (docs/moderation.md): 200 when done, 202 while"
+                " it runs (ask again to follow or resume it)",
+                "parameters": [_query("wait", {"type": "integer", "minimum": 0, "maximum": 30})],
+                "responses": _answers(200, 202, errors=(400, 404)),
+            },
+        },
+        "/v1/users/{id}/export": {
+            "parameters": _path_ids("id"),
+            "get": {
+                "summary": "everything Parley holds about a member, as one JSON document"
+                " (streamed; docs/api.md)",
+                "responses": _answers(200, errors=(400, 404)),
+            },
         },
         "/v1/users/{id}/restriction": {
             "parameters": _path_ids("id"),

@@ -22,7 +22,7 @@ leaks from the engine underneath.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -52,6 +52,8 @@ ResyncListener = Callable[[], None]
 
 EphemeralListener = Callable[[str, dict[str, Any]], None]
 """Called on the event loop with a room and an ephemeral event published to it."""
+
+ErasureState = Literal["erasing", "erased"]
 
 COUNTED_ROOMS: Final = ("listing:",)  # public rooms: presence says how many, never who
 
@@ -98,6 +100,15 @@ class ReadState:
 
     up_to: int
     unread: int
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """A member's erasure: ``erasing`` until every step is done, then ``erased``; ``ts``
+    is when it reached that state (ms)."""
+
+    state: ErasureState
+    ts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,9 +292,10 @@ class Store(abc.ABC):
         the edit has some: a notification that follows its message); a ``delete``
         entry blanks its target's text and data, and those of the edits before it,
         and sets ``deleted``; a deleted notification is no longer unread. The
-        caller has checked the target. A ``close`` entry closes the room and ``reopen`` opens it
-        again: while closed, members' entries (``MEMBER_KINDS``) raise
-        ``ParleyError(not_found)`` and are not stored.
+        caller has checked the target. A ``close`` entry closes the room and
+        ``reopen`` opens it again: while closed, members' entries (``MEMBER_KINDS``
+        with an author) raise ``ParleyError(not_found)`` and are not stored; an
+        author-less ``delete`` (an erasure) is stored.
         """
 
     @abc.abstractmethod
@@ -533,3 +545,65 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def restrictions(self, now_ms: int) -> list[Restriction]:
         """Every restriction still in force at ``now_ms`` (a hub loads them all)."""
+
+    # Members' data rights: what a member wrote, for the export and the erasure.
+
+    @abc.abstractmethod
+    async def member_entries(
+        self, user_id: UserId, after: tuple[str, int] | None, limit: int
+    ) -> list[Entry]:
+        """Entries the member wrote (comments, edits, deletions, receipts), as they
+        are now, ordered by ``(room, seq)`` and after ``after``; at most ``limit``.
+
+        Kept by the append path in the same step as the entry, so a page of it
+        never misses an acknowledged entry; a store written before the index
+        existed fills it when opened.
+        """
+
+    @abc.abstractmethod
+    def member_likes(self, user_id: UserId) -> AsyncIterator[list[tuple[ListingId, int]]]:
+        """The listings the member favourited and when (ms), a page at a time."""
+
+    @abc.abstractmethod
+    def member_negotiations(self, user_id: UserId) -> AsyncIterator[list[Negotiation]]:
+        """The member's negotiations as buyer or seller, a page at a time; one that
+        changes meanwhile may come twice, one stored throughout comes at least once."""
+
+    @abc.abstractmethod
+    async def erasure(self, user_id: UserId) -> Erasure | None:
+        """Where the member's erasure stands; ``None`` if it was never asked for."""
+
+    @abc.abstractmethod
+    async def set_erasure(self, user_id: UserId, state: ErasureState, ts: int) -> Erasure:
+        """Record the erasure's state and return it; an erased member stays erased."""
+
+    @abc.abstractmethod
+    async def erase_profile(self, user_id: UserId, placeholder: str) -> None:
+        """Make the member's record nameless: ``placeholder`` for a name, no e-mail,
+        and their username freed, so that ``users_by_name`` no longer finds them and
+        another member may take it. A member with no record gets a nameless one, so
+        a token cannot bring the old name back. Idempotent."""
+
+    @abc.abstractmethod
+    async def rename_author(
+        self, room: str, user_id: UserId, seqs: Collection[int], name: str
+    ) -> None:
+        """Store ``name`` as the author's name of the entries ``seqs`` of ``room``
+        that ``user_id`` wrote; other entries are left alone. Idempotent."""
+
+    @abc.abstractmethod
+    async def drop_room_entries(self, room: str) -> None:
+        """Remove every entry of ``room`` and its inbox read mark; its ``seq`` goes on
+        from where it was, so no number is given twice. For a member's own room
+        (``user:<id>``) when the member is erased."""
+
+    @abc.abstractmethod
+    async def drop_read_marks(self, user_id: UserId, rooms: Collection[str]) -> None:
+        """Forget the member's read marks in ``rooms`` (a store that finds them by
+        member forgets all of them)."""
+
+    @abc.abstractmethod
+    async def forget_freed(self) -> None:
+        """Make what was erased leave the engine's files as soon as the engine allows
+        (SQLite: the write-ahead log is checkpointed and truncated; Redis rewrites
+        its files by itself)."""

@@ -12,6 +12,7 @@ room's keys and its channel live on one slot)::
     parley:{room}:idem    hash  "<author id>\\0<client_msg_id>" -> seq
     parley:{room}:closed  present while the backend has closed the room
     parley:{room}:read    a member's inbox (user:<id>): read up to this seq
+    parley:{room}:by:<id> zset  seqs of the entries a member wrote (``redis_rights``)
     parley:{room}:ch      the room's channel (SPUBLISH on Redis 7+, else PUBLISH)
     parley:user:<id>  parley:listing:<id>  parley:order:<id>     hashes
     parley:usernames      hash  username key (``username_key``: case-folded confusable
@@ -87,6 +88,7 @@ from parley.server.store.redis_lease import RedisLeases
 from parley.server.store.redis_moderation import RedisModeration
 from parley.server.store.redis_offers import RedisOffers
 from parley.server.store.redis_presence import RedisPresence
+from parley.server.store.redis_rights import RedisRights
 from parley.server.store.redis_url import wait_options
 from parley.server.store.redis_usernames import index_usernames
 from parley.server.store.redis_wire import (
@@ -209,11 +211,15 @@ if ARGV[12] == '1' then
 end
 """
 
-# KEYS seq, epoch, log, msgs, mod, idem, closed, read
+# KEYS seq, epoch, log, msgs, mod, idem, closed, read, and for an entry with an author:
+#      by (the author's entries here), the author's rooms (one Redis only: ``redis_rights``)
 # ARGV new epoch, known epoch, known seq, body, op, target, edit, idem, channel, publish,
 #      member ('1' for a member's entry, refused while the room is closed),
 #      inbox ('1' in a member's own room: a deleted notification leaves ``msgs``),
-#      '1' to return the id of the node that stored it (a cluster waiting for replicas)
+#      '1' to return the id of the node that stored it (a cluster waiting for replicas),
+#      '1' when the entry has an author (indexed in by: ``redis_rights``),
+#      '1' to add the room (ARGV[16]) to the author's rooms (absent: neither);
+#      APPEND_ARGV of them in all (a script run before it reads its own after them)
 # op: m (a message or notification), e (edit), d (delete), x (removal), h (hold),
 # u (release), r (read mark: ARGV[4] is
 # the body without its data and mentions, completed here), c (close), o (reopen),
@@ -241,6 +247,12 @@ if op == 'r' then
 end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[3], seq, body)
+if ARGV[14] == '1' then
+  redis.call('ZADD', KEYS[9], seq, seq)
+end
+if ARGV[15] == '1' then
+  redis.call('ZADD', KEYS[10], 0, ARGV[16])
+end
 if op == 'm' then
   redis.call('ZADD', KEYS[4], seq, seq)
 elseif op == 'e' then
@@ -314,6 +326,7 @@ return {{last, epoch}}
 """
 
 # KEYS seq, log, msgs, mod; ARGV 'after' after limit | 'before' max-score limit | 'one' seq
+# | 'from' after limit (the seqs of KEYS[3] above after: a member's, ``redis_rights``)
 # Returns seq, body, edit, deleted for each entry found.
 _READ_LUA: Final = """
 local seqs = {}
@@ -325,6 +338,8 @@ if ARGV[1] == 'after' then
   end
 elseif ARGV[1] == 'before' then
   seqs = redis.call('ZREVRANGEBYSCORE', KEYS[3], ARGV[2], '-inf', 'LIMIT', 0, ARGV[3])
+elseif ARGV[1] == 'from' then
+  seqs = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[2], '+inf', 'LIMIT', 0, ARGV[3])
 else
   seqs = {ARGV[2]}
 end
@@ -385,7 +400,7 @@ def _user(user_id: str, fields: list[Any]) -> User:
     )
 
 
-class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisLeases, Store):
+class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisRights, RedisLeases, Store):
     def __init__(
         self,
         url: str,
@@ -435,6 +450,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisLeases, 
         self._init_offers()
         self._init_conversations()
         self._init_moderation(_APPEND_LUA)
+        self._init_rights()
         self._instance: bytes | str | None = None
         # The last (epoch, seq) seen of each followed room, to notice a log
         # that went back in time (see _EPOCH_LUA).
@@ -489,6 +505,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisLeases, 
             if not self.cluster:  # a cluster's data sets are younger than the indexes
                 await self._index_orders()
             await index_usernames(self._client, self._prefix)
+            await self._index_member_entries()
             await self.fanout.start()
             await self.presence.start()
 
@@ -697,25 +714,33 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisLeases, 
     async def append(self, room: str, draft: Draft) -> AppendResult:
         op = _OPS[draft.kind]
         edit = encode_edit(draft) if op == "e" else b""
-        idem = ""
-        if draft.client_msg_id is not None:
-            author_id = "" if draft.author is None else draft.author.id
-            idem = f"{author_id}\0{draft.client_msg_id}"
+        author_id = "" if draft.author is None else draft.author.id
+        idem = "" if draft.client_msg_id is None else f"{author_id}\0{draft.client_msg_id}"
         known_epoch, known_seq = self._seen.get(room, ("", 0))
         body = encode_read_prefix(draft) if op == "r" else encode_body(draft)
-        member = "1" if draft.kind in MEMBER_KINDS else ""
+        member = "1" if draft.kind in MEMBER_KINDS and author_id else ""
+        keys = self._room_keys(room, "seq", "epoch", "log", "msgs", "mod", "idem", "closed",
+                               "read")  # fmt: skip
+        args = [
+            _new_id(), known_epoch, known_seq, body, op,
+            "" if draft.target is None else draft.target, edit, idem,
+            self._key(room, "ch"), "SPUBLISH" if self._sharded() else "PUBLISH", member,
+            "1" if room.startswith("user:") else "",
+            "1" if self.cluster and self._wait_replicas else "",
+        ]  # fmt: skip
+        rooms_key = ""
+        if author_id:  # the author's index: only the first time also their list of rooms
+            keys.append(self._key(room, f"by:{author_id}"))
+            args.append("1")
+            if (author_id, room) not in self._noted:
+                rooms_key = await self._note_room(author_id, room)
+                if rooms_key:
+                    keys.append(rooms_key)
+                    args += ["1", room]
         with edge():
-            reply = await self._pipelined_append(
-                self._room_keys(room, "seq", "epoch", "log", "msgs", "mod", "idem", "closed",
-                                "read"),
-                [
-                    _new_id(), known_epoch, known_seq, body, op,
-                    "" if draft.target is None else draft.target, edit, idem,
-                    self._key(room, "ch"), "SPUBLISH" if self._sharded() else "PUBLISH",
-                    member, "1" if room.startswith("user:") else "",
-                    "1" if self.cluster and self._wait_replicas else "",
-                ],
-            )  # fmt: skip
+            reply = await self._pipelined_append(keys, args)
+        if rooms_key and reply[0] != 2:  # stored now, or by the first of a retried append
+            self._noted_room(author_id, room)
         if reply[0] == 1:
             _, seq, stored, edited, deleted = reply
             return AppendResult(decode_entry(room, seq, stored, edited, deleted), duplicate=True)
@@ -882,10 +907,12 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisLeases, 
             flat = await self._read(
                 keys=self._room_keys(room, "seq", "log", "msgs", "mod"), args=args
             )
-        entries = decode_entries(room, flat)
-        # A deleted comment's earlier edits keep their words in the log: they
-        # are read back blank, like the comment (one more read, only when the
-        # page holds edits).
+        return await self._blank_deleted_edits(room, decode_entries(room, flat))
+
+    async def _blank_deleted_edits(self, room: str, entries: list[Entry]) -> list[Entry]:
+        """A deleted comment's earlier edits keep their words in the log: they
+        are read back blank, like the comment (one more read, only when the
+        page holds edits)."""
         targets = list({e.target for e in entries if e.kind == "edit" and e.target is not None})
         if not targets:
             return entries

@@ -39,7 +39,7 @@ from parley.server.core.moderation import check_room_for_list
 from parley.server.core.reports import EVENTS_ROOM, MAX_NOTES, Filed, Flag, Report
 from parley.server.core.restrictions import Restriction, from_wire, restriction_wire
 from parley.server.store.member_lists import LIST_NAMES, MemberLists
-from parley.server.store.redis_wire import as_text, edge, encode_body
+from parley.server.store.redis_wire import APPEND_ARGV, as_text, edge, encode_body
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -58,49 +58,49 @@ return 1
 """
 
 
-# Run before the store's append script (``_APPEND_LUA``), whose KEYS 1-8 and ARGV 1-11
-# are the event's append; ARGV 12.. are the report's: prefix of the queue's keys,
+# Run before the store's append script (``_APPEND_LUA``), whose KEYS 1-8 and ARGV
+# 1-APPEND_ARGV (16) are the event's append; ARGV 17.. are the report's: prefix of the queue's keys,
 # the message's key, new id, reporter, reason, note ('' for none), ts, room, seq,
 # author id, snapshot (JSON), notes kept. Returns {9, id, duplicate, reporters,
 # reason} unless the report is the message's first: then the append's own reply.
 _FILE_PREFIX_LUA: Final = """
-local p = ARGV[12]
-local id = redis.call('HGET', p .. 'reports:by_msg', ARGV[13])
+local p = ARGV[17]
+local id = redis.call('HGET', p .. 'reports:by_msg', ARGV[18])
 if id then
   local rk = p .. 'report:' .. id
-  local first = redis.call('HGET', rk .. ':who', ARGV[15])
+  local first = redis.call('HGET', rk .. ':who', ARGV[20])
   if first then
     return {9, id, 1, tonumber(redis.call('HGET', rk, 'reporters')), first}
   end
-  redis.call('HSET', rk .. ':who', ARGV[15], ARGV[16])
+  redis.call('HSET', rk .. ':who', ARGV[20], ARGV[21])
   local reporters = redis.call('HINCRBY', rk, 'reporters', 1)
   local reasons = cjson.decode(redis.call('HGET', rk, 'reasons'))
-  reasons[ARGV[16]] = (reasons[ARGV[16]] or 0) + 1
-  redis.call('HSET', rk, 'reasons', cjson.encode(reasons), 'updated', ARGV[18])
-  if ARGV[17] ~= '' and tonumber(redis.call('HGET', rk, 'noted')) < tonumber(ARGV[23]) then
+  reasons[ARGV[21]] = (reasons[ARGV[21]] or 0) + 1
+  redis.call('HSET', rk, 'reasons', cjson.encode(reasons), 'updated', ARGV[23])
+  if ARGV[22] ~= '' and tonumber(redis.call('HGET', rk, 'noted')) < tonumber(ARGV[28]) then
     redis.call('HINCRBY', rk, 'noted', 1)
     redis.call('HSET', rk, 'note:' .. redis.call('HGET', rk, 'noted'),
-               cjson.encode({reason = ARGV[16], note = ARGV[17], ts = tonumber(ARGV[18])}))
+               cjson.encode({reason = ARGV[21], note = ARGV[22], ts = tonumber(ARGV[23])}))
   end
   if redis.call('HGET', rk, 'state') ~= 'open' then
     redis.call('HSET', rk, 'state', 'open')
     redis.call('ZREM', p .. 'reports:resolved', id)
     redis.call('ZADD', p .. 'reports:open', redis.call('HGET', rk, 'n'), id)
   end
-  return {9, id, 0, reporters, ARGV[16]}
+  return {9, id, 0, reporters, ARGV[21]}
 end
-id = ARGV[14]
+id = ARGV[19]
 local rk = p .. 'report:' .. id
 local n = redis.call('INCR', p .. 'reports:n')
-redis.call('HSET', p .. 'reports:by_msg', ARGV[13], id)
-redis.call('HSET', rk, 'n', n, 'room', ARGV[19], 'seq', ARGV[20], 'author', ARGV[21],
-           'snapshot', ARGV[22], 'state', 'open', 'created', ARGV[18], 'updated', ARGV[18],
-           'reporters', 1, 'reasons', cjson.encode({[ARGV[16]] = 1}), 'noted', 0)
-if ARGV[17] ~= '' then
+redis.call('HSET', p .. 'reports:by_msg', ARGV[18], id)
+redis.call('HSET', rk, 'n', n, 'room', ARGV[24], 'seq', ARGV[25], 'author', ARGV[26],
+           'snapshot', ARGV[27], 'state', 'open', 'created', ARGV[23], 'updated', ARGV[23],
+           'reporters', 1, 'reasons', cjson.encode({[ARGV[21]] = 1}), 'noted', 0)
+if ARGV[22] ~= '' then
   redis.call('HSET', rk, 'noted', 1, 'note:1',
-             cjson.encode({reason = ARGV[16], note = ARGV[17], ts = tonumber(ARGV[18])}))
+             cjson.encode({reason = ARGV[21], note = ARGV[22], ts = tonumber(ARGV[23])}))
 end
-redis.call('HSET', rk .. ':who', ARGV[15], ARGV[16])
+redis.call('HSET', rk .. ':who', ARGV[20], ARGV[21])
 redis.call('ZADD', p .. 'reports:open', n, id)
 """
 
@@ -214,6 +214,7 @@ class RedisModeration(MemberLists):
             f"\0{event.client_msg_id}", self._key(events_room, "ch"),
             "SPUBLISH" if self._sharded() else "PUBLISH", "",
         ]  # fmt: skip
+        append_args += [""] * (APPEND_ARGV - len(append_args))  # the report's follow them
         room, seq = snapshot["room"], snapshot["seq"]
         report_args: list[Any] = [
             self._key(events_room, ""), f"{room}\0{seq}", report_id, flag.reporter,

@@ -12,6 +12,7 @@ hash tag, so every key below lives on one slot and one script may touch any)::
     parley:{offers}:untold           zset  "<id>:<version>" -> updated_ms, while
                                            that change is not told (``mark_told``)
     parley:{offers}:untold:body      hash  "<id>:<version>" -> the body at that version
+    parley:{offers}:liked:<member>   zset  listing -> ts: the same likes by member
 
 A like's score is minus its time, so that ascending order is most recent first
 with ties by member id, and ``before`` is the exclusive lower bound ``(-before``.
@@ -148,6 +149,20 @@ end
 return out
 """
 
+# KEYS likes, liked; ARGV member, listing, ts ('' to forget the like). Returns 1 when it
+# changed something: a like and its index by member are one step.
+_LIKE_LUA: Final = """
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+local added = redis.call('ZADD', KEYS[1], 'NX', -tonumber(ARGV[3]), ARGV[1])
+if added == 1 then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+end
+return added
+"""
+
 # KEYS listing; ARGV '1' or '0'. Returns the listing's fields, or nil when there is none.
 _SET_OFFERS_ENABLED_LUA: Final = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -175,6 +190,7 @@ class RedisOffers:
         self._due_negotiations: AsyncScript = register(_DUE_LUA)
         self._set_offers_enabled: AsyncScript = register(_SET_OFFERS_ENABLED_LUA)
         self._untold: AsyncScript = register(_UNTOLD_LUA)
+        self._like: AsyncScript = register(_LIKE_LUA)
 
     def _offer_key(self, part: str) -> str:
         return f"{self._offers}:{part}"
@@ -195,16 +211,16 @@ class RedisOffers:
     # Likes.
 
     async def put_like(self, listing_id: ListingId, user_id: UserId, ts: int) -> bool:
-        with edge():
-            added = await self._client.zadd(
-                self._offer_key(f"likes:{listing_id}"), {user_id: -ts}, nx=True
-            )
-        return bool(added)
+        return await self._change_like(listing_id, user_id, ts)
 
     async def delete_like(self, listing_id: ListingId, user_id: UserId) -> bool:
+        return await self._change_like(listing_id, user_id, "")
+
+    async def _change_like(self, listing_id: ListingId, user_id: UserId, ts: int | str) -> bool:
+        keys = [self._offer_key(f"likes:{listing_id}"), self._offer_key(f"liked:{user_id}")]
         with edge():
-            removed = await self._client.zrem(self._offer_key(f"likes:{listing_id}"), user_id)
-        return bool(removed)
+            changed = await self._like(keys=keys, args=[user_id, listing_id, ts])
+        return bool(changed)
 
     async def likers(self, listing_id: ListingId, before: int | None, limit: int) -> list[Like]:
         if limit <= 0:  # Redis reads a negative count as "no limit"

@@ -43,6 +43,10 @@ DOWN: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 NOT_NOW: Final = (OutOfMemoryError, ReadOnlyError, TryAgainError, ClusterDownError)
 NOT_NOW_CODES: Final = ("MISCONF", "NOREPLICAS", "BUSY")
 
+# The store's append script's ARGV (``server.store.redis``): a script that runs its own
+# step before it (filing a report) reads its arguments after these.
+APPEND_ARGV: Final = 16
+
 
 @contextlib.contextmanager
 def edge() -> Iterator[None]:

@@ -59,6 +59,10 @@ from parley.server.store.lease import LocalLeases
 from parley.server.store.sqlite_conversations import CONVERSATIONS_SCHEMA, SqliteConversations
 from parley.server.store.sqlite_moderation import MODERATION_SCHEMA, SqliteModeration
 from parley.server.store.sqlite_offers import OFFERS_SCHEMA, SqliteOffers
+from parley.server.store.sqlite_rights import (
+    RIGHTS_SCHEMA,
+    SqliteRights,
+)
 
 T = TypeVar("T")
 
@@ -144,8 +148,11 @@ class _Write:
 _Outcome = tuple[asyncio.Future[Any], object, ParleyError | None]
 
 
-class SqliteStore(SqliteOffers, SqliteConversations, SqliteModeration, LocalLeases, Store):
+class SqliteStore(
+    SqliteOffers, SqliteConversations, SqliteModeration, SqliteRights, LocalLeases, Store
+):
     _loop: asyncio.AbstractEventLoop
+    _entry_columns = _ENTRY_COLUMNS
 
     def __init__(self, path: str, *, batch_max: int = 256) -> None:
         if batch_max < 1:
@@ -529,7 +536,7 @@ class SqliteStore(SqliteOffers, SqliteConversations, SqliteModeration, LocalLeas
                 return AppendResult(_entry_from_row(row), duplicate=True)
         last_seq, epoch, closed = self._room_state(conn, room)
         kind = draft.kind
-        if closed and kind in MEMBER_KINDS:
+        if closed and kind in MEMBER_KINDS and draft.author is not None:
             raise ParleyError(ErrorCode.not_found, f"{room} is closed")
         if kind == "read":
             draft = self._move_read_mark(conn, room, draft)
@@ -667,6 +674,8 @@ def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")  # fsync the WAL on every commit
+    # Erased words are overwritten with zeros, not only unlinked (docs/moderation.md).
+    conn.execute("PRAGMA secure_delete = ON")
     return conn
 
 
@@ -690,7 +699,13 @@ def _create_schema(conn: sqlite3.Connection) -> str:
     if meta["schema_version"] != SCHEMA_VERSION:
         conn.execute("ROLLBACK")
         raise sqlite3.DatabaseError(f"schema version {meta['schema_version']} is not supported")
-    for sql in (*_INDEXES, *OFFERS_SCHEMA, *CONVERSATIONS_SCHEMA, *MODERATION_SCHEMA):
+    for sql in (
+        *_INDEXES,
+        *OFFERS_SCHEMA,
+        *CONVERSATIONS_SCHEMA,
+        *MODERATION_SCHEMA,
+        *RIGHTS_SCHEMA,
+    ):
         conn.execute(sql)
     conn.execute("COMMIT")
     return cast(str, meta["store_id"])

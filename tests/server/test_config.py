@@ -84,6 +84,10 @@ def test_other_environment_variables_are_ignored() -> None:
         ("member_write_burst: 0\n", "member_write_burst"),
         ("member_write_burst: 2.5\n", "member_write_burst"),
         ("write_rate: 0\n", "write_rate"),
+        ("retention_order_days: -1\n", "retention_order_days"),
+        ("retention_listing_days: soon\n", "retention_listing_days"),
+        ("retention_interval: 0\n", "retention_interval"),
+        ("retention_batch: 0\n", "retention_batch"),
         ("colour: blue\n", "colour"),
     ],
 )

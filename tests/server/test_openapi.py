@@ -36,6 +36,8 @@ def test_every_route_of_the_api_is_in_the_document(hub: HubProcess) -> None:
     from parley.server.api import InternalApi
     from parley.server.config import load_config
     from parley.server.core.clock import FakeClock
+    from parley.server.data_rights_api import data_rights_routes
+    from parley.server.member_erasure import MemberErasures
     from parley.server.moderation_api import moderation_routes
     from parley.server.push_api import push_routes
     from parley.server.store import open_store
@@ -46,6 +48,8 @@ def test_every_route_of_the_api_is_in_the_document(hub: HubProcess) -> None:
     app = api.app()
     app.router.add_routes(push_routes(None))  # type: ignore[arg-type]
     app.router.add_routes(moderation_routes(config, api.store, api.clock, api.notifier))
+    erasures = MemberErasures(api.store, api.clock)
+    app.router.add_routes(data_rights_routes(api.store, api.clock, erasures))
     routes = {
         (r.method, r.resource.canonical)
         for r in app.router.routes()
