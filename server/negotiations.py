@@ -185,6 +185,12 @@ class Negotiations:
                 await self.notifier.complete(before_ms)
             except ParleyError as exc:
                 log.warning("offer sweep failed: %s", exc.message)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # A cancel that came as a store command answered was swallowed on
+                # the way (asyncio.wait_for in Python 3.11 can do that): the
+                # sweeper is being stopped all the same.
+                raise asyncio.CancelledError
             await asyncio.sleep(self.config.offer_sweep_interval)
 
     # Telling.
