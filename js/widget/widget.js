@@ -301,8 +301,9 @@ export class ParleyWidget {
   systemText(m) {
     const data = m.data ?? {};
     const t = this.t;
+    // The widget shows R12 as the banner above the conversation: not a second time here.
+    if (data.type === "order_opened") return t.orderOpened;
     if (data.texts) return data.texts[this.locale] ?? data.texts.en ?? m.text;
-    if (data.type === "order_opened") return t.orderOpened; // R12 is the banner above it
     const line = t.system[data.type];
     if (typeof line === "function") return line(data.count ?? 1);
     return line ?? m.text;

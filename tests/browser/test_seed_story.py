@@ -365,6 +365,7 @@ async def test_the_seed_story_r1_to_r12(browser: Browser, demo: Demo, screenshot
     await expect(conversation.locator("h2")).to_contain_text(COAT)
     await expect(conversation.locator(".parley-counterpart")).to_contain_text("@sophie.tremblay")
     await expect(landing.locator("[data-testid=disclaimer]")).to_have_count(1)
+    await expect(landing.get_by_text("are not covered by buyer protection")).to_have_count(1)
     await expect(landing.locator("[data-testid=disclaimer]")).to_be_visible()
     await expect(landing.locator("[data-parley-placeholder]")).to_have_count(0)  # no "Opening…"
     await expect(landing.get_by_text("Opening your private conversation")).to_have_count(0)
