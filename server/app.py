@@ -15,7 +15,7 @@ import time
 
 from parley.server.api import InternalApi
 from parley.server.config import Config
-from parley.server.core.clock import Clock
+from parley.server.core.clock import Clock, to_ms
 from parley.server.core.model import UserId
 from parley.server.core.rooms import user_room
 from parley.server.data_rights_api import data_rights_routes
@@ -23,6 +23,7 @@ from parley.server.hub import Hub
 from parley.server.mail.outbox import MailSender
 from parley.server.mail.transports import open_transport
 from parley.server.member_erasure import MemberErasures
+from parley.server.member_export import member_sections
 from parley.server.metrics import Metrics
 from parley.server.moderation_api import moderation_routes
 from parley.server.negotiations import Negotiations, stop_sweeper
@@ -66,14 +67,24 @@ class App:
         self.notifier = Notifier(config, self.store, self.clock, self.outbox)
         self.negotiations = Negotiations(config, self.store, self.clock, self.notifier)
         self.hub = Hub(config, self.store, self.clock, self.notifier, self.negotiations)
-        self.erasures = MemberErasures(self.store, self.clock)
+        self.erasures = MemberErasures(self.store, self.clock, self.outbox)
         self.retention = RoomRetention(config, self.store, self.clock)
         self.api = InternalApi(config, self.store, self.clock, self.notifier, self.negotiations)
         self.api.retention = self.retention
         self.api.extra_routes = [
             *push_routes(self.outbox),
             *moderation_routes(config, self.store, self.clock, self.notifier),
-            *data_rights_routes(self.store, self.clock, self.erasures),
+            *data_rights_routes(
+                self.store,
+                self.clock,
+                self.erasures,
+                member_sections(
+                    self.store,
+                    lambda: to_ms(self.clock.now()),
+                    config.max_blocks,
+                    config.max_mutes,
+                ),
+            ),
         ]
         self.mail = MailSender(config, self.store, self.clock, open_transport(config))
         self.api.on_mail_queued = self.mail.wake

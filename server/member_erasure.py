@@ -30,6 +30,7 @@ from parley.server.core.model import Draft, Entry, OrderId, UserId
 from parley.server.core.rooms import order_room, user_room
 from parley.server.member_export import ROLES, orders_of
 from parley.server.store.base import Store
+from parley.server.store.outbox import PushOutbox
 
 log = logging.getLogger("parley.erasure")
 
@@ -39,9 +40,10 @@ PAGE: Final = 200  # entries erased per step: their deletes share a commit or a 
 class MemberErasures:
     """The erasures running in this hub, one task per member."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, outbox: PushOutbox | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.outbox = outbox
         self.done: dict[UserId, int] = {}  # entries handled so far, per running erasure
         self._tasks: dict[UserId, asyncio.Task[None]] = {}
 
@@ -91,6 +93,11 @@ class MemberErasures:
         async for likes in store.member_likes(user_id):
             for listing_id, _ in likes:
                 await store.delete_like(listing_id, user_id)
+        while await store.forget_reporter(user_id, PAGE):
+            pass
+        await store.drop_member_lists(user_id)
+        if self.outbox is not None:
+            await self.outbox.drop_member(user_id)
         await store.drop_room_entries(user_room(user_id))
         await store.forget_freed()
         await store.set_erasure(user_id, "erased", self._now())

@@ -9,9 +9,12 @@ in memory, never the whole list. The document (``docs/api.md``)::
      "messages": [...], "edits": [...], "notifications": [...], "inbox": {...},
      "orders": [...], "negotiations": [...], "likes": [...], <sections>...}
 
-Features that keep more about a member (reports they made, blocks,
-restrictions) add a section with ``ExportSection``: a name and the member's
-records, page by page; ``export_chunks`` writes them after its own.
+Features that keep more about a member add a section with ``ExportSection``: a
+name and the member's records, page by page; ``export_chunks`` writes them after
+its own. ``member_sections`` gives the moderation's: ``blocks``, ``mutes`` (each
+list bounded by its setting), ``restriction`` (the one in force, if any) and
+``reports`` (those the member filed: their reason and note, the message's room
+and seq; nothing of the other reporters).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import orjson
 
 from parley.server.core.model import Entry, Order, User, UserId
 from parley.server.core.offers import to_wire as offer_wire
+from parley.server.core.restrictions import restriction_wire
 from parley.server.core.rooms import order_room, user_room
 from parley.server.store.base import OrderRole, Store
 
@@ -126,6 +130,34 @@ async def _negotiations(store: Store, user_id: UserId, now_ms: int) -> Records:
 async def _likes(store: Store, user_id: UserId) -> Records:
     async for page in store.member_likes(user_id):
         yield [{"listing_id": listing_id, "ts": ts} for listing_id, ts in page]
+
+
+def member_sections(
+    store: Store, now_ms: Callable[[], int], max_blocks: int, max_mutes: int
+) -> list[ExportSection]:
+    """The member's own lists and their restriction in force, as export sections."""
+
+    async def blocks(user_id: UserId) -> Records:
+        yield [
+            {"user": other, "since": ts} for other, ts in await store.blocks(user_id, max_blocks)
+        ]
+
+    async def mutes(user_id: UserId) -> Records:
+        yield [{"room": room, "since": ts} for room, ts in await store.mutes(user_id, max_mutes)]
+
+    async def restriction(user_id: UserId) -> Records:
+        found = await store.get_restriction(user_id)
+        if found is not None and found.active_at(now_ms()):
+            wire = restriction_wire(found)
+            del wire["user_id"]
+            yield [wire]
+
+    return [
+        ExportSection("blocks", blocks),
+        ExportSection("mutes", mutes),
+        ExportSection("restriction", restriction),
+        ExportSection("reports", store.member_reports),
+    ]
 
 
 async def export_chunks(

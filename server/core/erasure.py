@@ -13,7 +13,11 @@ step decides, with no I/O:
   deletes a message (R2): their excerpts and the rewrites of them are erased;
 - their record keeps its id with ``ERASED_NAME`` and no e-mail, and their
   username is freed, so ``@name`` no longer finds them;
-- their inbox, read marks and likes are dropped; orders and negotiations hold
+- their inbox, read marks, likes, blocks and mutes are dropped, and so are
+  their push items not yet acked by every gateway;
+- in the reports they filed, an ``erased:<random>`` placeholder stands for them
+  and their note loses its words; the report's reason stays counted, for the
+  moderators' record; orders and negotiations hold
   ids, amounts and times only (no words: R2), and are kept for accounting.
 """
 

@@ -88,6 +88,35 @@ class Filed:
     reason: str  # the member's reason (the first one, for a duplicate)
 
 
+ERASED_REPORTER: Final = "erased:"  # a reporter erased: ":" is in no member id
+
+
+def erased_reporter(token: str) -> str:
+    """The placeholder standing for an erased reporter in one report: ``token``
+    (random) keeps it unique there and unlinkable to their other reports."""
+    return ERASED_REPORTER + token
+
+
+def own_report(report_id: str, room: str, seq: int, flag: dict[str, Any]) -> dict[str, Any]:
+    """A report as its reporter's export shows it: their reason, note and when,
+    and the message reported; nothing of the other reporters."""
+    return {"report_id": report_id, "room": room, "seq": seq, "reason": flag["reason"],
+            "note": flag.get("note") or None, "ts": flag["ts"]}  # fmt: skip
+
+
+def without_note(notes: list[dict[str, Any]], flag: dict[str, Any]) -> list[dict[str, Any]]:
+    """The item's ``notes`` with the one ``flag`` gave made note-less (reason and
+    time stay, for the record)."""
+    mine = {"reason": flag["reason"], "note": flag.get("note"), "ts": flag["ts"]}
+    out, found = [], False
+    for note in notes:
+        if not found and note == mine:
+            found = True
+            note = {**note, "note": None}
+        out.append(note)
+    return out
+
+
 def check_may_report(user_id: str, target: Entry | None) -> Entry:
     """The message ``user_id`` may report, or a refusal with a stable code."""
     if target is None or target.kind != "comment" or target.deleted or target.author is None:

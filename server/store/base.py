@@ -494,6 +494,11 @@ class Store(abc.ABC):
         """The rooms the member muted and when (ms), most recent first."""
 
     @abc.abstractmethod
+    async def drop_member_lists(self, user_id: UserId) -> None:
+        """Forget the member's own blocks and mutes (their erasure); others' blocks of
+        them stay, theirs to keep. Idempotent."""
+
+    @abc.abstractmethod
     async def silencing(
         self, user_id: UserId, author: UserId | None, room: str | None
     ) -> tuple[bool, bool]:
@@ -528,6 +533,16 @@ class Store(abc.ABC):
     async def resolve_report(self, report_id: str, resolution: dict[str, Any]) -> Report | None:
         """Mark an open item resolved with ``resolution`` (``{action, ...}``), in one step,
         and return it; an item already resolved is returned unchanged, ``None`` if none."""
+
+    @abc.abstractmethod
+    def member_reports(self, user_id: UserId) -> AsyncIterator[list[dict[str, Any]]]:
+        """The reports the member filed (``core.reports.own_report``), a page at a time."""
+
+    @abc.abstractmethod
+    async def forget_reporter(self, user_id: UserId, limit: int) -> int:
+        """In up to ``limit`` reports the member filed, one report at a time, stand an
+        ``erased_reporter`` placeholder for them and drop their note (their reason
+        stays counted); return how many. Nothing left to do: 0."""
 
     # Restrictions (``server.core.restrictions``): one per member at most.
 

@@ -25,6 +25,13 @@ class MemberLists(abc.ABC):
     async def _list(self, part: str, user_id: str, limit: int) -> list[tuple[str, int]]:
         """Items and when, most recent first."""
 
+    @abc.abstractmethod
+    async def _clear_lists(self, user_id: str) -> None:
+        """Remove the member's blocks and mutes, in one step."""
+
+    async def drop_member_lists(self, user_id: UserId) -> None:
+        await self._clear_lists(user_id)
+
     async def block(self, user_id: UserId, other: UserId, ts: int, limit: int) -> bool:
         return await self._add_to_list("blocks", user_id, other, ts, limit)
 

@@ -234,6 +234,12 @@ class PushOutbox(abc.ABC):
             for key, raw in await self._prepared(before_ms, limit)
         ]
 
+    async def drop_member(self, user_id: UserId) -> int:
+        """Drop every item of the member, handed out or not, and their preparations,
+        for every group (their erasure); return how many items. Idempotent."""
+        self._check_open()
+        return await self._drop_member(user_id)
+
     async def fetch(self, group: str, consumer: str, *, count: int, wait: float) -> list[Delivery]:
         """Hand ``consumer`` up to ``count`` items, waiting up to ``wait`` seconds for one."""
         check_name("group", group)
@@ -307,6 +313,9 @@ class PushOutbox(abc.ABC):
     async def _take(
         self, group: str, consumer: str, count: int, now_ms: int, deadline_ms: int
     ) -> Taken: ...
+
+    @abc.abstractmethod
+    async def _drop_member(self, user_id: UserId) -> int: ...
 
     @abc.abstractmethod
     async def _ack(self, group: str, ids: list[str]) -> int: ...

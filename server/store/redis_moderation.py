@@ -20,6 +20,12 @@ runs the store's own append after its part)::
     parley:{backend:events}:reports:resolved zset  item id -> queue number
     parley:{backend:events}:report:<id>      hash  the item (``_ITEM_FIELDS``)
     parley:{backend:events}:report:<id>:who  hash  reporter -> reason
+    parley:{backend:events}:report:<id>:flags hash reporter -> their reason, note,
+                                             when, and which note of the item is theirs
+    parley:{backend:events}:reports:by:<reporter>  zset  item id -> when reported
+
+An erased reporter's flags stand under an ``erased:<random>`` placeholder, their
+notes without words (``_FORGET_REPORTER_LUA``, one script per item).
 
 Restrictions are one hash, read whole by every hub at start and on resync::
 
@@ -29,14 +35,22 @@ Restrictions are one hash, read whole by every hub at start and on resync::
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 
 from parley.server.core.model import Draft, UserId
 from parley.server.core.moderation import check_room_for_list
-from parley.server.core.reports import EVENTS_ROOM, MAX_NOTES, Filed, Flag, Report
+from parley.server.core.reports import (
+    EVENTS_ROOM,
+    MAX_NOTES,
+    Filed,
+    Flag,
+    Report,
+    erased_reporter,
+    own_report,
+)
 from parley.server.core.restrictions import Restriction, from_wire, restriction_wire
 from parley.server.store.member_lists import LIST_NAMES, MemberLists
 from parley.server.store.redis_wire import APPEND_ARGV, as_text, edge, encode_body
@@ -44,6 +58,8 @@ from parley.server.store.redis_wire import APPEND_ARGV, as_text, edge, encode_bo
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
+
+PAGE: Final = 200  # a member's reports read at once
 
 # KEYS list; ARGV item, ts, limit. Returns 1 when added, 0 when there, -1 when full.
 _ADD_LUA: Final = """
@@ -65,6 +81,13 @@ return 1
 # reason} unless the report is the message's first: then the append's own reply.
 _FILE_PREFIX_LUA: Final = """
 local p = ARGV[17]
+-- The reporter's own record of the item, and their index of items: the export
+-- and the erasure of a reporter read them.
+local function own_flag(rk, id, noted)
+  redis.call('HSET', rk .. ':flags', ARGV[20], cjson.encode(
+    {reason = ARGV[21], note = ARGV[22], ts = tonumber(ARGV[23]), noted = noted}))
+  redis.call('ZADD', p .. 'reports:by:' .. ARGV[20], ARGV[23], id)
+end
 local id = redis.call('HGET', p .. 'reports:by_msg', ARGV[18])
 if id then
   local rk = p .. 'report:' .. id
@@ -77,11 +100,13 @@ if id then
   local reasons = cjson.decode(redis.call('HGET', rk, 'reasons'))
   reasons[ARGV[21]] = (reasons[ARGV[21]] or 0) + 1
   redis.call('HSET', rk, 'reasons', cjson.encode(reasons), 'updated', ARGV[23])
+  local noted = 0
   if ARGV[22] ~= '' and tonumber(redis.call('HGET', rk, 'noted')) < tonumber(ARGV[28]) then
-    redis.call('HINCRBY', rk, 'noted', 1)
-    redis.call('HSET', rk, 'note:' .. redis.call('HGET', rk, 'noted'),
+    noted = redis.call('HINCRBY', rk, 'noted', 1)
+    redis.call('HSET', rk, 'note:' .. noted,
                cjson.encode({reason = ARGV[21], note = ARGV[22], ts = tonumber(ARGV[23])}))
   end
+  own_flag(rk, id, noted)
   if redis.call('HGET', rk, 'state') ~= 'open' then
     redis.call('HSET', rk, 'state', 'open')
     redis.call('ZREM', p .. 'reports:resolved', id)
@@ -101,7 +126,33 @@ if ARGV[22] ~= '' then
              cjson.encode({reason = ARGV[21], note = ARGV[22], ts = tonumber(ARGV[23])}))
 end
 redis.call('HSET', rk .. ':who', ARGV[20], ARGV[21])
+own_flag(rk, id, ARGV[22] ~= '' and 1 or 0)
 redis.call('ZADD', p .. 'reports:open', n, id)
+"""
+
+
+# KEYS item, item:who, item:flags, the reporter's index; ARGV reporter, placeholder,
+# item id.
+# The reporter's flag in the item goes to the placeholder without its note, the
+# note in the item's notes loses its words; returns 1 when done, 0 when not there.
+_FORGET_REPORTER_LUA: Final = """
+local raw = redis.call('HGET', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[3])
+if not raw then
+  return 0
+end
+local flag = cjson.decode(raw)
+if flag.noted > 0 then
+  local field = 'note:' .. flag.noted
+  local note = cjson.decode(redis.call('HGET', KEYS[1], field))
+  local kept = {reason = note.reason, note = cjson.null, ts = note.ts}
+  redis.call('HSET', KEYS[1], field, cjson.encode(kept))
+end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[2], flag.reason)
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[2], cjson.encode({reason = flag.reason, ts = flag.ts, noted = 0}))
+return 1
 """
 
 
@@ -138,6 +189,7 @@ class RedisModeration(MemberLists):
         self._add_to_list_script: AsyncScript = register(_ADD_LUA)
         self._file_report: AsyncScript = register(_FILE_PREFIX_LUA + append_lua)
         self._resolve_report: AsyncScript = register(_RESOLVE_LUA)
+        self._forget_reporter: AsyncScript = register(_FORGET_REPORTER_LUA)
 
     def _member_key(self, user_id: str, part: str) -> str:
         return f"{self._prefix}:{{user:{user_id}}}:{part}"
@@ -157,6 +209,10 @@ class RedisModeration(MemberLists):
         with edge():
             removed = await self._client.zrem(self._member_key(user_id, part), item)
         return bool(removed)
+
+    async def _clear_lists(self, user_id: str) -> None:
+        with edge():  # both keys under the member's hash tag: one slot
+            await self._client.delete(*(self._member_key(user_id, part) for part in LIST_NAMES))
 
     async def _list(self, part: str, user_id: str, limit: int) -> list[tuple[str, int]]:
         if limit <= 0:
@@ -263,6 +319,43 @@ class RedisModeration(MemberLists):
                 keys=keys, args=[report_id, orjson.dumps(resolution), resolution["ts"]]
             )
         return await self.get_report(report_id)
+
+    async def member_reports(self, user_id: UserId) -> AsyncIterator[list[dict[str, Any]]]:
+        index = self._queue_key(f"reports:by:{user_id}")
+        start = 0
+        while True:
+            with edge():
+                found = await self._client.zrange(index, start, start + PAGE - 1)
+                ids = [as_text(i) for i in cast(list[bytes], found)]
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for report_id in ids:
+                        key = self._queue_key(f"report:{report_id}")
+                        pipe.hmget(key, ["room", "seq"])
+                        pipe.hget(f"{key}:flags", user_id)
+                    replies: list[Any] = await pipe.execute()
+            page = [
+                own_report(report_id, as_text(where[0]), int(where[1]), orjson.loads(flag))
+                for report_id, where, flag in zip(ids, replies[::2], replies[1::2], strict=True)
+                if flag is not None and where[0] is not None
+            ]
+            if page:
+                yield page
+            if len(ids) < PAGE:
+                return
+            start += PAGE
+
+    async def forget_reporter(self, user_id: UserId, limit: int) -> int:
+        index = self._queue_key(f"reports:by:{user_id}")
+        with edge():
+            found = await self._client.zrange(index, 0, limit - 1)
+            for report_id in (as_text(i) for i in cast(list[bytes], found)):
+                key = self._queue_key(f"report:{report_id}")
+                placeholder = erased_reporter(secrets.token_hex(8))
+                await self._forget_reporter(
+                    keys=[key, f"{key}:who", f"{key}:flags", index],
+                    args=[user_id, placeholder, report_id],
+                )
+        return len(found)
 
     # Restrictions.
 

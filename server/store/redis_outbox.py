@@ -38,7 +38,7 @@ from typing import Any, Final
 from parley.server.core.model import UserId
 from parley.server.store.outbox import SCAN_MAX, PushItem, PushOutbox, Taken
 from parley.server.store.redis import RedisStore
-from parley.server.store.redis_wire import edge
+from parley.server.store.redis_wire import as_text, edge
 
 # While long-polling, look again this often (seconds): other hub processes
 # enqueue and ack without telling this one.
@@ -234,6 +234,48 @@ return out
 """
 
 
+# KEYS stream, prepared, prepared:at, then due and held of each group; ARGV member,
+# start id ('-' first), count, then the groups' names. One page of the stream:
+# the member's items leave it and every group's pending list and bookkeeping;
+# the member's preparations go with the first page. Returns the id to go on
+# after, or '' at the end.
+_DROP_MEMBER_LUA: Final = """
+local member, count = ARGV[1], tonumber(ARGV[3])
+if ARGV[2] == '-' then
+  local prepared = redis.call('HGETALL', KEYS[2])
+  for i = 1, #prepared, 2 do
+    if string.sub(prepared[i + 1], 1, #member + 1) == member .. '\\n' then
+      redis.call('HDEL', KEYS[2], prepared[i])
+      redis.call('ZREM', KEYS[3], prepared[i])
+    end
+  end
+end
+local page = redis.call('XRANGE', KEYS[1], ARGV[2], '+', 'COUNT', count)
+for _, entry in ipairs(page) do
+  local id, fields = entry[1], entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'u' then
+      if fields[i + 1] == member then
+        for g = 4, #ARGV do
+          local due, held = KEYS[2 * g - 4], KEYS[2 * g - 3]
+          redis.call('XACK', KEYS[1], ARGV[g], id)
+          redis.call('ZREM', due, id)
+          redis.call('HDEL', held, id)
+        end
+        redis.call('XDEL', KEYS[1], id)
+      end
+      break
+    end
+  end
+end
+if #page < count then
+  return ''
+end
+return '(' .. page[#page][1]
+"""
+DROP_PAGE: Final = 500  # stream entries one drop script reads
+
+
 def _is_stream_id(value: str) -> bool:
     ms, dash, seq = value.partition("-")
     return bool(dash) and all(p.isascii() and p.isdigit() and len(p) <= 20 for p in (ms, seq))
@@ -250,6 +292,7 @@ class RedisOutbox(PushOutbox):
         self._prepare_script = self._client.register_script(_PREPARE_LUA)
         self._commit_script = self._client.register_script(_COMMIT_LUA)
         self._prepared_script = self._client.register_script(_PREPARED_LUA)
+        self._drop_member_script = self._client.register_script(_DROP_MEMBER_LUA)
         self._journal = [f"{self._base}:prepared", f"{self._base}:prepared:at"]
         self._pushed = f"{self._base}:pushed"
 
@@ -314,6 +357,23 @@ class RedisOutbox(PushOutbox):
         with edge():
             acked = await self._ack_script(keys=self._group_keys(group), args=[group, *ids])
         return int(acked)
+
+    async def _drop_member(self, user_id: UserId) -> int:
+        with edge():
+            before = int(await self._client.xlen(self._stream))
+            found = await self._client.xinfo_groups(self._stream) if before else []
+            groups = [as_text(g["name"]) for g in found]
+            keys = [self._stream, *self._journal]
+            for group in groups:
+                keys += self._group_keys(group)[1:]
+            start = "-"
+            while start:
+                start = as_text(
+                    await self._drop_member_script(
+                        keys=keys, args=[user_id, start, DROP_PAGE, *groups]
+                    )
+                )
+            return before - int(await self._client.xlen(self._stream))
 
     async def _stats(self, group: str, now_ms: int) -> dict[str, int]:
         _, due, held = self._group_keys(group)

@@ -15,12 +15,14 @@ additions racing cannot pass the bound together.
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import orjson
 
+from parley.server.core import reports as core_reports
 from parley.server.core.model import AppendResult, Draft, UserId
 from parley.server.core.moderation import check_room_for_list
 from parley.server.core.reports import EVENTS_ROOM, MAX_NOTES, Filed, Flag, Report
@@ -47,6 +49,7 @@ MODERATION_SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS report_flags (
         report_id TEXT NOT NULL, reporter TEXT NOT NULL, reason TEXT NOT NULL,
         note TEXT, ts INTEGER NOT NULL, PRIMARY KEY (report_id, reporter)) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS report_flags_reporter ON report_flags (reporter, report_id)",
     """CREATE TABLE IF NOT EXISTS restrictions (
         user_id TEXT PRIMARY KEY, kind TEXT NOT NULL, until INTEGER, reason TEXT NOT NULL,
         ts INTEGER NOT NULL)""",
@@ -55,6 +58,8 @@ _REPORT_COLUMNS: Final = (
     "id, n, room, seq, author_id, snapshot, state, created_ts, updated_ts, reporters,"
     " reasons, notes, resolution"
 )
+
+PAGE: Final = 200  # a member's reports read at once
 
 # Which table holds which list, and the name of its item column.
 _LISTS: Final = {"blocks": "other", "mutes": "room"}
@@ -68,6 +73,8 @@ class SqliteModeration(MemberLists):
         async def _write(self, run: Callable[[sqlite3.Connection], T]) -> T: ...
 
         async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T: ...
+
+        async def _page(self, sql: str, args: tuple[object, ...]) -> list[Any]: ...
 
         def _append_in_batch(
             self, conn: sqlite3.Connection, room: str, draft: Draft, data: str | None
@@ -105,6 +112,13 @@ class SqliteModeration(MemberLists):
             )
 
         return await self._write(run)
+
+    async def _clear_lists(self, user_id: str) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            for table in _LISTS:
+                conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+
+        await self._write(run)
 
     async def _list(self, part: str, user_id: str, limit: int) -> list[tuple[str, int]]:
         table, column = part, _LISTS[part]
@@ -232,6 +246,50 @@ class SqliteModeration(MemberLists):
                 f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (report_id,)
             ).fetchone()
             return None if row is None else _report_from_row(row)
+
+        return await self._write(run)
+
+    async def member_reports(self, user_id: UserId) -> AsyncIterator[list[dict[str, Any]]]:
+        after = ""
+        while True:
+            rows = await self._page(
+                "SELECT f.report_id, r.room, r.seq, f.reason, f.note, f.ts"
+                " FROM report_flags f JOIN reports r ON r.id = f.report_id"
+                " WHERE f.reporter = ? AND f.report_id > ? ORDER BY f.report_id LIMIT ?",
+                (user_id, after, PAGE),
+            )
+            if rows:
+                yield [
+                    core_reports.own_report(
+                        i, room, seq, {"reason": reason, "note": note, "ts": ts}
+                    )
+                    for i, room, seq, reason, note, ts in rows
+                ]
+            if len(rows) < PAGE:
+                return
+            after = rows[-1][0]
+
+    async def forget_reporter(self, user_id: UserId, limit: int) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                "SELECT f.report_id, f.reason, f.note, f.ts, r.notes FROM report_flags f"
+                " JOIN reports r ON r.id = f.report_id WHERE f.reporter = ? LIMIT ?",
+                (user_id, limit),
+            ).fetchall()
+            for report_id, reason, note, ts, notes_json in rows:
+                flag = {"reason": reason, "note": note, "ts": ts}
+                notes = core_reports.without_note(orjson.loads(notes_json), flag) if note else None
+                conn.execute(
+                    "UPDATE report_flags SET reporter = ?, note = NULL"
+                    " WHERE report_id = ? AND reporter = ?",
+                    (core_reports.erased_reporter(secrets.token_hex(8)), report_id, user_id),
+                )
+                if notes is not None:
+                    conn.execute(
+                        "UPDATE reports SET notes = ? WHERE id = ?",
+                        (orjson.dumps(notes).decode(), report_id),
+                    )
+            return len(rows)
 
         return await self._write(run)
 

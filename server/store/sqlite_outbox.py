@@ -179,6 +179,17 @@ class SqliteOutbox(PushOutbox):
 
         return await self._store._write(run)
 
+    async def _drop_member(self, user_id: UserId) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            conn.execute("DELETE FROM push_pending WHERE user_id = ?", (user_id,))
+            conn.execute("DELETE FROM push_prepared WHERE user_id = ?", (user_id,))
+            dropped = conn.execute("DELETE FROM push_items WHERE user_id = ?", (user_id,))
+            if dropped.rowcount:
+                _add_length(conn, -dropped.rowcount)
+            return dropped.rowcount
+
+        return await self._store._write(run)
+
     async def _stats(self, group: str, now_ms: int) -> dict[str, int]:
         def query(conn: sqlite3.Connection) -> dict[str, int]:
             (length,) = conn.execute("SELECT value FROM push_meta WHERE key = 'length'").fetchone()

@@ -9,6 +9,7 @@ store, since their number, not their path, is what that test is about.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import tempfile
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -22,8 +23,11 @@ import pytest
 from redis import Redis
 
 from parley.client import ParleyClient
+from parley.server.core.clock import FakeClock
 from parley.server.core.model import Author, Draft, Entry, User, UserId
+from parley.server.core.reports import Flag
 from parley.server.store.base import Store
+from parley.server.store.outbox import PushItem, open_outbox
 from tests.server.conftest import RunningHub, start_hub, stop_hub
 from tests.store.conftest import opened
 from tests.support.hubproc import API_KEY, HubProcess
@@ -316,6 +320,17 @@ async def test_erasure_cut_by_a_killed_hub_is_finished_by_the_next_one(
                     for i in range(start, start + 500)
                 )
             )
+        await store.block(UserId("u1"), UserId("u2"), 1, 10)  # what moderation keeps
+        await store.mute(UserId("u1"), "listing:L1", 1, 10)
+        snapshot = {"room": "listing:L0", "seq": 1, "text": "x", "ts": 0, "author": {"id": "u2"}}
+        event = Draft("event", "", 1, None, client_msg_id="report.created:r1", data={})
+        await store.file_report("r1", snapshot, Flag(UserId("u1"), "spam", "note-of-u1", 1), event)
+        outbox = open_outbox(
+            store, clock=FakeClock(), is_read=None, visibility_timeout=30, max_items=100
+        )
+        await outbox.open()
+        pushed = PushItem(UserId("u1"), 1, "mention", "t", "b", "", "fr-CA", 1, {})
+        await outbox.enqueue([pushed])
     hub = HubProcess(tmp_path, store_url)
     try:
         hub.start()
@@ -354,7 +369,13 @@ async def test_erasure_cut_by_a_killed_hub_is_finished_by_the_next_one(
             log = await store.entries_after(room, 0, 10_000)
             assert [e.seq for e in log] == list(range(1, len(log) + 1))
             assert sum(e.kind == "delete" for e in log) == sum(e.kind == "comment" for e in log)
+        assert (await store.blocks(UserId("u1"), 10), await store.mutes(UserId("u1"), 10)) == (
+            [],
+            [],
+        )
+        assert [page async for page in store.member_reports(UserId("u1"))] == []
     assert b"secret-" not in stored_bytes_at(store_url)
+    assert "u1" not in stored_push_members(store_url)
 
 
 async def all_entries(store: Store, user_id: str) -> list[Entry]:
@@ -364,3 +385,114 @@ async def all_entries(store: Store, user_id: str) -> list[Entry]:
         out.extend(page)
         after = (page[-1].room, page[-1].seq)
     return out
+
+
+async def push_items(hub: RunningHub, group: str) -> list[dict[str, Any]]:
+    query = {"group": group, "consumer": "c1", "count": "100", "wait": "0"}
+    async with hub.http.get(f"{hub.api_url}/v1/push", params=query) as response:
+        assert response.status == 200, await response.text()
+        items: list[dict[str, Any]] = (await response.json())["items"]
+        return items
+
+
+def stored_push_members(url: str) -> list[str]:
+    """The member of every push item the outbox stores, handed out or not."""
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            rows = conn.execute(
+                "SELECT user_id FROM push_items UNION ALL SELECT user_id FROM push_pending"
+                " UNION ALL SELECT user_id FROM push_prepared"
+            ).fetchall()
+        return [row[0] for row in rows]
+    client = Redis.from_url(url)
+    try:
+        out = []
+        for key in client.scan_iter(match="*{push}*", count=1000):
+            kind = client.type(key)
+            if kind == b"stream":
+                out += [fields[b"u"].decode() for _, fields in client.xrange(key)]
+            elif kind == b"hash":
+                out += [v.rpartition(b"\n")[2].decode() for v in client.hvals(key)]
+        return out
+    finally:
+        client.close()
+
+
+async def test_erasure_drops_the_members_push_items_and_the_export_shows_them_gone(
+    hub: RunningHub,
+) -> None:
+    await hub.listing("L1", seller="s1")
+    sam = await member(hub, "s1", "sam")
+    for user_id, name in (("u1", "alice"), ("u2", "bob")):  # away: pushed to
+        assert (await hub.api("PUT", f"/v1/users/{user_id}", {"name": name}))[0] == 200
+    await sam.post("listing:L1", "@alice handed out")
+    handed = await push_items(hub, "fcm")  # held by the gateway, not acked
+    assert [i["user_id"] for i in handed] == ["u1"]
+    for text in ("@alice waiting", "@alice and @bob, both", "@bob only"):
+        await sam.post("listing:L1", text)
+    assert sorted(stored_push_members(hub.config.store)).count("u1") >= 3
+
+    assert (await erase(hub, "u1"))[0] == 200
+
+    assert "u1" not in stored_push_members(hub.config.store)
+    assert "u2" in stored_push_members(hub.config.store)
+    for group in ("fcm", "apns"):  # a group made after the erasure starts at the oldest
+        items = await push_items(hub, group)
+        assert {i["user_id"] for i in items} == {"u2"}, group
+    assert (await erase(hub, "u1", wait=0))[0] == 200  # again: nothing left, nothing fails
+
+
+async def test_export_and_erasure_cover_the_members_blocks_mutes_reports_and_restriction(
+    hub: RunningHub,
+) -> None:
+    await hub.listing("L1", seller="s1")
+    sam = await member(hub, "s1", "sam")
+    alice = await member(hub, "u1", "alice")
+    bob = await member(hub, "u2", "bob")
+    reported = await sam.post("listing:L1", "Paiement hors site, écrivez-moi")
+    other = await sam.post("listing:L1", "Un autre message")
+    await alice.block("u2")
+    await alice.mute("listing:L1")
+    await bob.block("u1")  # bob's list, not alice's: it stays
+    await alice.report("listing:L1", reported["seq"], "scam", "note-of-alice-9417")
+    await alice.report("listing:L1", other["seq"], "spam")
+    await bob.report("listing:L1", reported["seq"], "off_platform", "note-of-bob")
+    status, _ = await hub.api(
+        "PUT", "/v1/users/u1/restriction", {"kind": "read_only", "reason": "Spam."}
+    )
+    assert status == 200
+
+    status, doc = await export(hub, "u1")
+
+    assert status == 200
+    assert doc["blocks"] == [{"user": "u2", "since": ANY}]
+    assert doc["mutes"] == [{"room": "listing:L1", "since": ANY}]
+    assert doc["restriction"] == [
+        {"kind": "read_only", "until": None, "reason": "Spam.", "since": ANY}
+    ]
+    mine = sorted(doc["reports"], key=lambda r: r["seq"])
+    assert [(r["room"], r["seq"], r["reason"], r["note"]) for r in mine] == [
+        ("listing:L1", reported["seq"], "scam", "note-of-alice-9417"),
+        ("listing:L1", other["seq"], "spam", None),
+    ]
+    text = orjson.dumps(doc).decode()
+    assert "note-of-bob" not in text and "u2" not in text.replace('"user":"u2"', "")
+
+    assert (await erase(hub, "u1"))[0] == 200
+
+    status, doc = await export(hub, "u1")
+    assert (doc["blocks"], doc["mutes"], doc["reports"]) == ([], [], [])
+    assert await bob.blocks() == [{"user": "u1", "since": ANY}]
+    status, reply = await hub.api("GET", "/v1/reports?state=open")
+    items = {item["seq"]: item for item in reply["reports"]}
+    first = items[reported["seq"]]
+    assert first["reporters"] == 2 and first["reasons"] == {"scam": 1, "off_platform": 1}
+    assert [(n["reason"], n["note"]) for n in first["notes"]] == [
+        ("scam", None),
+        ("off_platform", "note-of-bob"),
+    ]
+    assert items[other["seq"]]["reasons"] == {"spam": 1}
+    raw = stored_bytes(hub)
+    assert b"note-of-alice-9417" not in raw and b"note-of-bob" in raw
+    again = await bob.report("listing:L1", reported["seq"], "spam")
+    assert again["duplicate"] is True  # bob's own report is untouched

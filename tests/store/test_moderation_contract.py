@@ -201,3 +201,45 @@ async def test_a_held_message_reads_without_its_words_until_released(store: Stor
     await store.append("listing:L1", Draft("hold", "", 6, client_msg_id="hold:1b", target=1))
     gone = await store.get_entry("listing:L1", 1)
     assert gone is not None and (gone.deleted, gone.held, gone.text) == (True, False, "")
+
+
+async def test_a_members_reports_are_listed_and_forgotten_one_item_at_a_time(
+    store: Store,
+) -> None:
+    for n in range(1, 6):  # more items than one step takes
+        await store.file_report(
+            f"r{n}", snapshot(n), Flag(ANN, "spam", f"ann-{n}", 1000 + n), created_event(f"r{n}")
+        )
+    await store.file_report("r9", snapshot(1), Flag(BOB, "scam", "bob's", 2000), created_event("x"))
+    mine = [report async for page in store.member_reports(ANN) for report in page]
+    assert sorted((r["report_id"], r["seq"], r["note"]) for r in mine) == [
+        (f"r{n}", n, f"ann-{n}") for n in range(1, 6)
+    ]
+    assert mine[0].keys() == {"report_id", "room", "seq", "reason", "note", "ts"}
+
+    assert await store.forget_reporter(ANN, 3) == 3
+    assert await store.forget_reporter(ANN, 3) == 2
+    assert await store.forget_reporter(ANN, 3) == 0
+    assert [page async for page in store.member_reports(ANN)] == []
+    first = await store.get_report("r1")
+    assert first is not None and first.reporters == 2 and first.reasons == {"spam": 1, "scam": 1}
+    assert first.notes == [
+        {"reason": "spam", "note": None, "ts": 1001},
+        {"reason": "scam", "note": "bob's", "ts": 2000},
+    ]
+    again = await store.file_report(
+        "r7", snapshot(1), Flag(ANN, "spam", None, 3000), created_event("r7")
+    )
+    assert again.duplicate is False and again.reporters == 3  # now a reporter anew
+    [bobs] = [report async for page in store.member_reports(BOB) for report in page]
+    assert (bobs["report_id"], bobs["note"]) == ("r1", "bob's")
+
+
+async def test_dropping_a_members_lists_leaves_others_lists_of_them(store: Store) -> None:
+    await store.block(ANN, BOB, 1000, 10)
+    await store.block(BOB, ANN, 1000, 10)
+    await store.mute(ANN, "listing:L1", 1000, 10)
+    await store.drop_member_lists(ANN)
+    await store.drop_member_lists(ANN)
+    assert (await store.blocks(ANN, 10), await store.mutes(ANN, 10)) == ([], [])
+    assert await store.blocks(BOB, 10) == [(ANN, 1000)]

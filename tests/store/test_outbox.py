@@ -629,3 +629,32 @@ async def test_on_redis_a_replica_refuses_every_change_as_unavailable(
             admin.execute_command("REPLICAOF", "NO", "ONE")
     assert keys(await box.fetch("gw", "c2", count=10, wait=0)) == [("bob", 1)]
     assert await box.ack("gw", [held.id]) == 1
+
+
+# A member's erasure.
+
+
+async def test_drop_member_removes_their_items_held_or_waiting_and_prepared(env: Env) -> None:
+    box = await env.outbox(max_items=5000)
+    many = [item("alice" if i % 3 else "bob", i) for i in range(1, 1101)]  # several pages
+    await box.enqueue(many)
+    held = await box.fetch("fcm", "c1", count=1, wait=0)
+    assert keys(held) == [("alice", 1)]
+    taken = await box.fetch("apns", "c1", count=50, wait=0)
+    assert {d.item.user_id for d in taken} == {"alice", "bob"}
+    await box.prepare("n-alice", item("alice", 0))
+    await box.prepare("n-bob", item("bob", 0))
+    alices = sum(i.user_id == "alice" for i in many)
+
+    assert await box.drop_member(UserId("alice")) == alices
+    assert await box.drop_member(UserId("alice")) == 0
+
+    assert [key for key, _ in await box.prepared(to_ms(env.clock.now()) + 1, 10)] == ["n-bob"]
+    assert (await box.stats("fcm"))["length"] == len(many) - alices
+    env.clock.advance(VT)  # what was held comes back, if it still is
+    for group in ("new", "fcm", "apns"):  # a new group starts at the oldest retained
+        got = await drain(box, group)
+        assert {d.item.user_id for d in got} == {"bob"}, group
+        if group == "new":
+            assert len(got) == len(many) - alices
+    assert await box.ack("fcm", [d.id for d in held + taken]) == 0
