@@ -1,6 +1,6 @@
 """The floor under W4 and W5: what SQLite alone costs per post on this disk.
 
-``python -m bench.commits [--commits 2000] [--rows 10] [--table plain|parley|rowid]``
+``python -m bench.commits [--commits 2000] [--rows 10] [--table plain|parley|clustered]``
 commits batches of rows in WAL mode with ``synchronous=FULL`` (Parley's
 settings), rows spread over 4,000 rooms as in W2/W4, and prints the latency
 percentiles of a commit, the rows per second, and the cost per row of each
@@ -9,8 +9,9 @@ tenth of the run (does it grow with the table?). Tables:
 - ``plain``: room, seq, text, ts, keyed by (room, seq) ``WITHOUT ROWID``;
 - ``parley``: Parley's own schema (``server/store/sqlite.py``), with its
   ``client_msg_id`` lookup before each insert, as the writer does;
-- ``rowid``: the same columns and indexes, in a table with a plain rowid and
-  (room, seq) as a unique secondary index.
+- ``clustered``: the same columns and indexes in the layout of schema 3 and
+  before: a table keyed by (room, seq) ``WITHOUT ROWID`` (Parley's is now a
+  rowid table with (room, seq) as a unique secondary index).
 
 A post is acknowledged, and delivered, only after its batch's commit: a p99 of
 the commit is a floor under W5's p99.
@@ -33,13 +34,12 @@ _PLAIN = (
     "CREATE TABLE entries (room TEXT NOT NULL, seq INTEGER NOT NULL, text TEXT NOT NULL,"
     " ts INTEGER NOT NULL, PRIMARY KEY (room, seq)) WITHOUT ROWID"
 )
-_ROWID = """
+_CLUSTERED = """
 CREATE TABLE entries (
     room TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL,
     ts INTEGER NOT NULL, author_id TEXT, author_name TEXT, client_msg_id TEXT,
     target INTEGER, data TEXT, edited_ts INTEGER, deleted INTEGER NOT NULL DEFAULT 0,
-    mentions TEXT, masked TEXT);
-CREATE UNIQUE INDEX entries_room_seq ON entries (room, seq);
+    mentions TEXT, masked TEXT, PRIMARY KEY (room, seq)) WITHOUT ROWID;
 CREATE UNIQUE INDEX entries_client_msg_id
     ON entries (room, coalesce(author_id, ''), client_msg_id)
     WHERE client_msg_id IS NOT NULL;
@@ -51,15 +51,21 @@ def _statements(conn: sqlite3.Connection, table: str) -> tuple[str, str | None]:
     if table == "plain":
         conn.execute(_PLAIN)
         return "INSERT INTO entries VALUES (?, ?, ?, ?)", None
-    from parley.server.store.sqlite import _ENTRY_COLUMNS, _SCHEMA
+    from parley.server.store import sqlite as store
 
-    conn.executescript(_SCHEMA if table == "parley" else _ROWID)
+    if table == "parley":
+        conn.executescript(store._SCHEMA)
+        conn.execute(store._ENTRIES_TABLE.format(name="entries"))
+        for sql in store._ENTRIES_INDEXES:
+            conn.execute(sql)
+    else:
+        conn.executescript(_CLUSTERED)
     insert = (
-        f"INSERT INTO entries ({_ENTRY_COLUMNS})"
+        f"INSERT INTO entries ({store._ENTRY_COLUMNS})"
         " VALUES (?, ?, 'comment', ?, ?, 'u1', 'marie', ?, NULL, NULL, NULL, 0, NULL, NULL)"
     )
     lookup = (
-        f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE room = ?"
+        f"SELECT {store._ENTRY_COLUMNS} FROM entries WHERE room = ?"
         " AND coalesce(author_id, '') = 'u1' AND client_msg_id = ?"
     )
     return insert, lookup
@@ -116,7 +122,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.commits", description=__doc__)
     parser.add_argument("--commits", type=int, default=2000)
     parser.add_argument("--rows", type=int, default=10, help="rows per commit")
-    parser.add_argument("--table", choices=("plain", "parley", "rowid"), default="plain")
+    parser.add_argument("--table", choices=("plain", "parley", "clustered"), default="plain")
     parser.add_argument("--dir", type=Path, default=None, help="default: a temporary directory")
     args = parser.parse_args(argv)
     if args.dir is not None:

@@ -68,7 +68,7 @@ T = TypeVar("T")
 
 log = logging.getLogger("parley.store.sqlite")
 
-SCHEMA_VERSION: Final = "3"
+SCHEMA_VERSION: Final = "4"
 # The rooms table is the truth; the writer's copy of it only saves one read per
 # append, so it is simply dropped when it grows past this many rooms.
 SEQ_CACHE_MAX: Final = 100_000
@@ -90,16 +90,24 @@ CREATE TABLE IF NOT EXISTS orders (
 CREATE TABLE IF NOT EXISTS rooms (
     room TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, epoch TEXT NOT NULL,
     closed INTEGER NOT NULL DEFAULT 0, read_seq INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS entries (
+COMMIT;
+"""
+# The rooms' logs, created (or, from an older schema, rebuilt) in the opening
+# transaction. A plain rowid table: an entry lands at its end, and only the small
+# (room, seq) index takes it where its room is. Keyed by (room, seq) itself, as up
+# to schema 3, each insert wrote a page of whole rows wherever its room's end lay:
+# the cost of an append grew with the log (docs/performance.md).
+_ENTRIES_TABLE: Final = """CREATE TABLE {name} (
     room TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL,
     ts INTEGER NOT NULL, author_id TEXT, author_name TEXT, client_msg_id TEXT,
     target INTEGER, data TEXT, edited_ts INTEGER, deleted INTEGER NOT NULL DEFAULT 0,
-    mentions TEXT, masked TEXT, PRIMARY KEY (room, seq)) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS entries_client_msg_id
-    ON entries (room, coalesce(author_id, ''), client_msg_id)
-    WHERE client_msg_id IS NOT NULL;
-COMMIT;
-"""
+    mentions TEXT, masked TEXT)"""
+_ENTRIES_INDEXES: Final = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS entries_room_seq ON entries (room, seq)",
+    """CREATE UNIQUE INDEX IF NOT EXISTS entries_client_msg_id
+        ON entries (room, coalesce(author_id, ''), client_msg_id)
+        WHERE client_msg_id IS NOT NULL""",
+)
 
 _ENTRY_COLUMNS: Final = (
     "room, seq, kind, text, ts, author_id, author_name, client_msg_id,"
@@ -695,11 +703,17 @@ def _create_schema(conn: sqlite3.Connection) -> str:
         meta["schema_version"] = "2"
     if meta["schema_version"] == "2":
         _index_usernames(conn)
+        meta["schema_version"] = "3"
+    if meta["schema_version"] == "3":
+        _rebuild_entries(conn)
         meta["schema_version"] = SCHEMA_VERSION
     if meta["schema_version"] != SCHEMA_VERSION:
         conn.execute("ROLLBACK")
         raise sqlite3.DatabaseError(f"schema version {meta['schema_version']} is not supported")
+    if not _has_table(conn, "entries"):
+        conn.execute(_ENTRIES_TABLE.format(name="entries"))
     for sql in (
+        *_ENTRIES_INDEXES,
         *_INDEXES,
         *OFFERS_SCHEMA,
         *CONVERSATIONS_SCHEMA,
@@ -732,8 +746,33 @@ def _index_usernames(conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE users SET name_key = ? WHERE id = ?", (key, user_id))
         else:
             log.warning("username of user %s looks like another's: left out of the index", user_id)
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    log.info("store schema migrated to 3: usernames indexed by skeleton")
+
+
+def _rebuild_entries(conn: sqlite3.Connection) -> None:
+    """Schema 4: the entries move, as they are, from the table keyed by (room, seq)
+    to a rowid table (``_ENTRIES_TABLE``), in the opening transaction: a process
+    killed before its commit leaves the file at schema 3, and the next open starts
+    again. The indexes are built after the copy, by the caller, from sorted keys;
+    dropping the old table lets ``secure_delete`` zero its pages."""
+    log.info("store schema 4: copying the entries into a rowid table")
+    conn.execute(_ENTRIES_TABLE.format(name="entries_v4"))
+    conn.execute(
+        f"INSERT INTO entries_v4 ({_ENTRY_COLUMNS})"
+        f" SELECT {_ENTRY_COLUMNS} FROM entries ORDER BY room, seq"
+    )
+    conn.execute("DROP TABLE entries")  # and its indexes, built again by the caller
+    conn.execute("ALTER TABLE entries_v4 RENAME TO entries")
     conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
-    log.info("store schema migrated to %s: usernames indexed by skeleton", SCHEMA_VERSION)
+    log.info("store schema migrated to %s: entries in a rowid table", SCHEMA_VERSION)
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -109,4 +109,4 @@ async def test_r4_a_schema_2_file_indexes_usernames_by_skeleton(tmp_path: Path) 
         await store.close()
     with sqlite3.connect(path) as conn:
         [(version,)] = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-    assert version == SCHEMA_VERSION == "3"
+    assert version == SCHEMA_VERSION == "4"
