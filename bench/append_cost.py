@@ -1,10 +1,10 @@
 """What the embedded store's writer spends per append, at two commits.
 
-``python -m bench.append_cost --rev REV [--appends 40000] [--repeat 4]`` runs
+``python -m bench.append_cost --rev REV [--new REV2] [--appends 40000] [--repeat 4]`` runs
 ``SqliteStore._append_in_batch`` (the writer's step for one post: idempotency
 lookup, seq, insert, indexes) for comments spread over 2,000 order rooms and
 4,000 authors, 200 per transaction as under load, and prints the process CPU
-microseconds per append of the working tree and of ``REV`` (extracted with
+microseconds per append of the working tree (or ``REV2``) and of ``REV`` (extracted with
 ``git archive``), run alternately so that a drift of the machine spreads over
 both. The I/O of the commits is not CPU time: this isolates what a change to
 the append path costs, which W4's figures drown in a loaded machine's noise.
@@ -174,9 +174,18 @@ def measure(tree: str, appends: int) -> float:
     return float(out.stdout.strip())
 
 
+def extract(rev: str, into: Path) -> str:
+    """The tree of ``rev`` under ``into``/parley; returns the path to import it from."""
+    (into / "parley").mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(into / "parley")], input=archive.stdout, check=True)
+    return str(into)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.append_cost")
     parser.add_argument("--rev", required=True, help="the commit to compare with")
+    parser.add_argument("--new", default=None, help="a commit to measure, not the working tree")
     parser.add_argument("--appends", type=int, default=40_000)
     parser.add_argument("--repeat", type=int, default=4)
     parser.add_argument("--prefill", default=None, help="log sizes, comma-separated")
@@ -184,15 +193,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dir", type=Path, default=Path.cwd(), help="where the files go")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        old = Path(tmp) / "parley"
-        old.mkdir()
-        archive = subprocess.run(
-            ["git", "archive", args.rev], cwd=ROOT, check=True, capture_output=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+        trees = {args.rev: extract(args.rev, Path(tmp) / "old")}
+        if args.new is None:
+            trees["working tree"] = ""
+        else:
+            trees[args.new] = extract(args.new, Path(tmp) / "new")
         if args.prefill is not None:
             for size in (int(n) for n in args.prefill.split(",")):
-                for name, tree in ((args.rev, tmp), ("working tree", "")):
+                for name, tree in trees.items():
                     for row in growth(tree, args.appends, size, args.rounds, args.dir):
                         filled, wall, cpu, read, written = row.split()
                         print(
@@ -202,10 +210,10 @@ def main(argv: list[str]) -> int:
                             flush=True,
                         )
             return 0
-        figures: dict[str, list[float]] = {args.rev: [], "working tree": []}
+        figures: dict[str, list[float]] = {name: [] for name in trees}
         for _ in range(args.repeat):
-            figures[args.rev].append(measure(tmp, args.appends))
-            figures["working tree"].append(measure("", args.appends))
+            for name, tree in trees.items():
+                figures[name].append(measure(tree, args.appends))
     for name, values in figures.items():
         runs = " ".join(f"{v:.1f}" for v in values)
         print(f"{name:>14}: median {statistics.median(values):.1f} us/append ({runs})")
