@@ -1,12 +1,13 @@
 """What the embedded store's writer spends per append, at two commits.
 
-``python -m bench.append_cost --rev REV [--new REV2] [--appends 40000] [--repeat 4]`` runs
-``SqliteStore._append_in_batch`` (the writer's step for one post: idempotency
-lookup, seq, insert, indexes) for comments spread over 2,000 order rooms and
-4,000 authors, 200 per transaction as under load, and prints the process CPU
-microseconds per append of the working tree (or ``REV2``) and of ``REV`` (extracted with
-``git archive``), run alternately so that a drift of the machine spreads over
-both. The I/O of the commits is not CPU time: this isolates what a change to
+``python -m bench.append_cost --rev REV [--new REV2] [--appends 40000] [--repeat 4]``
+runs ``SqliteStore._append_in_batch`` (the writer's step for one post:
+idempotency lookup, seq, insert, indexes) for comments spread over 2,000 order
+rooms and 4,000 authors, each with its ``client_msg_id`` as W4's posts, 200 per
+transaction as under load, and prints the process CPU microseconds per append
+of the working tree (or of ``REV2``) and of ``REV`` (extracted with ``git
+archive``), run alternately so that a drift of the machine spreads over both.
+The I/O of the commits is not CPU time: this isolates what a change to
 the append path costs, which W4's figures drown in a loaded machine's noise.
 
 ``python -m bench.append_cost --rev REV --prefill 0,1000000 [--appends 20000]
@@ -46,7 +47,7 @@ text = "Bonjour, est-ce encore disponible ? Merci " * 3
 conn.execute("BEGIN")
 started = time.process_time()
 for i in range(appends):
-    draft = Draft("comment", text, i, Author(UserId(f"u{i % 4000}"), "n"))
+    draft = Draft("comment", text, i, Author(UserId(f"u{i % 4000}"), "n"), f"m{i}")
     store._append_in_batch(conn, f"order:o{i % 2000}", draft, None)
     if i % 200 == 199:
         for room in store._undo:

@@ -114,6 +114,16 @@ _ENTRY_COLUMNS: Final = (
     " target, data, edited_ts, deleted, mentions, masked"
 )
 _USER_COLUMNS: Final = "id, name, locale, email"
+# An entry whose client_msg_id is already in its room, from its author, is not
+# inserted (and the append answers with the first copy); any other conflict is an error.
+_INSERT_ENTRY: Final = (
+    f"INSERT INTO entries ({_ENTRY_COLUMNS})"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, ?, ?)"
+    " ON CONFLICT (room, coalesce(author_id, ''), client_msg_id)"
+    " WHERE client_msg_id IS NOT NULL DO NOTHING"
+)
+# Kinds whose append changes the room before its entry is inserted.
+_CHANGES_BEFORE_INSERT: Final = frozenset({"read", "close", "reopen"})
 
 # Schema 1 -> 2: unique usernames, closed rooms, inbox read marks, mentions, masking.
 _MIGRATE_1: Final = (
@@ -532,35 +542,27 @@ class SqliteStore(
     def _append_in_batch(
         self, conn: sqlite3.Connection, room: str, draft: Draft, data: str | None
     ) -> AppendResult:
-        author_id = None if draft.author is None else draft.author.id
-        if draft.client_msg_id is not None:
-            # Also finds a first copy written earlier in this same batch.
-            row = conn.execute(
-                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE room = ?"
-                " AND coalesce(author_id, '') = ? AND client_msg_id = ?",
-                (room, author_id or "", draft.client_msg_id),
-            ).fetchone()
-            if row is not None:
-                return AppendResult(_entry_from_row(row), duplicate=True)
+        author = draft.author
+        author_id = None if author is None else author.id
+        key = draft.client_msg_id
         last_seq, epoch, closed = self._room_state(conn, room)
         kind = draft.kind
-        if closed and kind in MEMBER_KINDS and draft.author is not None:
+        if key is not None and (closed or kind in _CHANGES_BEFORE_INSERT):
+            # A retry is answered before anything is refused or changed. Otherwise the
+            # INSERT itself finds a first copy (also one earlier in this same batch).
+            first = _first_copy(conn, room, author_id, key)
+            if first is not None:
+                return first
+        if closed and kind in MEMBER_KINDS and author is not None:
             raise ParleyError(ErrorCode.not_found, f"{room} is closed")
         if kind == "read":
             draft = self._move_read_mark(conn, room, draft)
             data = orjson.dumps(draft.data).decode()
         seq = last_seq + 1
-        if room not in self._undo:
-            self._undo[room] = self._seq_cache.get(room)  # restored if the batch rolls back
-        if kind in ("close", "reopen"):
-            closed = kind == "close"
-            conn.execute("UPDATE rooms SET closed = ? WHERE room = ?", (closed, room))
-        self._seq_cache[room] = (seq, epoch, closed)
         mentions = _mentions_json(draft.mentions)
         masked = ",".join(draft.masked_kinds) or None
-        conn.execute(
-            f"INSERT INTO entries ({_ENTRY_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, ?, ?)",
+        inserted = conn.execute(
+            _INSERT_ENTRY,
             (
                 room,
                 seq,
@@ -568,14 +570,22 @@ class SqliteStore(
                 draft.text,
                 draft.ts,
                 author_id,
-                None if draft.author is None else draft.author.name,
-                draft.client_msg_id,
+                None if author is None else author.name,
+                key,
                 draft.target,
                 data,
                 mentions,
                 masked,
             ),
-        )
+        ).rowcount
+        if not inserted:  # only a client_msg_id already stored is skipped
+            return cast(AppendResult, _first_copy(conn, room, author_id, cast(str, key)))
+        if room not in self._undo:
+            self._undo[room] = self._seq_cache.get(room)  # restored if the batch rolls back
+        if kind in ("close", "reopen"):
+            closed = kind == "close"
+            conn.execute("UPDATE rooms SET closed = ? WHERE room = ?", (closed, room))
+        self._seq_cache[room] = (seq, epoch, closed)
         if kind == "edit":
             conn.execute(
                 "UPDATE entries SET text = ?, edited_ts = ?, mentions = ?, masked = ?,"
@@ -815,6 +825,17 @@ def _read_state(conn: sqlite3.Connection, room: str) -> tuple[int, int]:
         (room, up_to),
     ).fetchone()
     return up_to, unread
+
+
+def _first_copy(
+    conn: sqlite3.Connection, room: str, author_id: str | None, key: str
+) -> AppendResult | None:
+    row = conn.execute(
+        f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE room = ?"
+        " AND coalesce(author_id, '') = ? AND client_msg_id = ?",
+        (room, author_id or "", key),
+    ).fetchone()
+    return None if row is None else AppendResult(_entry_from_row(row), duplicate=True)
 
 
 def _mentions_json(mentions: tuple[Mention, ...]) -> str | None:

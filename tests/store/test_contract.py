@@ -429,6 +429,19 @@ async def test_duplicates_are_not_announced_again(store: Store) -> None:
 # Closed rooms, the inbox, mentions.
 
 
+async def test_a_retry_after_the_room_closed_is_answered_with_its_first_copy(
+    store: Store,
+) -> None:
+    room = "listing:L1"
+    author = Author(UserId("u1"), "alice")
+    first = await store.append(room, Draft("comment", "hello", 1, author, "c1"))
+    await store.append(room, Draft("close", "", 2, data={"reason": "listing_deleted"}))
+    retry = await store.append(room, Draft("comment", "hello", 3, author, "c1"))
+    assert retry.duplicate and retry.entry == first.entry
+    with pytest.raises(ParleyError):  # a new message is refused
+        await store.append(room, Draft("comment", "hello", 3, author, "c2"))
+
+
 async def test_a_closed_room_refuses_members_writes_and_takes_system_entries(
     store: Store,
 ) -> None:
