@@ -714,7 +714,8 @@ def _create_schema(conn: sqlite3.Connection) -> str:
     if meta["schema_version"] == "2":
         _index_usernames(conn)
         meta["schema_version"] = "3"
-    if meta["schema_version"] == "3":
+    rebuilt = meta["schema_version"] == "3"
+    if rebuilt:
         _rebuild_entries(conn)
         meta["schema_version"] = SCHEMA_VERSION
     if meta["schema_version"] != SCHEMA_VERSION:
@@ -732,6 +733,8 @@ def _create_schema(conn: sqlite3.Connection) -> str:
     ):
         conn.execute(sql)
     conn.execute("COMMIT")
+    if rebuilt:  # the move went through the WAL: hand its space back now
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return cast(str, meta["store_id"])
 
 

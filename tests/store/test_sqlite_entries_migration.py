@@ -173,10 +173,10 @@ async def test_a_process_killed_during_the_move_leaves_schema_3_whole(tmp_path: 
         stdout=subprocess.PIPE,
         text=True,
     )
+    wal = Path(f"{path}-wal")
     try:
         assert child.stdout is not None
         assert child.stdout.readline() == "copying\n"
-        wal = Path(f"{path}-wal")
         assert wal.stat().st_size > 0  # the copy had begun writing
         child.send_signal(signal.SIGKILL)
     finally:
@@ -187,6 +187,9 @@ async def test_a_process_killed_during_the_move_leaves_schema_3_whole(tmp_path: 
     assert contents(path) == before
     store = SqliteStore(str(path))
     await store.open()  # the move starts again, and this time ends
-    await store.close()
+    try:
+        assert wal.stat().st_size == 0  # its pages went into the file, the WAL was emptied
+    finally:
+        await store.close()
     assert contents(path) == before
     assert layout(path)[0] == "4"
