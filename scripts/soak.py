@@ -707,6 +707,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> str:
         k: v for k, v in m.items() if k.startswith("parley_ops_total") and "ok" not in k and v
     }
     closes = {k: v for k, v in m.items() if k.startswith("parley_closes_total") and v}
+    told = {k.split('"')[1]: v for k, v in m.items() if k.startswith("parley_reloads_total") and v}
     lines += [
         "",
         "| figure | value |",
@@ -730,6 +731,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> str:
         f"| hub: connections accepted | {m.get('parley_connections_accepted_total', 0):.0f} |",
         f"| hub: op errors | {op_errors or 0} |",
         f"| hub: closes | {closes or 0} |",
+        f"| hub: reloads told, by reason | {told or 0} |",
         f"| hub log: WARNING+ / slow-consumer lines | {len(result['log_errors'])} / "
         f"{result['log_slow_consumers']} |",
         f"| hub exit code | {result['hub_exit']} |",

@@ -255,6 +255,7 @@ class Hub:
         self.accepted = 0  # connections authenticated
         self.delivered = 0  # room events queued to watchers: one per watcher per event
         self.closes: dict[int, int] = {}  # closes made by ``_close``, by code
+        self.reloads: dict[str, int] = {}  # ``reload`` told to connections, by reason
         self.lag = Buckets(LAG_BOUNDS)  # seconds from an entry's ts to its delivery here
         self.member_cap = ConnectionCap(config.max_connections_per_member)
         self.address_cap = ConnectionCap(config.max_connections_per_ip)
@@ -864,6 +865,7 @@ class Hub:
         """Pass one entry through the room's feed and deliver what it lets out."""
         step = room.feed.accept(entry, epoch)
         if step.reset:
+            self.count_reload(name, "reset", len(room.watchers))
             self._broadcast(room, {"event": "reload", "room": name, "epoch": epoch})
         for ready in step.ready:
             self.lag.observe(self.clock.now() - ready.ts * 0.001)
@@ -874,6 +876,18 @@ class Hub:
                 for conn in list(room.watchers):
                     self.unwatch(conn, name)
         return step
+
+    def count_reload(self, name: str, reason: str, watchers: int) -> None:
+        """Count ``reload`` told to ``watchers`` connections of ``name``, by reason.
+
+        ``too_many`` (a client away for longer than ``resume_max_missed``
+        entries) and ``epoch`` (a client resuming a log that was replaced) are
+        what a reload is for; any other reason means the hub could not replay
+        exactly what it stored, so it is logged.
+        """
+        self.reloads[reason] = self.reloads.get(reason, 0) + watchers
+        if reason not in ("too_many", "epoch"):
+            log.info("reload room=%s reason=%s watchers=%d", name, reason, watchers)
 
     def _on_resync(self) -> None:
         """The fan-out may have lost announcements: check every followed room."""
@@ -914,6 +928,15 @@ class Hub:
             except ParleyError:
                 return  # the fan-out calls again once the store is back
             if head.epoch != room.feed.epoch or head.seq < room.feed.last_seq:
+                log.warning(
+                    "room log reset room=%s epoch=%s->%s seq=%d->%d",
+                    name,
+                    room.feed.epoch,
+                    head.epoch,
+                    room.feed.last_seq,
+                    head.seq,
+                )
+                self.count_reload(name, "reset", len(room.watchers))
                 room.feed = RoomFeed(head.epoch, head.seq)
                 self._broadcast(room, {"event": "reload", "room": name, "epoch": head.epoch})
             elif head.seq > room.feed.last_seq:

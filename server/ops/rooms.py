@@ -118,11 +118,17 @@ async def join_from(
         return result
     epoch = feed.epoch
     missed: list[Entry] = []
+    why = "moving"  # the room outran every re-read
     for _ in range(SUBSCRIBE_CATCHUP_ROUNDS):
         if known_epoch not in (None, epoch) or feed.epoch != epoch:
-            break  # another log than the one the client knows
-        if since > feed.last_seq or feed.last_seq - since > hub.config.resume_max_missed:
-            break  # restored from an older copy, or too much to replay
+            why = "epoch"  # another log than the one the client knows
+            break
+        if since > feed.last_seq:
+            why = "ahead"  # the client knows more than the log: restored from an older copy
+            break
+        if feed.last_seq - since > hub.config.resume_max_missed:
+            why = "too_many"  # too much to replay
+            break
         have = since + len(missed)
         if have < feed.last_seq:
             missed += await hub.store.entries_after(name, have, feed.last_seq - have)
@@ -137,6 +143,7 @@ async def join_from(
             result["missed"] = [e.to_event() for e in missed]
             return result
     hub.join(conn, name, room)
+    hub.count_reload(name, why, 1)
     result["epoch"] = feed.epoch
     result["seq"] = feed.last_seq
     result["reload"] = True

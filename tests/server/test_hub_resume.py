@@ -14,6 +14,7 @@ from parley.server.auth import mint_token
 from parley.server.core.clock import FakeClock
 from parley.server.core.model import RoomHead, UserId
 from tests.server.conftest import RunningHub, start_hub, stop_hub
+from tests.server.test_metrics import scrape, value
 
 
 async def test_resume_with_since_gets_exactly_what_was_missed(hub: RunningHub) -> None:
@@ -112,6 +113,11 @@ async def test_resume_that_cannot_be_exact_says_reload(case: str, sqlite_url: st
         assert result["reload"] is True
         assert result["seq"] == 10
         assert "missed" not in result
+        # The operator sees why, by reason, on /metrics.
+        reason = {"other_epoch": "epoch", "future_seq": "ahead"}.get(case, "too_many")
+        told = await scrape(hub)
+        assert value(told, "parley_reloads_total", reason=reason) == 1
+        assert sum(v for (name, _), v in told.items() if name == "parley_reloads_total") == 1
         # Still subscribed: live delivery goes on.
         await poster.post("listing:L1", "live")
         event = await member.next_event()
