@@ -196,12 +196,14 @@ class Conn:
 class Room:
     """The watchers of one room on this hub and the feed that orders its entries."""
 
-    __slots__ = ("feed", "filling", "watchers")
+    __slots__ = ("feed", "filling", "held", "watchers")
 
     def __init__(self, feed: RoomFeed) -> None:
         self.feed = feed
         self.watchers: set[Conn] = set()
         self.filling = False
+        # Connections catching up (``Hub.hold``): the room's events kept for them.
+        self.held: dict[Conn, list[dict[str, Any]]] | None = None
 
 
 class Hub:
@@ -674,6 +676,20 @@ class Hub:
         room.watchers.add(conn)
         conn.rooms.add(name)
 
+    def hold(self, conn: Conn, room: Room) -> None:
+        """Keep the room's events for ``conn`` instead of writing them, until ``unhold``."""
+        if room.held is None:
+            room.held = {}
+        room.held[conn] = []
+
+    def unhold(self, conn: Conn, room: Room) -> list[dict[str, Any]]:
+        """The events kept for ``conn`` since ``hold``, in order; it is held no more."""
+        held = room.held or {}
+        events = held.pop(conn, [])
+        if not held:
+            room.held = None
+        return events
+
     async def entered(self, conn: Conn, name: str) -> None:
         """Tell every hub that the member is here, in the rooms where it matters:
         their own (push only when away), order rooms (``order_message``, and
@@ -718,7 +734,9 @@ class Hub:
 
     def _release_if_idle(self, name: str, room: Room) -> None:
         """Forget a room nobody here watches any more, once no gap fill runs."""
-        if not room.watchers and not room.filling and self.rooms.get(name) is room:
+        if room.watchers or room.filling or room.held:
+            return
+        if self.rooms.get(name) is room:
             del self.rooms[name]
             self._track(asyncio.ensure_future(self._unfollow(name)))
 
@@ -741,6 +759,9 @@ class Hub:
             self._start_fill(entry.room, room)
 
     def _broadcast(self, room: Room, event: dict[str, Any]) -> None:
+        if room.held:
+            for events in room.held.values():
+                events.append(event)
         frames: dict[Codec, bytes] = {}
         write = self._write
         self.delivered += len(room.watchers)

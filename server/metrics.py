@@ -39,7 +39,7 @@ RESULTS: Final = ("ok", *(str(code) for code in ErrorCode))  # the ``result`` la
 RESULT_SLOT: Final[dict[ErrorCode, int]] = {code: i for i, code in enumerate(ErrorCode, 1)}
 UNPARSED_OP: Final = "invalid"  # frames that are not a request: undecodable, unknown op...
 LAG_BOUNDS: Final = (0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0)  # s, parley_fanout_lag_seconds
-RELOAD_REASONS: Final = ("too_many", "epoch", "ahead", "moving", "reset")
+RELOAD_REASONS: Final = ("too_many", "epoch", "ahead", "reset")
 ALWAYS_SHOWN_CLOSES: Final = (CloseCode.slow_consumer, CloseCode.too_many_errors)
 OUTBOX_PROBE_GROUP: Final = "metrics"  # the outbox's length is the same for every group
 
@@ -196,8 +196,8 @@ class Metrics:
             "parley_reloads",
             "Connections told to reload a room instead of resuming it, by reason "
             "(too_many: more than resume_max_missed missed; epoch: the client's log was "
-            "replaced; ahead: the client knows more than the log; moving: the room "
-            "outran the subscribe's re-reads; reset: the log changed under a live room).",
+            "replaced; ahead: the client knows more than the log; reset: the log "
+            "changed under a live room).",
             labels=["reason"],
         )
         for reason in RELOAD_REASONS:
