@@ -213,27 +213,27 @@ async def post(hub: Hub, conn: Conn, request: Post) -> dict[str, Any]:
     }
     if STOP_AT is not None:
         stop_point("post.stored")
+    # A post is acknowledged once its notifications are stored too: if the
+    # store fails while telling them, the post answers the error, and its
+    # retry (same client_msg_id, answered duplicate) tells them again. Each
+    # notice is idempotent by its key, so telling again stores nothing twice.
     if appended.duplicate:
-        # A retry: the first attempt may have stopped before notifying. Each
-        # notice is idempotent by its key, so telling again stores nothing twice.
+        # A retry: the first attempt may have stopped before notifying.
         if resolved is not None and resolved.members:
-            await _notify_mentions(hub, conn, entry, resolved, list(resolved.members), charge=False)
+            await _notify_mentions(
+                hub, conn, entry, resolved, list(resolved.members), charge=False, whole=True
+            )
         if request.room.startswith("order:"):
-            await _notify_counterpart_safely(hub, entry, order)
+            await _notify_counterpart(hub, entry, order)
         return result
     result |= _masked_reply(guarded, me.locale)
     if resolved is not None:
-        result |= await _notify_mentions(hub, conn, entry, resolved, list(resolved.members))
+        result |= await _notify_mentions(
+            hub, conn, entry, resolved, list(resolved.members), whole=True
+        )
     if request.room.startswith("order:"):
-        await _notify_counterpart_safely(hub, entry, order)
-    return result
-
-
-async def _notify_counterpart_safely(hub: Hub, entry: Entry, order: Order | None) -> None:
-    try:
         await _notify_counterpart(hub, entry, order)
-    except ParleyError as exc:  # stored all the same; a retry of the post tells again
-        log.warning("order_message failed room=%s: %s", entry.room, exc.message)
+    return result
 
 
 async def edit(hub: Hub, conn: Conn, request: Edit) -> dict[str, Any]:
@@ -338,10 +338,13 @@ async def _notify_mentions(
     *,
     text: str | None = None,
     charge: bool = True,
+    whole: bool = False,
 ) -> dict[str, Any]:
     """Notify ``members`` of a mention in ``message``; say in the reply who was not.
 
     ``charge=False``: a retry telling again what its first attempt was charged for.
+    ``whole``: a store failure is raised (the post answers it, and its retry
+    tells again) rather than reported as ``reason: unavailable`` (an edit).
     """
     me = conn.principal
     outcome: dict[str, Any] = {"mentions": [m.to_wire() for m in resolved.mentions]}
@@ -364,7 +367,9 @@ async def _notify_mentions(
     try:
         outcome["notified"] = await hub.notifier.send(notices) if notices else 0
     except ParleyError as exc:
-        # The message is stored: its author must not retry it for a notice.
+        if whole:
+            raise
+        # An edit is stored: its author must not repeat it for a notice.
         log.warning("mention notifications failed room=%s: %s", message.room, exc.message)
         outcome["notified"] = 0
         not_notified += len(notices)
