@@ -89,6 +89,7 @@ class ParleyTarget(Target):
         self.jwt_secret = secrets.token_hex(32)
         self.tmp: Path | None = None
         self.api = ""
+        self.n_store = 0
 
     async def start(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="parley-bench-"))
@@ -112,6 +113,7 @@ class ParleyTarget(Target):
                 ],
                 redis_port,
                 "redis.log",
+                core=procs.STORE_CORE,
             )
             store = f"redis://127.0.0.1:{redis_port}/0"
         elif self.store == "cluster":
@@ -123,6 +125,7 @@ class ParleyTarget(Target):
             store = cluster.url
         else:
             store = f"sqlite:///{self.tmp}/parley.sqlite3"
+        self.n_store = len(self.procs)  # the store's processes come first
         for hub in range(self.hubs):
             ws, api = await self._start_hub(store, hub)
             self.urls.append(ws)
@@ -178,6 +181,9 @@ class ParleyTarget(Target):
 
     def python_pid(self) -> int | None:
         return self.procs[-1].pid if self.procs else None  # the hub; Redis comes first
+
+    def store_pids(self) -> list[int]:
+        return [p.pid for p in self.procs[: self.n_store]]
 
     async def stop(self) -> None:
         await super().stop()

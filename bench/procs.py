@@ -20,6 +20,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 SERVER_CORE = 1
 LOADGEN_CORE = 0
+# Where Parley's Redis nodes run: the hub's core (the default), or the load
+# generator's (--store-core loadgen), so that the hub has a core of its own.
+STORE_CORE = SERVER_CORE
 
 
 def cpu_seconds(pid: int) -> float:

@@ -87,7 +87,7 @@ class BenchCluster:
                 "--repl-diskless-sync-delay", "0",
             ]  # fmt: skip
             proc = await procs.spawn(
-                procs.pinned(procs.SERVER_CORE, argv), self.log_path(i), cwd=node_dir
+                procs.pinned(procs.STORE_CORE, argv), self.log_path(i), cwd=node_dir
             )
             self.procs.append(proc)
         for i, (proc, port) in enumerate(zip(self.procs, self.ports, strict=True)):

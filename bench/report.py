@@ -25,6 +25,8 @@ from bench.targets import BENCH
 SUMMARY_METRICS = (
     "deliveries_per_s",
     "server_cpu_s_per_1M",
+    "hub_cpu_s_per_1M",
+    "store_cpu_s_per_1M",
     "loadgen_cpu_s_per_1M",
     "server_cpu_util",
     "loadgen_cpu_util",
@@ -41,6 +43,7 @@ SUMMARY_METRICS = (
     "max_send_lag_ms",
     "acked_posts_per_s",
     "server_cpu_s_per_1M_posts",
+    "hub_cpu_s_per_1M_posts",
     "rss_per_conn_kb",
     "connect_s",
     "connects_per_s",
@@ -273,6 +276,7 @@ def markdown(summaries: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     traffic_cols = (
         "deliveries/s",
         "server CPU s / 1M deliveries",
+        "hub CPU s / 1M",
         "server busy",
         "loadgen CPU s / 1M",
         "p50 ms",
@@ -294,6 +298,7 @@ def markdown(summaries: list[dict[str, Any]], machine: dict[str, Any]) -> str:
             cells = [
                 _spread(s, "deliveries_per_s", 0),
                 _spread(s, "server_cpu_s_per_1M", 2),
+                _spread(s, "hub_cpu_s_per_1M", 2),
                 _f((s.get("server_cpu_util") or 0) * 100, 0) + " %",
                 _spread(s, "loadgen_cpu_s_per_1M", 2),
                 _spread(s, "latency_ms.p50", 2),
@@ -364,6 +369,7 @@ def markdown(summaries: list[dict[str, Any]], machine: dict[str, Any]) -> str:
             cols = (
                 "acked posts/s",
                 "server CPU s / 1M posts",
+                "hub CPU s / 1M posts",
                 "server busy",
                 "ack p50 ms",
                 "ack p99 ms",
@@ -382,6 +388,7 @@ def markdown(summaries: list[dict[str, Any]], machine: dict[str, Any]) -> str:
                         [
                             _spread(s, "acked_posts_per_s", 0),
                             _spread(s, "server_cpu_s_per_1M_posts", 1),
+                            _spread(s, "hub_cpu_s_per_1M_posts", 1),
                             _f((s.get("server_cpu_util") or 0) * 100, 0) + " %",
                             _spread(s, "ack_latency_ms.p50", 2),
                             _spread(s, "ack_latency_ms.p99", 2),

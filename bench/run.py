@@ -57,6 +57,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--w3-connections", type=int, default=None, help="W3's idle connections (10,000)")
     add("--parley-config", type=Path, default=None, help="YAML merged into the hub's config")
     add("--parley-rev", default=None, help="run the hub of this commit, not the working tree")
+    add(
+        "--store-core",
+        choices=("server", "loadgen"),
+        default="server",
+        help="the core of Parley's Redis nodes: the hub's (default) or the load generator's",
+    )
     add("--out", type=Path, default=None, help="results folder (default bench/results/<stamp>)")
     add("--markdown", action="store_true", help="also print the Markdown table")
     add("--profile", action="store_true", help="py-spy each Python server (not for the tables)")
@@ -71,6 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             ap.error(f"unknown server {s}")
     if args.repeat is None:
         args.repeat = 1 if args.quick else 3
+    if args.store_core == "loadgen":
+        procs.STORE_CORE = procs.LOADGEN_CORE
     if not 1 <= args.repeat <= 20:
         ap.error("--repeat must be between 1 and 20")
     if args.w3_connections is not None and not 1_000 <= args.w3_connections <= 28_000:
@@ -130,6 +138,7 @@ class Snapshot:
         pids = target.pids()
         self.t = time.monotonic()
         self.server_cpu = procs.tree_cpu_seconds(pids)
+        self.store_cpu = procs.tree_cpu_seconds(target.store_pids())
         self.loadgen_cpu = procs.cpu_seconds(loadgen_pid)
         self.server_rss_kb = procs.tree_rss_kb(pids)
         self.server_core_busy = procs.core_busy_seconds(procs.SERVER_CORE)
@@ -199,6 +208,9 @@ async def _traffic(
 
     wall = s1.t - s0.t
     server_cpu = s1.server_cpu - s0.server_cpu
+    store_cpu = s1.store_cpu - s0.store_cpu
+    hub_cpu = server_cpu - store_cpu
+    on_server_core = server_cpu if procs.STORE_CORE == procs.SERVER_CORE else hub_cpu
     loadgen_cpu = s1.loadgen_cpu - s0.loadgen_cpu
     d = max(1, done["deliveries"])
     row: dict[str, Any] = {
@@ -211,13 +223,18 @@ async def _traffic(
         "server_cpu_s": server_cpu,
         "server_cpu_s_per_1M": server_cpu / d * 1e6,
         "server_cpu_util": server_cpu / wall,
+        # The server without its store (Parley's hubs alone): what a hub host spends.
+        "hub_cpu_s_per_1M": hub_cpu / d * 1e6,
+        "store_cpu_s_per_1M": store_cpu / d * 1e6,
         "loadgen_cpu_s": loadgen_cpu,
         "loadgen_cpu_s_per_1M": loadgen_cpu / d * 1e6,
         "loadgen_cpu_util": loadgen_cpu / wall,
         "latency_ms": done["latency_ms"],
         "server_rss_mb": s1.server_rss_kb / 1024,
         # Time the server's core spent on anything but the server: other load drifting in.
-        "server_core_other_util": max(0.0, s1.server_core_busy - s0.server_core_busy - server_cpu)
+        "server_core_other_util": max(
+            0.0, s1.server_core_busy - s0.server_core_busy - on_server_core
+        )
         / wall,
         "avg_frame_bytes": done["avg_frame_bytes"],
         "errors": done["errors"],
@@ -236,6 +253,7 @@ async def _traffic(
             row[key] = done[key]
     if workload == "W4":
         row["server_cpu_s_per_1M_posts"] = server_cpu / max(1, done["acked_posts"]) * 1e6
+        row["hub_cpu_s_per_1M_posts"] = hub_cpu / max(1, done["acked_posts"]) * 1e6
     return row
 
 

@@ -51,14 +51,20 @@ class Target:
         """The Python process to profile, if the server is one."""
         return None
 
+    def store_pids(self) -> list[int]:
+        """The processes of the server's own store (Parley's Redis nodes), if any."""
+        return []
+
     async def stop(self) -> None:
         for proc in reversed(self.procs):
             await procs.stop(proc)
         self.procs.clear()
 
-    async def _serve(self, argv: list[str], port: int, log_name: str, timeout: float = 20) -> None:
+    async def _serve(
+        self, argv: list[str], port: int, log_name: str, timeout: float = 20, *, core: int = -1
+    ) -> None:
         log = self.log_dir / log_name
-        proc = await procs.spawn(procs.pinned(procs.SERVER_CORE, argv), log)
+        proc = await procs.spawn(procs.pinned(procs.SERVER_CORE if core < 0 else core, argv), log)
         self.procs.append(proc)
         await procs.wait_for_port(port, proc, timeout, log)
 

@@ -49,7 +49,7 @@ SERVERS: dict[str, tuple[str, ...]] = {
     "W2": ("raw", "socketio", "parley", "parley-redis", "parley-cluster", "parley-redis-2hubs"),
     "W3": ("raw", "socketio", "parley"),
     "W4": ("parley", "parley-redis", "parley-cluster"),
-    "W5": ("raw", "socketio", "parley"),
+    "W5": ("raw", "socketio", "parley", "parley-redis"),
 }
 
 ALL = tuple(FULL)

@@ -267,6 +267,11 @@ class Member:
     def connected(self) -> bool:
         return self.client is not None and self.client._ws is not None
 
+    @property
+    def back(self) -> bool:
+        """Connected, and every room resumed: no reconnect under way."""
+        return self.connected and self.client is not None and self.client._resuming is None
+
     def see(self, event: dict[str, Any]) -> None:
         kind, room, seq = event.get("event"), event.get("room"), event.get("seq")
         if kind == "resumed":
@@ -565,10 +570,9 @@ async def soak(args: argparse.Namespace, hub: Hub) -> dict[str, Any]:
     t_end = time.monotonic()
     if in_flight:
         await asyncio.wait(in_flight, timeout=SETTLE_TIMEOUT)
-    reconnected = await wait_until(
-        lambda: all(m.connected for m in members) and sum(m.resumes for m in members) >= dropped,
-        SETTLE_TIMEOUT,
-    )
+    # Back: connected with no reconnect under way. (Not one `resumed` per drop:
+    # a drop while the client resubscribes is covered by the resume it restarts.)
+    reconnected = await wait_until(lambda: all(m.back for m in members), SETTLE_TIMEOUT)
     rooms, inboxes = await read_back(members)
     final = {room: max(entries, default=0) for room, entries in rooms.items()} | inboxes
 
@@ -707,6 +711,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> str:
         k: v for k, v in m.items() if k.startswith("parley_ops_total") and "ok" not in k and v
     }
     closes = {k: v for k, v in m.items() if k.startswith("parley_closes_total") and v}
+    told = {k.split('"')[1]: v for k, v in m.items() if k.startswith("parley_reloads_total") and v}
     lines += [
         "",
         "| figure | value |",
@@ -730,6 +735,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> str:
         f"| hub: connections accepted | {m.get('parley_connections_accepted_total', 0):.0f} |",
         f"| hub: op errors | {op_errors or 0} |",
         f"| hub: closes | {closes or 0} |",
+        f"| hub: reloads told, by reason | {told or 0} |",
         f"| hub log: WARNING+ / slow-consumer lines | {len(result['log_errors'])} / "
         f"{result['log_slow_consumers']} |",
         f"| hub exit code | {result['hub_exit']} |",

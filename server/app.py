@@ -30,7 +30,7 @@ from parley.server.negotiations import Negotiations, stop_sweeper
 from parley.server.notify import Notifier
 from parley.server.push_api import push_routes
 from parley.server.retention import RoomRetention
-from parley.server.runtime import SlowLog, tune_gc
+from parley.server.runtime import SlowLog, raise_open_files_limit, tune_gc
 from parley.server.store import Store, open_store
 from parley.server.store.outbox import PushItem, open_outbox
 
@@ -135,6 +135,7 @@ async def run(config: Config, *, reuse_port: bool = False) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    raise_open_files_limit()
     await app.start()
     tune_gc()
     slow = SlowLog(config.slow_log_ms)

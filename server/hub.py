@@ -196,12 +196,14 @@ class Conn:
 class Room:
     """The watchers of one room on this hub and the feed that orders its entries."""
 
-    __slots__ = ("feed", "filling", "watchers")
+    __slots__ = ("feed", "filling", "held", "watchers")
 
     def __init__(self, feed: RoomFeed) -> None:
         self.feed = feed
         self.watchers: set[Conn] = set()
         self.filling = False
+        # Connections catching up (``Hub.hold``): the room's events kept for them.
+        self.held: dict[Conn, list[dict[str, Any]]] | None = None
 
 
 class Hub:
@@ -255,6 +257,7 @@ class Hub:
         self.accepted = 0  # connections authenticated
         self.delivered = 0  # room events queued to watchers: one per watcher per event
         self.closes: dict[int, int] = {}  # closes made by ``_close``, by code
+        self.reloads: dict[str, int] = {}  # ``reload`` told to connections, by reason
         self.lag = Buckets(LAG_BOUNDS)  # seconds from an entry's ts to its delivery here
         self.member_cap = ConnectionCap(config.max_connections_per_member)
         self.address_cap = ConnectionCap(config.max_connections_per_ip)
@@ -673,6 +676,20 @@ class Hub:
         room.watchers.add(conn)
         conn.rooms.add(name)
 
+    def hold(self, conn: Conn, room: Room) -> None:
+        """Keep the room's events for ``conn`` instead of writing them, until ``unhold``."""
+        if room.held is None:
+            room.held = {}
+        room.held[conn] = []
+
+    def unhold(self, conn: Conn, room: Room) -> list[dict[str, Any]]:
+        """The events kept for ``conn`` since ``hold``, in order; it is held no more."""
+        held = room.held or {}
+        events = held.pop(conn, [])
+        if not held:
+            room.held = None
+        return events
+
     async def entered(self, conn: Conn, name: str) -> None:
         """Tell every hub that the member is here, in the rooms where it matters:
         their own (push only when away), order rooms (``order_message``, and
@@ -717,7 +734,9 @@ class Hub:
 
     def _release_if_idle(self, name: str, room: Room) -> None:
         """Forget a room nobody here watches any more, once no gap fill runs."""
-        if not room.watchers and not room.filling and self.rooms.get(name) is room:
+        if room.watchers or room.filling or room.held:
+            return
+        if self.rooms.get(name) is room:
             del self.rooms[name]
             self._track(asyncio.ensure_future(self._unfollow(name)))
 
@@ -740,6 +759,9 @@ class Hub:
             self._start_fill(entry.room, room)
 
     def _broadcast(self, room: Room, event: dict[str, Any]) -> None:
+        if room.held:
+            for events in room.held.values():
+                events.append(event)
         frames: dict[Codec, bytes] = {}
         write = self._write
         self.delivered += len(room.watchers)
@@ -864,6 +886,7 @@ class Hub:
         """Pass one entry through the room's feed and deliver what it lets out."""
         step = room.feed.accept(entry, epoch)
         if step.reset:
+            self.count_reload(name, "reset", len(room.watchers))
             self._broadcast(room, {"event": "reload", "room": name, "epoch": epoch})
         for ready in step.ready:
             self.lag.observe(self.clock.now() - ready.ts * 0.001)
@@ -874,6 +897,18 @@ class Hub:
                 for conn in list(room.watchers):
                     self.unwatch(conn, name)
         return step
+
+    def count_reload(self, name: str, reason: str, watchers: int) -> None:
+        """Count ``reload`` told to ``watchers`` connections of ``name``, by reason.
+
+        ``too_many`` (a client away for longer than ``resume_max_missed``
+        entries) and ``epoch`` (a client resuming a log that was replaced) are
+        what a reload is for; any other reason means the hub could not replay
+        exactly what it stored, so it is logged.
+        """
+        self.reloads[reason] = self.reloads.get(reason, 0) + watchers
+        if reason not in ("too_many", "epoch"):
+            log.info("reload room=%s reason=%s watchers=%d", name, reason, watchers)
 
     def _on_resync(self) -> None:
         """The fan-out may have lost announcements: check every followed room."""
@@ -914,6 +949,15 @@ class Hub:
             except ParleyError:
                 return  # the fan-out calls again once the store is back
             if head.epoch != room.feed.epoch or head.seq < room.feed.last_seq:
+                log.warning(
+                    "room log reset room=%s epoch=%s->%s seq=%d->%d",
+                    name,
+                    room.feed.epoch,
+                    head.epoch,
+                    room.feed.last_seq,
+                    head.seq,
+                )
+                self.count_reload(name, "reset", len(room.watchers))
                 room.feed = RoomFeed(head.epoch, head.seq)
                 self._broadcast(room, {"event": "reload", "room": name, "epoch": head.epoch})
             elif head.seq > room.feed.last_seq:

@@ -39,6 +39,7 @@ RESULTS: Final = ("ok", *(str(code) for code in ErrorCode))  # the ``result`` la
 RESULT_SLOT: Final[dict[ErrorCode, int]] = {code: i for i, code in enumerate(ErrorCode, 1)}
 UNPARSED_OP: Final = "invalid"  # frames that are not a request: undecodable, unknown op...
 LAG_BOUNDS: Final = (0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0)  # s, parley_fanout_lag_seconds
+RELOAD_REASONS: Final = ("too_many", "epoch", "ahead", "reset")
 ALWAYS_SHOWN_CLOSES: Final = (CloseCode.slow_consumer, CloseCode.too_many_errors)
 OUTBOX_PROBE_GROUP: Final = "metrics"  # the outbox's length is the same for every group
 
@@ -191,6 +192,17 @@ class Metrics:
         for code, count in sorted(counts.items()):
             closes.add_metric([str(code)], count)
         yield closes
+        reloads = CounterMetricFamily(
+            "parley_reloads",
+            "Connections told to reload a room instead of resuming it, by reason "
+            "(too_many: more than resume_max_missed missed; epoch: the client's log was "
+            "replaced; ahead: the client knows more than the log; reset: the log "
+            "changed under a live room).",
+            labels=["reason"],
+        )
+        for reason in RELOAD_REASONS:
+            reloads.add_metric([reason], hub.reloads.get(reason, 0))
+        yield reloads
 
 
 def _histogram(name: str, documentation: str, buckets: Buckets) -> HistogramMetricFamily:

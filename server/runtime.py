@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import resource
 import time
 from typing import Any, Final
 
@@ -39,6 +40,27 @@ log = logging.getLogger("parley.runtime")
 YOUNG_THRESHOLD: Final = 50_000  # net allocations before a young collection
 MIDDLE_THRESHOLD: Final = 20  # young collections before a middle one
 OLD_THRESHOLD: Final = 100  # middle collections before a full one is considered
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft limit on open files to the hard one; return the limit now in force.
+
+    Every connection is a file descriptor, and many systems start a service
+    with a soft limit of 1,024: a hub would refuse its 1,000th member with
+    ``EMFILE`` while the hard limit (what the operator allowed, e.g. systemd's
+    ``LimitNOFILE``) is far higher. Raising the soft limit up to the hard one
+    needs no privilege (Go's runtime does the same at start).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:  # a sandbox may refuse: keep what we have
+            log.warning("open files limit left at %d: %s", soft, exc)
+    log.info("open files limit %d", soft)
+    return soft
 
 
 def tune_gc() -> None:

@@ -54,8 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("parley.ops")
 
-SUBSCRIBE_CATCHUP_ROUNDS: Final = 4  # re-reads of the log while a room moves under a subscribe
-
 
 async def room_access(
     hub: Hub, user_id: str, room: str, check: RoomCheck = check_may_read
@@ -108,7 +106,15 @@ async def subscribe(hub: Hub, conn: Conn, request: Subscribe) -> dict[str, Any]:
 async def join_from(
     hub: Hub, conn: Conn, name: str, since: int | None, known_epoch: str | None
 ) -> dict[str, Any]:
-    """Join ``name``, with what was missed after ``since`` (or ``reload``)."""
+    """Join ``name``, with what was missed after ``since`` (or ``reload``).
+
+    The log is read once, up to the last entry the room's feed had delivered
+    when the read began; meanwhile the connection is held: the room's events
+    are kept for it instead of written (``Hub.hold``). The reply then carries
+    the entries read and the events held, in order, and every later event
+    comes live after it. However fast the room moves and however slow the
+    store answers, the resume is exact: nothing missed, nothing twice.
+    """
     room = await hub.open_room(name)
     feed = room.feed
     result: dict[str, Any] = {"room": name, "epoch": feed.epoch}
@@ -116,31 +122,49 @@ async def join_from(
         hub.join(conn, name, room)
         result["seq"] = feed.last_seq
         return result
-    epoch = feed.epoch
-    missed: list[Entry] = []
-    for _ in range(SUBSCRIBE_CATCHUP_ROUNDS):
-        if known_epoch not in (None, epoch) or feed.epoch != epoch:
-            break  # another log than the one the client knows
-        if since > feed.last_seq or feed.last_seq - since > hub.config.resume_max_missed:
-            break  # restored from an older copy, or too much to replay
-        have = since + len(missed)
-        if have < feed.last_seq:
-            missed += await hub.store.entries_after(name, have, feed.last_seq - have)
-        # Keep only what the feed has delivered: the rest comes live.
-        while missed and missed[-1].seq > feed.last_seq:
-            missed.pop()
-        # No await between this check and the join: every entry after
-        # feed.last_seq reaches the connection live, and none twice.
-        if feed.epoch == epoch and since + len(missed) == feed.last_seq:
-            hub.join(conn, name, room)
-            result["seq"] = feed.last_seq
-            result["missed"] = [e.to_event() for e in missed]
-            return result
-    hub.join(conn, name, room)
-    result["epoch"] = feed.epoch
-    result["seq"] = feed.last_seq
+    epoch, start = feed.epoch, feed.last_seq
+    why = _cannot_replay(hub, known_epoch, epoch, since, start)
+    missed: list[dict[str, Any]] = []
+    if why is None and since < start:
+        hub.hold(conn, room)
+        try:
+            entries = await hub.store.entries_after(name, since, start - since)
+        except BaseException:
+            hub.unhold(conn, room)
+            raise
+        held = hub.unhold(conn, room)
+        if room.feed is not feed or feed.epoch != epoch or len(entries) != start - since:
+            why = "reset"  # the log changed under the read
+        else:
+            missed = [e.to_event() for e in entries]
+            for event in held:
+                if "seq" not in event:
+                    why = "reset"  # a reload was told to the room meanwhile
+                    break
+                missed.append(event)
+    hub.join(conn, name, room)  # no await from here to the reply
+    if why is None and since + len(missed) == feed.last_seq and room.feed is feed:
+        result["seq"] = feed.last_seq
+        result["missed"] = missed
+        return result
+    hub.count_reload(name, why or "reset", 1)
+    result["epoch"] = room.feed.epoch
+    result["seq"] = room.feed.last_seq
     result["reload"] = True
     return result
+
+
+def _cannot_replay(
+    hub: Hub, known_epoch: str | None, epoch: str, since: int, last: int
+) -> str | None:
+    """Why a resume from ``since`` cannot be exact, or ``None``."""
+    if known_epoch not in (None, epoch):
+        return "epoch"  # another log than the one the client knows
+    if since > last:
+        return "ahead"  # the client knows more than the log: restored from an older copy
+    if last - since > hub.config.resume_max_missed:
+        return "too_many"  # too much to replay
+    return None
 
 
 async def unsubscribe(hub: Hub, conn: Conn, request: Unsubscribe) -> dict[str, Any]:
@@ -189,27 +213,27 @@ async def post(hub: Hub, conn: Conn, request: Post) -> dict[str, Any]:
     }
     if STOP_AT is not None:
         stop_point("post.stored")
+    # A post is acknowledged once its notifications are stored too: if the
+    # store fails while telling them, the post answers the error, and its
+    # retry (same client_msg_id, answered duplicate) tells them again. Each
+    # notice is idempotent by its key, so telling again stores nothing twice.
     if appended.duplicate:
-        # A retry: the first attempt may have stopped before notifying. Each
-        # notice is idempotent by its key, so telling again stores nothing twice.
+        # A retry: the first attempt may have stopped before notifying.
         if resolved is not None and resolved.members:
-            await _notify_mentions(hub, conn, entry, resolved, list(resolved.members), charge=False)
+            await _notify_mentions(
+                hub, conn, entry, resolved, list(resolved.members), charge=False, whole=True
+            )
         if request.room.startswith("order:"):
-            await _notify_counterpart_safely(hub, entry, order)
+            await _notify_counterpart(hub, entry, order)
         return result
     result |= _masked_reply(guarded, me.locale)
     if resolved is not None:
-        result |= await _notify_mentions(hub, conn, entry, resolved, list(resolved.members))
+        result |= await _notify_mentions(
+            hub, conn, entry, resolved, list(resolved.members), whole=True
+        )
     if request.room.startswith("order:"):
-        await _notify_counterpart_safely(hub, entry, order)
-    return result
-
-
-async def _notify_counterpart_safely(hub: Hub, entry: Entry, order: Order | None) -> None:
-    try:
         await _notify_counterpart(hub, entry, order)
-    except ParleyError as exc:  # stored all the same; a retry of the post tells again
-        log.warning("order_message failed room=%s: %s", entry.room, exc.message)
+    return result
 
 
 async def edit(hub: Hub, conn: Conn, request: Edit) -> dict[str, Any]:
@@ -314,10 +338,13 @@ async def _notify_mentions(
     *,
     text: str | None = None,
     charge: bool = True,
+    whole: bool = False,
 ) -> dict[str, Any]:
     """Notify ``members`` of a mention in ``message``; say in the reply who was not.
 
     ``charge=False``: a retry telling again what its first attempt was charged for.
+    ``whole``: a store failure is raised (the post answers it, and its retry
+    tells again) rather than reported as ``reason: unavailable`` (an edit).
     """
     me = conn.principal
     outcome: dict[str, Any] = {"mentions": [m.to_wire() for m in resolved.mentions]}
@@ -340,7 +367,9 @@ async def _notify_mentions(
     try:
         outcome["notified"] = await hub.notifier.send(notices) if notices else 0
     except ParleyError as exc:
-        # The message is stored: its author must not retry it for a notice.
+        if whole:
+            raise
+        # An edit is stored: its author must not repeat it for a notice.
         log.warning("mention notifications failed room=%s: %s", message.room, exc.message)
         outcome["notified"] = 0
         not_notified += len(notices)

@@ -12,8 +12,9 @@ from parley.client import ConnectionLost, ParleyClient
 from parley.protocol.errors import CloseCode
 from parley.server.auth import mint_token
 from parley.server.core.clock import FakeClock
-from parley.server.core.model import RoomHead, UserId
+from parley.server.core.model import Entry, RoomHead, UserId
 from tests.server.conftest import RunningHub, start_hub, stop_hub
+from tests.server.test_metrics import scrape, value
 
 
 async def test_resume_with_since_gets_exactly_what_was_missed(hub: RunningHub) -> None:
@@ -112,6 +113,11 @@ async def test_resume_that_cannot_be_exact_says_reload(case: str, sqlite_url: st
         assert result["reload"] is True
         assert result["seq"] == 10
         assert "missed" not in result
+        # The operator sees why, by reason, on /metrics.
+        reason = {"other_epoch": "epoch", "future_seq": "ahead"}.get(case, "too_many")
+        told = await scrape(hub)
+        assert value(told, "parley_reloads_total", reason=reason) == 1
+        assert sum(v for (name, _), v in told.items() if name == "parley_reloads_total") == 1
         # Still subscribed: live delivery goes on.
         await poster.post("listing:L1", "live")
         event = await member.next_event()
@@ -156,6 +162,87 @@ async def test_an_event_posted_while_a_subscribe_waits_on_presence_follows_its_r
     seqs = [(await buyer.next_event(room="order:O1"))["seq"] for _ in range(3)]
     assert seqs == [2, 3, 4]
     assert [e for e in buyer.pending_events() if e.get("room") == "order:O1"] == []
+
+
+async def test_a_resume_while_the_room_outruns_every_read_of_the_log_is_exact(
+    hub: RunningHub,
+) -> None:
+    """A busy room on a slow store: each read of the log for a resume takes
+    long enough for more entries to come. The hub reads once and holds the
+    connection's live events meanwhile: the reply carries what was missed and
+    what came during the read, in order, and no ``reload``. (It used to re-read
+    the log at most four times and then give up with ``reload``: a soak on a
+    loaded Redis Cluster told members to reload 253 times in 10 minutes.)"""
+    await hub.listing("L1")
+    poster = await hub.client("u1")
+    live = await hub.client("u3")
+    await live.subscribe("listing:L1")
+    for i in range(3):
+        await poster.post("listing:L1", f"before {i}")
+        await live.next_event(room="listing:L1")
+    store = hub.app.store
+    original = store.entries_after
+    reads = 0
+
+    async def moving_read(room: str, after: int, limit: int) -> list[Entry]:
+        nonlocal reads
+        if room == "listing:L1" and reads < 6:
+            reads += 1
+            for i in range(3):  # the room moves while the read is in flight
+                await poster.post("listing:L1", f"during read {reads}, {i}")
+                await live.next_event(room="listing:L1")  # delivered by the room's feed
+        return await original(room, after, limit)
+
+    store.entries_after = moving_read  # type: ignore[method-assign]
+    watcher = await hub.client("u2")
+    result = await watcher.subscribe("listing:L1", since=1)
+    store.entries_after = original  # type: ignore[method-assign]
+    assert "reload" not in result
+    assert reads == 1  # one read of the log
+    assert result["seq"] == 6
+    await poster.post("listing:L1", "after")
+    seqs = [(await watcher.next_event(room="listing:L1"))["seq"] for _ in range(6)]
+    assert seqs == [2, 3, 4, 5, 6, 7]
+    assert [e for e in watcher.pending_events() if e.get("room") == "listing:L1"] == []
+    told = await scrape(hub)
+    assert sum(v for (name, _), v in told.items() if name == "parley_reloads_total") == 0
+
+
+async def test_a_connection_lost_while_its_resume_reads_the_log_leaves_nothing_behind(
+    hub: RunningHub,
+) -> None:
+    await hub.listing("L1")
+    poster = await hub.client("u1")
+    for i in range(3):
+        await poster.post("listing:L1", f"before {i}")
+    before = value(await scrape(hub), "parley_rooms_followed")
+    store = hub.app.store
+    original = store.entries_after
+    reading, go = asyncio.Event(), asyncio.Event()
+
+    async def gated_read(room: str, after: int, limit: int) -> list[Entry]:
+        if room == "listing:L1":
+            reading.set()
+            await go.wait()
+        return await original(room, after, limit)
+
+    store.entries_after = gated_read  # type: ignore[method-assign]
+    watcher = await hub.client("u2")
+    subscribing = asyncio.ensure_future(watcher.subscribe("listing:L1", since=1))
+    await asyncio.wait_for(reading.wait(), 5)
+    await poster.post("listing:L1", "while it reads")  # kept for the held connection
+    [conn] = [c for c in hub.app.hub.conns if c.principal.user_id == "u2"]
+    conn.transport.abort()
+    go.set()
+    with pytest.raises(ConnectionLost):
+        await subscribing
+    store.entries_after = original  # type: ignore[method-assign]
+    for _ in range(100):  # the hub lets the room and the member's inbox go
+        if value(await scrape(hub), "parley_rooms_followed") == before:
+            break
+        await asyncio.sleep(0.02)
+    assert value(await scrape(hub), "parley_rooms_followed") == before
+    await poster.post("listing:L1", "the room still works")
 
 
 async def test_a_reconnect_renews_an_expired_token_through_its_callable(sqlite_url: str) -> None:
