@@ -70,22 +70,32 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeat", type=int, default=4)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        old = Path(tmp) / "parley"
-        old.mkdir()
-        archive = subprocess.run(
-            ["git", "archive", args.rev], cwd=ROOT, check=True, capture_output=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+        extract(args.rev, tmp)
         figures: dict[str, list[float]] = {args.rev: [], "working tree": []}
         for _ in range(args.repeat):
             figures[args.rev].append(measure(tmp, args.appends))
             figures["working tree"].append(measure("", args.appends))
+    print_figures(figures, "us/append")
+    return 0
+
+
+def extract(rev: str, tmp: str) -> None:
+    """The code of ``rev`` as ``tmp``/parley, importable with ``tmp`` on sys.path."""
+    old = Path(tmp) / "parley"
+    old.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", rev], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+
+
+def print_figures(figures: dict[str, list[float]], unit: str) -> None:
+    """Each tree's median and runs, then the ratio of the second to the first."""
     for name, values in figures.items():
         runs = " ".join(f"{v:.1f}" for v in values)
-        print(f"{name:>14}: median {statistics.median(values):.1f} us/append ({runs})")
+        print(f"{name:>14}: median {statistics.median(values):.1f} {unit} ({runs})")
     before, after = (statistics.median(v) for v in figures.values())
     print(f"ratio {after / before:.3f}")
-    return 0
 
 
 if __name__ == "__main__":
