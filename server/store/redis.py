@@ -25,7 +25,9 @@ room's keys and its channel live on one slot)::
 
 An append is one Lua script that checks idempotency, stores the entry, applies
 an edit or delete to its target and publishes ``[epoch, seq, body]`` on the
-room's channel: stored and announced are one step, in seq order. Each hub has
+room's channel: stored and announced are one step, in seq order. On one Redis
+the appends of one loop iteration run in one call of a batch script (the keys
+derived from each room's hash tag); on a cluster, one call each. Each hub has
 one pub/sub connection (``RedisFanout``); when it drops, the hub reconnects with
 backoff, re-subscribes and asks for a resync, so nothing is lost silently.
 
