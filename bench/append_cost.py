@@ -215,12 +215,17 @@ def main(argv: list[str]) -> int:
         for _ in range(args.repeat):
             for name, tree in trees.items():
                 figures[name].append(measure(tree, args.appends))
+    print_figures(figures, "us/append")
+    return 0
+
+
+def print_figures(figures: dict[str, list[float]], unit: str) -> None:
+    """Each tree's median and runs, then the ratio of the second to the first."""
     for name, values in figures.items():
         runs = " ".join(f"{v:.1f}" for v in values)
-        print(f"{name:>14}: median {statistics.median(values):.1f} us/append ({runs})")
+        print(f"{name:>14}: median {statistics.median(values):.1f} {unit} ({runs})")
     before, after = (statistics.median(v) for v in figures.values())
     print(f"ratio {after / before:.3f}")
-    return 0
 
 
 if __name__ == "__main__":

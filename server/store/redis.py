@@ -25,7 +25,9 @@ room's keys and its channel live on one slot)::
 
 An append is one Lua script that checks idempotency, stores the entry, applies
 an edit or delete to its target and publishes ``[epoch, seq, body]`` on the
-room's channel: stored and announced are one step, in seq order. Each hub has
+room's channel: stored and announced are one step, in seq order. On one Redis
+the appends of one loop iteration run in one call of a batch script (the keys
+derived from each room's hash tag); on a cluster, one call each. Each hub has
 one pub/sub connection (``RedisFanout``); when it drops, the hub reconnects with
 backoff, re-subscribes and asks for a resync, so nothing is lost silently.
 
@@ -45,6 +47,7 @@ import time
 from collections.abc import Collection
 from typing import Any, Final
 
+import msgpack
 from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.retry import Retry
@@ -105,6 +108,7 @@ from parley.server.store.redis_wire import (
 
 log = logging.getLogger("parley.store.redis")
 
+APPEND_BATCH: Final = 200  # at most this many appends in one call of the batch script
 REDIRECT_MARK_MS: Final = 10_000  # life of the write a redirected append's WAIT follows
 
 _ORDER_FIELDS: Final = ("listing_id", "buyer_id", "seller_id", "status", "created_ts")
@@ -224,7 +228,12 @@ end
 # u (release), r (read mark: ARGV[4] is
 # the body without its data and mentions, completed here), c (close), o (reopen),
 # s (kept in the log only)
-_APPEND_LUA: Final = f"""
+#
+# The steps are a function of (KEYS, ARGV), its parameters shadowing Redis's tables:
+# ``_APPEND_LUA`` runs it on its own KEYS and ARGV, ``_APPEND_BATCH_LUA`` once per
+# entry of a batch, on keys and arguments it derives.
+_APPEND_FUNCTION_LUA: Final = f"""
+local function append_one(KEYS, ARGV)
 if ARGV[8] ~= '' then
   local seq = redis.call('HGET', KEYS[6], ARGV[8])
   if seq then
@@ -290,6 +299,49 @@ if op == 'r' then
   return {{3, seq, epoch, body, here}}
 end
 return {{0, seq, epoch, here}}
+end
+"""
+
+_APPEND_LUA: Final = f"""
+{_APPEND_FUNCTION_LUA}
+return append_one(KEYS, ARGV)
+"""
+
+# One Redis (not a cluster: the keys are not declared): many appends in one call.
+# ARGV 1: a msgpack array of appends, each [room, op and flags, body, known epoch,
+# known seq, target, edit, idem, author id ('' for none)], the flags after the op
+# being M (a member's entry) and N (add the room to the author's rooms);
+# 2: key prefix, 3: the publish command, 4: new epoch.
+# Keys as ``RedisStore._key`` and ``_member_rooms_key`` name them. Returns one reply
+# per append, in order: the single script's, or the error it raised (an append that
+# fails leaves the others of its batch alone).
+_APPEND_BATCH_LUA: Final = f"""
+{_APPEND_FUNCTION_LUA}
+local prefix, pub, new_epoch = ARGV[2], ARGV[3], ARGV[4]
+local out = {{}}
+for i, p in ipairs(cmsgpack.unpack(ARGV[1])) do
+  local room, flags, author = p[1], p[2], p[9]
+  local base = prefix .. ':{{' .. room .. '}}:'
+  local keys = {{base .. 'seq', base .. 'epoch', base .. 'log', base .. 'msgs', base .. 'mod',
+                base .. 'idem', base .. 'closed', base .. 'read'}}
+  local args = {{new_epoch, p[4], p[5], p[3], string.sub(flags, 1, 1), p[6], p[7], p[8],
+                base .. 'ch', pub, string.find(flags, 'M', 2, true) and '1' or '',
+                string.sub(room, 1, 5) == 'user:' and '1' or '', '', '', '', room}}
+  if author ~= '' then
+    keys[9] = base .. 'by:' .. author
+    args[14] = '1'
+    if string.find(flags, 'N', 2, true) then
+      keys[10] = prefix .. ':{{member:' .. author .. '}}:rooms'
+      args[15] = '1'
+    end
+  end
+  local ok, reply = pcall(append_one, keys, args)
+  if not ok and type(reply) ~= 'table' then
+    reply = redis.error_reply(tostring(reply))
+  end
+  out[i] = reply
+end
+return out
 """
 
 
@@ -437,6 +489,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisRights, 
             self._pool = self._single_pool(url, max_connections, socket_timeout, connect_timeout)
             self._client = Redis(connection_pool=self._pool)
         self._append = self._client.register_script(_APPEND_LUA)
+        self._append_batch = self._client.register_script(_APPEND_BATCH_LUA)
         self._pending_appends: list[_PendingAppend] = []
         self._append_tasks: set[asyncio.Future[None]] = set()
         self._head = self._client.register_script(_HEAD_LUA)
@@ -717,26 +770,37 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisRights, 
         author_id = "" if draft.author is None else draft.author.id
         idem = "" if draft.client_msg_id is None else f"{author_id}\0{draft.client_msg_id}"
         known_epoch, known_seq = self._seen.get(room, ("", 0))
-        body = encode_read_prefix(draft) if op == "r" else encode_body(draft)
-        member = "1" if draft.kind in MEMBER_KINDS and author_id else ""
-        keys = self._room_keys(room, "seq", "epoch", "log", "msgs", "mod", "idem", "closed",
-                               "read")  # fmt: skip
-        args = [
-            _new_id(), known_epoch, known_seq, body, op,
-            "" if draft.target is None else draft.target, edit, idem,
-            self._key(room, "ch"), "SPUBLISH" if self._sharded() else "PUBLISH", member,
-            "1" if room.startswith("user:") else "",
-            "1" if self.cluster and self._wait_replicas else "",
-        ]  # fmt: skip
+        body = encode_body(draft) if op != "r" else encode_read_prefix(draft)
+        member = draft.kind in MEMBER_KINDS and author_id != ""
+        target = "" if draft.target is None else draft.target
         rooms_key = ""
-        if author_id:  # the author's index: only the first time also their list of rooms
-            keys.append(self._key(room, f"by:{author_id}"))
-            args.append("1")
-            if (author_id, room) not in self._noted:
-                rooms_key = await self._note_room(author_id, room)
-                if rooms_key:
-                    keys.append(rooms_key)
-                    args += ["1", room]
+        if author_id and (author_id, room) not in self._noted:
+            rooms_key = await self._note_room(author_id, room)
+        if not self.cluster:  # one entry of the batch script's array: keys derived there
+            flags = op + ("M" if member else "") + ("N" if rooms_key else "")
+            keys: list[str] = []
+            args: list[Any] = [
+                room,
+                flags,
+                body,
+                known_epoch,
+                known_seq,
+                target,
+                edit,
+                idem,
+                author_id,
+            ]
+        else:
+            keys = self._room_keys(room, "seq", "epoch", "log", "msgs", "mod", "idem",
+                                   "closed", "read")  # fmt: skip
+            args = [
+                _new_id(), known_epoch, known_seq, body, op, target, edit, idem,
+                self._key(room, "ch"), "SPUBLISH", "1" if member else "",
+                "1" if room.startswith("user:") else "", "1" if self._wait_replicas else "",
+            ]  # fmt: skip
+            if author_id:  # the author's index (their rooms are noted beforehand)
+                keys.append(self._key(room, f"by:{author_id}"))
+                args.append("1")
         with edge():
             reply = await self._pipelined_append(keys, args)
         if rooms_key and reply[0] != 2:  # stored now, or by the first of a retried append
@@ -780,13 +844,15 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisRights, 
         started = time.perf_counter()
         try:
             async with self._client.pipeline(transaction=False) as pipe:
-                for keys, args, _ in batch:
-                    if self.cluster:  # a cluster's pipeline refuses the script object
+                if self.cluster:  # a call per append: its keys are on its room's slot
+                    for keys, args, _ in batch:
                         pipe.execute_command("EVALSHA", self._append.sha, len(keys), *keys, *args)
-                    else:
-                        await self._append(keys=keys, args=args, client=pipe)
+                else:
+                    self._queue_batches(pipe, batch)
                 shards = self._queue_waits(pipe, batch)
                 replies = await pipe.execute(raise_on_error=False)
+            if not self.cluster:
+                replies = self._unbatched(replies, len(batch))
         except (RedisError, OSError) as exc:
             replies = [exc] * len(batch)
             shards = []
@@ -804,7 +870,7 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisRights, 
             # A master new to this hub (a failover, a new shard) lacks the script,
             # and a cluster's pipeline does not load it: nothing ran; load, run again.
             with contextlib.suppress(RedisError, OSError):
-                await self._client.script_load(_APPEND_LUA)
+                await self._client.script_load(_APPEND_LUA if self.cluster else _APPEND_BATCH_LUA)
             await self._run_appends([batch[i] for i in unloaded], again=True)
         for (_, _, future), reply in zip(batch, replies, strict=True):
             if future.done():
@@ -813,6 +879,30 @@ class RedisStore(RedisOffers, RedisConversations, RedisModeration, RedisRights, 
                 future.set_exception(reply)
             else:
                 future.set_result(reply)
+
+    def _queue_batches(self, pipe: Any, batch: list[_PendingAppend]) -> None:
+        """On one Redis, the batch script once per ``APPEND_BATCH`` appends: the
+        entries packed once, in one argument (a long batch is cut so that no
+        script holds Redis for long)."""
+        publish = "SPUBLISH" if self._sharded() else "PUBLISH"
+        new_epoch = _new_id()  # a room without an epoch takes it: one per call is enough
+        for start in range(0, len(batch), APPEND_BATCH):
+            items = [args for _, args, _ in batch[start : start + APPEND_BATCH]]
+            packed = msgpack.packb(items, use_bin_type=False)  # Lua's cmsgpack reads no bin
+            pipe.execute_command(
+                "EVALSHA", self._append_batch.sha, 0, packed, self._prefix, publish, new_epoch
+            )
+
+    @staticmethod
+    def _unbatched(replies: list[Any], count: int) -> list[Any]:
+        """The batch scripts' replies (and the ``WAIT`` after them) as one reply per
+        append; a call refused whole (``NOSCRIPT``, Redis down) refuses each of its own."""
+        calls = -(-count // APPEND_BATCH)
+        out: list[Any] = []
+        for i, reply in enumerate(replies[:calls]):
+            size = min(APPEND_BATCH, count - i * APPEND_BATCH)
+            out += [reply] * size if isinstance(reply, BaseException) else reply
+        return out + replies[calls:]
 
     def _queue_waits(self, pipe: Any, batch: list[_PendingAppend]) -> list[Any]:
         """After the appends, one ``WAIT`` per master written to, on the connection that
