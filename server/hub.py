@@ -507,10 +507,19 @@ class Hub:
         look-alike of another member's name); afterwards a token cannot rename
         anyone, nor borrow another member's name. Its ``locale`` stays the
         connection's language.
+
+        A name the backend's rules accept goes straight to ``claim_user``, which
+        reads the record first and writes only for a new member: one store round
+        trip for a known member, as a plain read, and no second read for a new one.
         """
-        user = await self.store.get_user(principal.user_id)
-        if user is None:  # the token's name seeds the member: the backend's rules apply
+        try:
             check_username(principal.name, region=self.config.phone_region)
+        except ParleyError:
+            # Refused only as a seed: a member the store knows keeps their name.
+            user = await self.store.get_user(principal.user_id)
+            if user is None:
+                raise
+        else:
             user = await self.store.claim_user(principal.user_id, principal.name, principal.locale)
         if user.name == principal.name:
             return principal
