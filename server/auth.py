@@ -98,8 +98,10 @@ class TokenVerifier:
         self._leeway = config.jwt_leeway
         self._audience = config.jwt_audience or None
         self._jwt = jwt.PyJWT()
-        if hs256:
-            jws = self._jwt._jws  # this instance's own table: the module's stays as it is
+        # This instance's own table of algorithms: the module's stays as it is.
+        # (An older PyJWT without one verifies as it always did: the key checked per token.)
+        jws = getattr(self._jwt, "_jws", None)
+        if hs256 and isinstance(jws, jwt.PyJWS):
             jws.unregister_algorithm("HS256")
             jws.register_algorithm("HS256", _CheckedHMAC())
 
