@@ -77,6 +77,8 @@ class ParleyTarget(Target):
         source: Path | None = None,
         *,
         hubs: int = 1,
+        wrapper: tuple[str, ...] = (),
+        start_timeout: float = 30,
     ) -> None:
         super().__init__(log_dir)
         self.store = store
@@ -90,6 +92,10 @@ class ParleyTarget(Target):
         self.tmp: Path | None = None
         self.api = ""
         self.n_store = 0
+        # A command the hub runs under (``bench.connect_cost``: valgrind), and how
+        # long its ports may take to open then.
+        self.wrapper = wrapper
+        self.start_timeout = start_timeout
 
     async def start(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="parley-bench-"))
@@ -173,10 +179,11 @@ class ParleyTarget(Target):
             argv = [sys.executable, "-P", "-c", cli, "serve", "--config", str(path)]
             env["PYTHONPATH"] = str(self.source)
         log = self.log_dir / (f"{self.name}.log" if hub == 0 else f"{self.name}-{hub}.log")
+        argv = [*self.wrapper, *argv]
         proc = await procs.spawn(procs.pinned(procs.SERVER_CORE, argv), log, env=env)
         self.procs.append(proc)
-        await procs.wait_for_port(ws_port, proc, 30, log)
-        await procs.wait_for_port(api_port, proc, 30, log)
+        await procs.wait_for_port(ws_port, proc, self.start_timeout, log)
+        await procs.wait_for_port(api_port, proc, self.start_timeout, log)
         return f"ws://127.0.0.1:{ws_port}", f"http://127.0.0.1:{api_port}"
 
     def python_pid(self) -> int | None:

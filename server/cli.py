@@ -28,6 +28,11 @@ def _serve(args: argparse.Namespace) -> int:
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    if config.log_level.upper() != "DEBUG":
+        # websockets logs every connection opened and closed at INFO: two lines per
+        # member, a hundred thousand a reconnect storm, and a few percent of a
+        # connect's CPU. Its warnings and errors still show.
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     if config.workers > 1 and not args.worker:
         return _supervise(args, config)
     try:

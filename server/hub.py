@@ -66,7 +66,7 @@ from parley.server.core.clock import Clock, to_ms
 from parley.server.core.connection_caps import ConnectionCap
 from parley.server.core.feed import FeedStep, RoomFeed
 from parley.server.core.keepalive import Keepalive, Liveness, keepalive_step, sweep_period
-from parley.server.core.model import Entry, Order
+from parley.server.core.model import Entry, Order, User
 from parley.server.core.ratelimit import MemberBuckets, TokenBucket
 from parley.server.core.restrictions import RESTRICTED_OPS, RESTRICTIONS_ROOM, RestrictionBook
 from parley.server.core.rooms import (
@@ -236,6 +236,8 @@ class Hub:
         self.restrictions = RestrictionBook()
         self._restricted = self.restrictions.by_user
         self._orders: dict[str, asyncio.Future[Order | None]] = {}
+        # Members whose record this hub has read or claimed: see ``_remember``.
+        self._seen_members: set[str] = set()
         self.verifier = TokenVerifier(config, clock)
         self.landing = LandingPage(config, store, clock)  # GET /open: the e-mail's links
         self.limits = Limits(max_text_chars=config.max_text_chars)
@@ -510,11 +512,32 @@ class Hub:
         look-alike of another member's name); afterwards a token cannot rename
         anyone, nor borrow another member's name. Its ``locale`` stays the
         connection's language.
+
+        A member this hub has found in the store before is read: one round trip,
+        and no check of a name that would only seed. Any other goes straight to
+        ``claim_user`` once its name passes the check: it reads the record first
+        and writes only for a new member, so a new member's connect costs one
+        read and one write, not two reads and a write. Which way is taken never
+        changes the answer: the store's record decides, whatever
+        ``_seen_members`` holds.
         """
-        user = await self.store.get_user(principal.user_id)
-        if user is None:  # the token's name seeds the member: the backend's rules apply
-            check_username(principal.name, region=self.config.phone_region)
-            user = await self.store.claim_user(principal.user_id, principal.name, principal.locale)
+        user_id = principal.user_id
+        user: User | None = None
+        if user_id in self._seen_members:
+            user = await self.store.get_user(user_id)  # None: erased since
+        if user is None:
+            try:
+                check_username(principal.name, region=self.config.phone_region)
+            except ParleyError:
+                # Refused only as a seed: a member the store knows keeps their name.
+                user = await self.store.get_user(user_id)
+                if user is None:
+                    raise
+            else:
+                user = await self.store.claim_user(user_id, principal.name, principal.locale)
+            if len(self._seen_members) >= MAX_TRACKED_MEMBERS:
+                self._seen_members.clear()
+            self._seen_members.add(user_id)
         if user.name == principal.name:
             return principal
         return dataclasses.replace(principal, name=user.name)

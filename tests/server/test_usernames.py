@@ -69,6 +69,17 @@ async def test_r8_a_registered_members_token_name_is_not_read(
     assert client.user["name"] == JOSEE
 
 
+async def test_a_reconnecting_member_gets_the_name_the_backend_gave_since(
+    every_store_hub: RunningHub,
+) -> None:
+    hub = every_store_hub
+    assert (await hub.client("u1", "lea")).user["name"] == "lea"  # seeded by the token
+    assert (await register(hub, "u1", JOSEE))[0] == 200
+    assert (await hub.client("u1", "lea")).user["name"] == JOSEE
+    # A name the rules refuse as a seed is only ignored for a member the store has.
+    assert (await hub.client("u1", "joe@gmail.com")).user["name"] == JOSEE
+
+
 @pytest.mark.parametrize(
     "look_alike",
     [
