@@ -201,10 +201,7 @@ class ShardLink(RedisFanout):
         if channel not in self._rooms:
             return
         self._let_go(channel)
-        conn = self._conn
-        if conn is not None and conn.is_connected:
-            with contextlib.suppress(*DOWN):
-                await conn.send_command("SUNSUBSCRIBE", channel, check_health=False)
+        await self._unsubscribe(channel)
 
     def _let_go(self, channel: bytes) -> None:
         self._rooms.pop(channel, None)

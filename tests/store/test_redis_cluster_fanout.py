@@ -57,3 +57,36 @@ async def test_a_subscription_refused_with_moved_is_rerouted_without_waiting_for
         assert [e.seq for e in heard] == [appended.entry.seq]
     finally:
         await store.close()
+
+
+async def test_a_room_followed_again_before_its_unsubscribe_was_answered_is_not_taken_for_moved(
+    redis_cluster: RedisCluster,
+) -> None:
+    await redis_cluster.flushall()
+    store = RedisStore(redis_cluster.url)
+    await store.open()
+    try:
+        fanout = store.fanout
+        assert isinstance(fanout, ClusterFanout)
+        heard: list[Entry] = []
+        fanout.listener = lambda entry, epoch: heard.append(entry)
+        # Another room on the same shard keeps the shard's link open.
+        owner = shard_name(fanout._owner(ROOM))
+        neighbour = next(
+            room
+            for room in (f"user:n{n}" for n in range(10_000))
+            if shard_name(fanout._owner(room)) == owner
+        )
+        await fanout.follow(neighbour)
+        await fanout.follow(ROOM)
+        # The room's last watcher leaves and another comes at once (a reconnect):
+        # the answer to the unsubscribe arrives once the room is followed again.
+        await asyncio.wait_for(asyncio.gather(fanout.unfollow(ROOM), fanout.follow(ROOM)), PATIENCE)
+        appended = await store.append(ROOM, Draft("comment", "heard", 1, ALICE))
+        async with asyncio.timeout(PATIENCE):
+            while not heard:
+                await asyncio.sleep(0.01)
+        assert [e.seq for e in heard] == [appended.entry.seq]
+        assert fanout._reroute_task is None  # nothing was taken for a slot move
+    finally:
+        await store.close()
