@@ -35,7 +35,7 @@ from redis.asyncio.connection import AbstractConnection, Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
-from redis.exceptions import MovedError, RedisError
+from redis.exceptions import AskError, MovedError, RedisError
 
 from parley.server.store.base import Fanout, StoreUnavailable
 from parley.server.store.redis_fanout import CANARY_ROOM, RedisFanout
@@ -172,17 +172,18 @@ class ShardLink(RedisFanout):
         return list(self._rooms.values())
 
     def refused(self, error: RedisError) -> None:
-        # MOVED: the slot of a room subscribed here is served elsewhere. redis-py parses
-        # the reply into a ``MovedError``, whose text no longer starts with "MOVED".
-        moved = error if isinstance(error, MovedError) else None
-        if moved is not None:
-            if not moved.host:  # "MOVED 3999 :6381": on the host of the node that said it
-                moved.host = self._node_kwargs["host"]
-                moved.node_addr = moved.host, moved.port
-            for channel in [c for c in self._rooms if key_slot(c) == moved.slot_id]:
+        # MOVED or ASK: the slot of a room subscribed here is served elsewhere. redis-py
+        # parses them into a ``MovedError`` (an ``AskError``) or an ``AskError``, whose
+        # text no longer starts with "MOVED" or "ASK". Only a MOVED says where the slot
+        # lives from now on.
+        if isinstance(error, AskError):
+            if not error.host:  # "MOVED 3999 :6381": on the host of the node that said it
+                error.host = self._node_kwargs["host"]
+                error.node_addr = error.host, error.port
+            for channel in [c for c in self._rooms if key_slot(c) == error.slot_id]:
                 self._let_go(channel)
         log.info("fan-out: shard %s refused a subscription (%s)", self.node_name, error)
-        self._on_moved(moved)
+        self._on_moved(error if isinstance(error, MovedError) else None)
 
     def ended(self, channel: bytes) -> None:
         # The server ends a shard channel's subscription when its slot moves away.
