@@ -967,23 +967,22 @@ class Hub:
 
     async def _resync(self) -> None:
         for name, room in list(self.rooms.items()):
+            # Before the read: what arrives while it is on its way is newer than it.
+            mark = room.feed.mark()
             try:
                 head = await self.store.head(name)
             except ParleyError:
                 return  # the fan-out calls again once the store is back
-            if head.epoch != room.feed.epoch or head.seq < room.feed.last_seq:
+            was = (room.feed.epoch, room.feed.last_seq)
+            step = room.feed.resync(mark, head.epoch, head.seq)
+            if step.reset:
                 log.warning(
                     "room log reset room=%s epoch=%s->%s seq=%d->%d",
-                    name,
-                    room.feed.epoch,
-                    head.epoch,
-                    room.feed.last_seq,
-                    head.seq,
-                )
+                    name, was[0], head.epoch, was[1], head.seq,
+                )  # fmt: skip
                 self.count_reload(name, "reset", len(room.watchers))
-                room.feed = RoomFeed(head.epoch, head.seq)
                 self._broadcast(room, {"event": "reload", "room": name, "epoch": head.epoch})
-            elif head.seq > room.feed.last_seq:
+            elif step.fill_after is not None:
                 self._start_fill(name, room)
 
     def _track(self, task: asyncio.Future[Any]) -> None:

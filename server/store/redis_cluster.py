@@ -35,7 +35,7 @@ from redis.asyncio.connection import AbstractConnection, Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
-from redis.exceptions import RedisError
+from redis.exceptions import AskError, MovedError, RedisError
 
 from parley.server.store.base import Fanout, StoreUnavailable
 from parley.server.store.redis_fanout import CANARY_ROOM, RedisFanout
@@ -156,7 +156,7 @@ class ShardLink(RedisFanout):
         self,
         store: RedisStore,
         node: ClusterNode,
-        on_moved: Callable[[], None],
+        on_moved: Callable[[MovedError | None], None],
         **options: Any,
     ) -> None:
         super().__init__(store, **options)
@@ -172,24 +172,28 @@ class ShardLink(RedisFanout):
         return list(self._rooms.values())
 
     def refused(self, error: RedisError) -> None:
-        # MOVED or ASK: the slot of a room subscribed here is served elsewhere.
-        kind, _, rest = str(error).partition(" ")
-        slot = rest.partition(" ")[0]
-        if kind in ("MOVED", "ASK") and slot.isdigit():
-            for channel in [c for c in self._rooms if key_slot(c) == int(slot)]:
+        # MOVED or ASK: the slot of a room subscribed here is served elsewhere. redis-py
+        # parses them into a ``MovedError`` (an ``AskError``) or an ``AskError``, whose
+        # text no longer starts with "MOVED" or "ASK". Only a MOVED says where the slot
+        # lives from now on.
+        if isinstance(error, AskError):
+            if not error.host:  # "MOVED 3999 :6381": on the host of the node that said it
+                error.host = self._node_kwargs["host"]
+                error.node_addr = error.host, error.port
+            for channel in [c for c in self._rooms if key_slot(c) == error.slot_id]:
                 self._let_go(channel)
         log.info("fan-out: shard %s refused a subscription (%s)", self.node_name, error)
-        self._on_moved()
+        self._on_moved(error if isinstance(error, MovedError) else None)
 
     def ended(self, channel: bytes) -> None:
         # The server ends a shard channel's subscription when its slot moves away.
         if channel in self._rooms:
             self._let_go(channel)
             log.info("fan-out: shard %s ended a subscription (slot moved)", self.node_name)
-            self._on_moved()
+            self._on_moved(None)
 
     def lost(self) -> None:
-        self._on_moved()
+        self._on_moved(None)
 
     async def release(self, room: str) -> None:
         """Stop hearing ``room`` here, to hear it on another shard: unlike ``unfollow``,
@@ -198,10 +202,7 @@ class ShardLink(RedisFanout):
         if channel not in self._rooms:
             return
         self._let_go(channel)
-        conn = self._conn
-        if conn is not None and conn.is_connected:
-            with contextlib.suppress(*DOWN):
-                await conn.send_command("SUNSUBSCRIBE", channel, check_health=False)
+        await self._unsubscribe(channel)
 
     def _let_go(self, channel: bytes) -> None:
         self._rooms.pop(channel, None)
@@ -233,6 +234,7 @@ class ClusterFanout(Fanout):
         self._hub_tag = random.getrandbits(48)
         self._past_reconnects = 0
         self._dirty = False  # something moved since the reroute's pass began
+        self._redirects: list[MovedError] = []  # what shards answered, for the next pass
 
     @property
     def _cluster(self) -> RedisCluster:
@@ -290,7 +292,7 @@ class ClusterFanout(Fanout):
             # Keeps trying in the background; the resync after it connects covers the gap.
             log.warning("fan-out: shard %s unreachable (%s)", link.node_name, exc)
             link.start_in_background()
-            self._moved()
+            self._moved(None)
         finally:
             self._starting.pop(link.node_name, None)
 
@@ -369,9 +371,11 @@ class ClusterFanout(Fanout):
         if self.on_resync is not None:
             self.on_resync()
 
-    def _moved(self) -> None:
+    def _moved(self, redirect: MovedError | None) -> None:
         if self._stopping:
             return
+        if redirect is not None:
+            self._redirects.append(redirect)
         self._dirty = True
         if not self._rerouting():
             self._reroute_task = asyncio.ensure_future(self._reroute())
@@ -386,6 +390,7 @@ class ClusterFanout(Fanout):
             settled = False
             with contextlib.suppress(*DOWN, RedisError):
                 await self._cluster.initialize()
+                await self._learn_redirects()
                 moved_any |= await self._place_rooms()
                 settled = not self._dirty and all(link.live for link in self._links.values())
             if settled:
@@ -394,6 +399,18 @@ class ClusterFanout(Fanout):
         if moved_any and not self._stopping:
             log.info("fan-out: rooms moved to the shards that own them now; resyncing")
             self._resync()
+
+    async def _learn_redirects(self) -> None:
+        """Point each slot a shard answered ``MOVED`` for at the node it named.
+
+        The client rereads the whole topology only after its own commands fail
+        (``initialize`` does nothing otherwise): a slot move seen only by the
+        fan-out would leave its rooms subscribed where the slot was, refused again
+        at every pass. redis-py patches its topology the same way on a ``MOVED``.
+        """
+        redirects, self._redirects = self._redirects, []
+        for redirect in redirects:
+            await self._cluster.nodes_manager.move_slot(redirect)
 
     async def _place_rooms(self) -> bool:
         moved = False

@@ -70,6 +70,9 @@ class RedisFanout(Fanout):
         self._unconfirmed: set[bytes] = set()  # re-subscribed after a reconnect
         self._resync_due = False
         self._confirms: dict[bytes, asyncio.Future[None]] = {}
+        # Unsubscribes sent and not yet answered: their answers are not Redis ending
+        # a subscription (``ended``), even for a room followed again meanwhile.
+        self._leaving: dict[bytes, int] = {}
         self._heard: dict[bytes, tuple[str, int]] = {}  # last (epoch, seq) delivered
         self._echoes: dict[bytes, list[tuple[str, int, asyncio.Future[None]]]] = {}
         self._reader: asyncio.Task[None] | None = None
@@ -162,9 +165,13 @@ class RedisFanout(Fanout):
         for _, _, echo in self._echoes.pop(channel, []):
             if not echo.done():
                 echo.set_result(None)
+        # Late messages for the room are dropped by the reader anyway.
+        await self._unsubscribe(channel)
+
+    async def _unsubscribe(self, channel: bytes) -> None:
         conn = self._conn
         if conn is not None and conn.is_connected:
-            # Late messages for the room are dropped by the reader anyway.
+            self._leaving[channel] = self._leaving.get(channel, 0) + 1
             with contextlib.suppress(*DOWN):
                 await conn.send_command(self._command("UNSUBSCRIBE"), channel, check_health=False)
 
@@ -340,7 +347,12 @@ class RedisFanout(Fanout):
                 self._unconfirmed.discard(channel)
                 self._maybe_resync()
         elif kind in (b"unsubscribe", b"sunsubscribe"):
-            self.ended(reply[1])
+            channel = reply[1]
+            leaving = self._leaving.pop(channel, 0)
+            if leaving > 1:
+                self._leaving[channel] = leaving - 1
+            if not leaving:
+                self.ended(channel)
 
     def _announced(self, channel: bytes, payload: bytes) -> None:
         room = self._rooms.get(channel)
@@ -390,6 +402,7 @@ class RedisFanout(Fanout):
         if self._conn is conn:
             self._conn = None
         self._unconfirmed = set()
+        self._leaving.clear()  # their answers will not come
         # Nobody waits on a connection that is gone: the resync covers it.
         for future in self._confirms.values():
             if not future.done():

@@ -6,7 +6,8 @@ internal API or a member's request, waits until the process is frozen there,
 kills it with SIGKILL and starts another hub on the same store. Then it reads
 what the backend and the members read: ``GET /v1/events``, ``GET /v1/push``,
 the members' inboxes, the rooms. Every change is whole, and nothing is there
-twice. On SQLite and on Redis.
+twice. On SQLite, on one Redis and on a Redis Cluster (where a change's keys
+live on several slots, so that no script can make it one step).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from parley.client import ConnectionLost, ParleyClient, ParleyError
 from parley.server.auth import mint_token
 from parley.server.config import load_config
 from tests.support.hubproc import API_KEY, SECRET, HubProcess
-from tests.support.redis_server import RedisServer
 
 SETTINGS: dict[str, Any] = {"completion_grace": 0.0, "offer_sweep_interval": 0.2}
 GROUPS = itertools.count()
@@ -78,16 +78,19 @@ class Crash:
         raise AssertionError(f"{what}: not done {PATIENCE} s after the restart")
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-async def crash(
-    request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer
-) -> AsyncIterator[Crash]:
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
+async def crash(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Crash]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'parley.sqlite3'}"
-    else:
+    elif request.param == "redis":
+        redis_server = request.getfixturevalue("redis_server")
         redis_server.start()
         await redis_server.flushall()
         url = redis_server.url
+    else:
+        redis_cluster = request.getfixturevalue("redis_cluster")
+        await redis_cluster.flushall()
+        url = redis_cluster.url
     proc = HubProcess(tmp_path, url, **SETTINGS)
     headers = {"Authorization": f"Bearer {API_KEY}"}
     async with aiohttp.ClientSession(headers=headers) as http:
@@ -239,7 +242,13 @@ async def kill_during(crash: Crash, method: str, path: str, body: Any) -> None:
 # On SQLite the order and its indexes are one transaction: no step to stop between.
 @pytest.mark.parametrize(
     ("crash", "point"),
-    [("sqlite", "order.stored"), ("redis", "order.indexing"), ("redis", "order.stored")],
+    [
+        ("sqlite", "order.stored"),
+        ("redis", "order.indexing"),
+        ("redis", "order.stored"),
+        ("redis-cluster", "order.indexing"),
+        ("redis-cluster", "order.stored"),
+    ],
     indirect=["crash"],
 )
 async def test_an_order_killed_before_its_room_opens_is_whole_after_the_backends_retry(
@@ -345,7 +354,7 @@ async def test_a_post_killed_before_its_notifications_tells_them_on_its_retry(
 
 
 # On SQLite a rename is one transaction: no step to stop between.
-@pytest.mark.parametrize("crash", ["redis"], indirect=True)
+@pytest.mark.parametrize("crash", ["redis", "redis-cluster"], indirect=True)
 async def test_a_rename_killed_after_its_name_was_claimed_is_whole_after_the_retry(
     crash: Crash,
 ) -> None:

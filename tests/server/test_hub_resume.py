@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 import time
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from parley.client import ConnectionLost, ParleyClient
+from parley.protocol.codec import JSON_SUBPROTOCOL
 from parley.protocol.errors import CloseCode
 from parley.server.auth import mint_token
 from parley.server.core.clock import FakeClock
@@ -62,6 +67,71 @@ async def test_client_reconnects_by_itself_and_resumes(hub: RunningHub) -> None:
     messages = [e for e in events if e["event"] == "message"]
     assert [e["text"] for e in messages] == ["two", "three"]
     assert {"event": "resumed"} in events
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_a_client_closed_with_4002_before_its_connect_was_read_retries_and_resumes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One address for three hubs in turn on one SQLite file: the client reconnects
+    # to the same URL, as to a hub behind a load balancer.
+    url, port = f"sqlite:///{tmp_path / 'parley.sqlite3'}", free_port()
+    first = await start_hub(url, ws_port=port)
+    watcher: ParleyClient | None = None
+    try:
+        await first.listing("L1")
+        watcher = await ParleyClient.connect(
+            first.ws_url, first.token("u2"), reconnect=True, max_backoff=0.2
+        )
+        await watcher.subscribe("listing:L1")
+        poster = await first.client("u1")
+        await poster.post("listing:L1", "one")
+        assert (await watcher.next_event())["seq"] == 1
+    finally:
+        await stop_hub(first)  # the watcher is told 1012 and starts reconnecting
+
+    # A hub too busy to read a connect frame in time (``auth_timeout``): each of
+    # the watcher's connections is closed with 4002 before its connect is read.
+    caplog.set_level(logging.INFO, logger="websockets.server")
+    busy = await start_hub(url, ws_port=port, auth_timeout=1e-6)
+    try:
+        probe = await connect(busy.ws_url, subprotocols=[JSON_SUBPROTOCOL])  # type: ignore[list-item]
+        with pytest.raises(ConnectionClosed) as closed:
+            await probe.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == CloseCode.auth_timeout
+        # R3: the seller added photos, seq 2, which the watcher misses.
+        status, _ = await busy.api(
+            "POST", "/v1/listings/L1/events", {"type": "photos_added", "count": 2}
+        )
+        assert status == 201
+        # Bounded: the watcher tries every 0.2 s at most.
+        async with asyncio.timeout(10):
+            while sum(r.message == "connection open" for r in caplog.records) < 4:
+                await asyncio.sleep(0.05)
+        assert watcher._ws is None
+        assert watcher.pending_events() == []  # retrying, not given up (no "closed")
+    finally:
+        await stop_hub(busy)
+
+    freed = await start_hub(url, ws_port=port)
+    try:
+        events = [await watcher.next_event(timeout=10) for _ in range(2)]
+        assert [e.get("seq") for e in events] == [2, None]
+        assert events[0]["kind"] == "system"
+        assert events[1] == {"event": "resumed"}
+        poster = await freed.client("u1")
+        await poster.post("listing:L1", "three")
+        assert (await watcher.next_event())["seq"] == 3
+    finally:
+        await watcher.close()
+        await stop_hub(freed)
 
 
 async def test_resume_across_a_hub_restart_on_the_same_sqlite_file(tmp_path: Path) -> None:

@@ -96,3 +96,52 @@ def test_another_epoch_resets_the_feed() -> None:
     assert feed.last_seq == 3
     assert not feed.holding  # what was held belonged to the old log
     assert seqs(feed.accept(entry(4), "e2").ready) == [4]
+
+
+def test_a_head_read_overtaken_by_live_entries_is_no_reset() -> None:
+    # The head is read on one connection while the bus delivers 11 and 12 on
+    # another: its answer (10) arrives after them. The log did not go back.
+    feed = RoomFeed("e1", 10)
+    mark = feed.mark()
+    feed.accept(entry(11), "e1")
+    feed.accept(entry(12), "e1")
+    step = feed.resync(mark, "e1", 10)
+    assert not step.reset
+    assert step.fill_after is None
+    assert (feed.epoch, feed.last_seq) == ("e1", 12)
+    assert seqs(feed.accept(entry(13), "e1").ready) == [13]
+
+
+def test_a_head_behind_what_was_delivered_before_the_read_resets_the_feed() -> None:
+    feed = RoomFeed("e1", 10)
+    feed.accept(entry(12), "e1")  # held
+    step = feed.resync(feed.mark(), "e1", 7)  # restored from an older copy
+    assert step.reset
+    assert (feed.epoch, feed.last_seq) == ("e1", 7)
+    assert not feed.holding
+    assert seqs(feed.accept(entry(8), "e1").ready) == [8]
+
+
+def test_a_head_of_another_epoch_resets_the_feed() -> None:
+    feed = RoomFeed("e1", 10)
+    step = feed.resync(feed.mark(), "e2", 30)
+    assert step.reset
+    assert (feed.epoch, feed.last_seq) == ("e2", 30)
+
+
+def test_a_head_ahead_of_the_feed_asks_for_what_was_missed() -> None:
+    feed = RoomFeed("e1", 10)
+    step = feed.resync(feed.mark(), "e1", 14)
+    assert not step.reset
+    assert step.fill_after == 10
+    assert feed.last_seq == 10  # the fill delivers 11 to 14
+
+
+def test_a_head_read_before_a_reset_by_a_live_entry_changes_nothing() -> None:
+    feed = RoomFeed("e1", 10)
+    mark = feed.mark()
+    assert feed.accept(entry(1), "e2").reset  # the log was reset meanwhile
+    step = feed.resync(mark, "e1", 10)  # the read saw the old log
+    assert not step.reset
+    assert step.fill_after is None
+    assert (feed.epoch, feed.last_seq) == ("e2", 1)
