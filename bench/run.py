@@ -55,6 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--quick", action="store_true", help="small sizes: a smoke test in seconds")
     add("--w5-rate", type=float, default=None, help="posts/s for W5 (default: half Parley's W4)")
     add("--w3-connections", type=int, default=None, help="W3's idle connections (10,000)")
+    add("--w2-rate", type=int, default=None, help="posts/s for W2 (5,000)")
     add("--parley-config", type=Path, default=None, help="YAML merged into the hub's config")
     add("--parley-rev", default=None, help="run the hub of this commit, not the working tree")
     add(
@@ -81,6 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         procs.STORE_CORE = procs.LOADGEN_CORE
     if not 1 <= args.repeat <= 20:
         ap.error("--repeat must be between 1 and 20")
+    if args.w2_rate is not None and not 100 <= args.w2_rate <= 50_000:
+        ap.error("--w2-rate must be between 100 and 50,000 posts/s")
     if args.w3_connections is not None and not 1_000 <= args.w3_connections <= 28_000:
         # One source address reaches one port through at most ~28,000 ephemeral ports.
         ap.error("--w3-connections must be between 1,000 and 28,000")
@@ -361,6 +364,8 @@ async def main(args: argparse.Namespace) -> int:
                 params["posts_per_conn"] = workloads.w5_posts_per_conn(params)
             if workload == "W3" and args.w3_connections:
                 params["connections"] = args.w3_connections
+            if workload == "W2" and args.w2_rate:
+                params["rate"] = args.w2_rate
             for rep in range(args.repeat):
                 shift = rep % len(servers) if servers else 0
                 for server in servers[shift:] + servers[:shift]:
