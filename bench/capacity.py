@@ -28,7 +28,8 @@ def _need(s: Summaries, workload: str, server: str, path: str) -> float:
 def plan(s: Summaries, a: argparse.Namespace) -> list[str]:
     # Per post, on the hubs: W2's shape (one durable append, two deliveries),
     # measured with every room's two members on two hubs when that run is there.
-    split = ("W2", "parley-redis-2hubs") in s
+    two = s.get(("W2", "parley-redis-2hubs"), {})
+    split = two.get("status") == "ok" and bool(two.get("kept_up"))  # not from a saturated run
     w2_server = "parley-redis-2hubs" if split else "parley-redis"
     hub_per_delivery = _need(s, "W2", w2_server, "hub_cpu_s_per_1M") / 1e6
     one_hub = _need(s, "W2", "parley-redis", "hub_cpu_s_per_1M") / 1e6
