@@ -973,12 +973,11 @@ class Hub:
                 head = await self.store.head(name)
             except ParleyError:
                 return  # the fan-out calls again once the store is back
-            was = (room.feed.epoch, room.feed.last_seq)
             step = room.feed.resync(mark, head.epoch, head.seq)
             if step.reset:
                 log.warning(
                     "room log reset room=%s epoch=%s->%s seq=%d->%d",
-                    name, was[0], head.epoch, was[1], head.seq,
+                    name, mark.epoch, head.epoch, mark.last_seq, head.seq,
                 )  # fmt: skip
                 self.count_reload(name, "reset", len(room.watchers))
                 self._broadcast(room, {"event": "reload", "room": name, "epoch": head.epoch})

@@ -133,7 +133,7 @@ async def join_from(
             hub.unhold(conn, room)
             raise
         held = hub.unhold(conn, room)
-        if room.feed is not feed or feed.epoch != epoch or len(entries) != start - since:
+        if feed.epoch != epoch or len(entries) != start - since:
             why = "reset"  # the log changed under the read
         else:
             missed = [e.to_event() for e in entries]
@@ -143,13 +143,13 @@ async def join_from(
                     break
                 missed.append(event)
     hub.join(conn, name, room)  # no await from here to the reply
-    if why is None and since + len(missed) == feed.last_seq and room.feed is feed:
+    if why is None and since + len(missed) == feed.last_seq:
         result["seq"] = feed.last_seq
         result["missed"] = missed
         return result
     hub.count_reload(name, why or "reset", 1)
-    result["epoch"] = room.feed.epoch
-    result["seq"] = room.feed.last_seq
+    result["epoch"] = feed.epoch
+    result["seq"] = feed.last_seq
     result["reload"] = True
     return result
 
